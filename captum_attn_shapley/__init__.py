@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""captum-attn-shapley: attention-game Shapley attributions for transformer classifiers."""
+from captum_attn_shapley.attention_attribution import AttentionAttribution
+from captum_attn_shapley.attention_capture import (
+    AttentionCapture,
+    CapturedAttention,
+    discover_attention_modules,
+    eager_attention,
+    find_model,
+)
+from captum_attn_shapley.attn_grad_shapley import AttnGradShapley, variant_name
+from captum_attn_shapley.baselines import AttentionReceived, GradSAM, ShapleyInput
+from captum_attn_shapley.estimators import exact_shapley, kernel_shapley, permutation_shapley
+from captum_attn_shapley.games import BUILTIN_GAMES, GameFunction, shapley_values
+from captum_attn_shapley.images import patch_attributions_to_pixels
+from captum_attn_shapley.influence import influence_matrix
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttentionAttribution",
+    "AttentionCapture",
+    "AttentionReceived",
+    "AttnGradShapley",
+    "BUILTIN_GAMES",
+    "CapturedAttention",
+    "GameFunction",
+    "GradSAM",
+    "ShapleyInput",
+    "discover_attention_modules",
+    "eager_attention",
+    "exact_shapley",
+    "find_model",
+    "influence_matrix",
+    "kernel_shapley",
+    "patch_attributions_to_pixels",
+    "permutation_shapley",
+    "shapley_values",
+    "variant_name",
+]

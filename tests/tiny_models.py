@@ -1,0 +1,111 @@
+"""Tiny random-init models of every supported architecture, for fast offline tests."""
+import torch
+from torch import nn
+from transformers import (
+    BertConfig,
+    BertForSequenceClassification,
+    DeiTConfig,
+    DeiTForImageClassification,
+    DistilBertConfig,
+    DistilBertForSequenceClassification,
+    RobertaConfig,
+    RobertaForSequenceClassification,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+VOCAB = 60
+CLS_ID, SEP_ID, PAD_ID, MASK_ID = 2, 3, 1, 4
+SPECIAL_IDS = [PAD_ID, CLS_ID, SEP_ID, MASK_ID]
+TEXT_ARCHS = ("bert", "roberta", "distilbert")
+IMAGE_ARCHS = ("vit", "deit")
+IMAGE_SIZE, PATCH = 16, 4
+
+
+def tiny_text_model(arch: str, num_labels: int = 3, seed: int = 0, layers: int = 2):
+    """A random-init classifier; HF's default (sdpa) attention, eval mode."""
+    torch.manual_seed(seed)
+    common = dict(vocab_size=VOCAB, num_labels=num_labels, pad_token_id=PAD_ID)
+    if arch == "bert":
+        cfg = BertConfig(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=64, **common)
+        model = BertForSequenceClassification(cfg)
+    elif arch == "roberta":
+        cfg = RobertaConfig(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
+                            intermediate_size=32, max_position_embeddings=70, **common)
+        model = RobertaForSequenceClassification(cfg)
+    elif arch == "distilbert":
+        cfg = DistilBertConfig(dim=16, n_layers=layers, n_heads=2, hidden_dim=32,
+                               max_position_embeddings=64, **common)
+        model = DistilBertForSequenceClassification(cfg)
+    else:
+        raise ValueError(arch)
+    return model.eval()
+
+
+def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int = 2):
+    torch.manual_seed(seed)
+    common = dict(image_size=IMAGE_SIZE, patch_size=PATCH, hidden_size=16, num_hidden_layers=layers,
+                  num_attention_heads=2, intermediate_size=32, num_labels=num_labels)
+    if arch == "vit":
+        model = ViTForImageClassification(ViTConfig(**common))
+    elif arch == "deit":
+        model = DeiTForImageClassification(DeiTConfig(**common))
+    else:
+        raise ValueError(arch)
+    return model.eval()
+
+
+def text_batch(seed: int = 0, batch: int = 3, length: int = 9):
+    """[CLS] w ... w [SEP] [PAD]..., with different lengths per example."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(5, VOCAB, (batch, length), generator=gen)
+    mask = torch.ones(batch, length, dtype=torch.long)
+    for b in range(batch):
+        real = length - (b % 3) * 2
+        ids[b, 0] = CLS_ID
+        ids[b, real - 1] = SEP_ID
+        ids[b, real:] = PAD_ID
+        mask[b, real:] = 0
+    return ids, mask
+
+
+def image_batch(seed: int = 0, batch: int = 2):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+
+
+class ToyAttention(nn.Module):
+    """A timm-like attention block: the probabilities pass through `attn_drop`."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.attn_drop = nn.Dropout(0.0)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).reshape(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        attn = (q @ k.transpose(-2, -1)) * (d // self.heads) ** -0.5
+        attn = self.attn_drop(attn.softmax(dim=-1))
+        return self.proj((attn @ v).transpose(1, 2).reshape(b, t, d))
+
+
+class ToyTransformer(nn.Module):
+    """A non-Hugging Face token classifier: position 0 is a learned class token."""
+
+    def __init__(self, vocab: int = VOCAB, dim: int = 8, heads: int = 2, layers: int = 2,
+                 classes: int = 2) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.cls = nn.Parameter(torch.randn(1, 1, dim))
+        self.blocks = nn.ModuleList(ToyAttention(dim, heads) for _ in range(layers))
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, ids):
+        x = torch.cat([self.cls.expand(ids.shape[0], -1, -1), self.embed(ids)], dim=1)
+        for block in self.blocks:
+            x = x + block(x)
+        return self.head(x[:, 0])
