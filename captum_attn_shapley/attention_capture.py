@@ -281,6 +281,18 @@ def _select(output: Any, selector: OutputSelector) -> Optional[Tensor]:
     return None
 
 
+def _check_length(model: Module, input_ids: Any) -> None:
+    """Over-long text inputs get a clear error instead of an index error deep in the model."""
+    config = getattr(model, "config", None)
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(input_ids, Tensor) and input_ids.dim() == 2 and isinstance(limit, int):
+        if input_ids.shape[1] > limit:
+            raise ValueError(
+                f"The input has {input_ids.shape[1]} tokens but {type(model).__name__} accepts at most "
+                f"{limit}. Truncate it, e.g. tokenizer(texts, truncation=True, max_length={limit})."
+            )
+
+
 def _configs_with_attn_implementation(model: Module) -> List[Any]:
     configs = []
     for sub in model.modules():
@@ -525,10 +537,11 @@ class AttentionCapture:
             try:
                 bound = inspect.signature(module.forward).bind_partial(*args, **kwargs)
                 model_inputs.update(bound.arguments)
-                model_inputs.pop("kwargs", None)
-                model_inputs.update(kwargs.get("kwargs", {}) if isinstance(kwargs.get("kwargs"), dict) else {})
+                extra_kwargs = model_inputs.pop("kwargs", None)
+                model_inputs.update(extra_kwargs if isinstance(extra_kwargs, dict) else {})
             except (TypeError, ValueError):
                 model_inputs.update(kwargs)
+            _check_length(module, model_inputs.get("input_ids"))
 
         was_training = self.model.training
         with contextlib.ExitStack() as stack:

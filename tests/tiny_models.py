@@ -43,9 +43,10 @@ def tiny_text_model(arch: str, num_labels: int = 3, seed: int = 0, layers: int =
     return model.eval()
 
 
-def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int = 2):
+def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int = 2,
+                     image_size: int = IMAGE_SIZE):
     torch.manual_seed(seed)
-    common = dict(image_size=IMAGE_SIZE, patch_size=PATCH, hidden_size=16, num_hidden_layers=layers,
+    common = dict(image_size=image_size, patch_size=PATCH, hidden_size=16, num_hidden_layers=layers,
                   num_attention_heads=2, intermediate_size=32, num_labels=num_labels)
     if arch == "vit":
         model = ViTForImageClassification(ViTConfig(**common))
