@@ -543,13 +543,14 @@ class AttentionCapture:
                 model_inputs.update(kwargs)
             _check_length(module, model_inputs.get("input_ids"))
 
-        was_training = self.model.training
         with contextlib.ExitStack() as stack:
             stack.enter_context(eager_attention(self.model, self.switch_to_eager))
             stack.enter_context(_grad_enabled_parameters(self.model, with_gradients))
             for idx, (name, module, selector) in enumerate(self.modules):
                 hooks.append(module.register_forward_hook(make_hook(idx, name, selector)))
-            hooks.append(self.model.register_forward_pre_hook(pre_hook, with_kwargs=True))
+            # The inputs are read where the transformer itself receives them, inside any wrapper.
+            transformer = next(iter(_pretrained_roots(self.model)), self.model)
+            hooks.append(transformer.register_forward_pre_hook(pre_hook, with_kwargs=True))
             try:
                 grad_mode = torch.enable_grad() if with_gradients else torch.no_grad()
                 with grad_mode:
@@ -580,8 +581,6 @@ class AttentionCapture:
             finally:
                 for h in hooks:
                     h.remove()
-        if self.model.training != was_training:  # pragma: no cover - defensive
-            self.model.train(was_training)
         return CapturedAttention(
             logits=logits.detach(),
             target=target_idx,

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
-# Create the environment (scripts/bootstrap.sh) and run the linter and the whole test suite offline.
+# Create the environments (scripts/bootstrap.sh) and run the linter and the whole test suite offline:
+# first with the newest captum allowed (0.9), then again with captum 0.8.0 (both must work).
+# Set SKIP_CAPTUM08=1 to run only the first. Extra arguments go to pytest.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="$("$root/scripts/bootstrap.sh" | tail -n1)"
 cd "$root"
-export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-"$venv/bin/python" -m flake8 captum_attn_shapley tests benchmarks
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
+venv="$(scripts/bootstrap.sh "$root/.venv" | tail -n1)"
+"$venv/bin/python" -m flake8 captum_attn_shapley tests benchmarks tutorials
+echo "== test suite with $("$venv/bin/python" -c 'import captum; print("captum", captum.__version__)')"
 "$venv/bin/python" -m pytest "$@"
+if [ "${SKIP_CAPTUM08:-0}" != "1" ]; then
+  venv08="$(scripts/bootstrap.sh "$root/.venv-captum08" "captum==0.8.0" | tail -n1)"
+  echo "== test suite with $("$venv08/bin/python" -c 'import captum; print("captum", captum.__version__)')"
+  "$venv08/bin/python" -m pytest "$@"
+fi

@@ -273,3 +273,27 @@ def test_get_name_and_variant_names():
     assert AttnGradShapley(model).variant_name == "Shapley-Grad-Att-Max-Mutual"
     assert AttnGradShapley(model, game="cls", weighting="attention").variant_name == "Shapley-Att-CLS"
     assert AttnGradShapley(model).has_convergence_delta()
+
+
+class _Wrapper(torch.nn.Module):
+    """A user's nn.Module around a Hugging Face model, with its own argument names."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, token_ids, pad_mask):
+        return self.inner(input_ids=token_ids, attention_mask=pad_mask).logits
+
+
+def test_module_wrapper_reads_inputs_where_the_transformer_receives_them():
+    model = tiny_text_model("bert", seed=9)
+    ids, mask = text_batch(seed=9)
+    wrapper = _Wrapper(model)
+    out = AttentionCapture(wrapper).capture(ids, additional_forward_args=(mask,), with_gradients=False)
+    assert torch.equal(out.model_inputs["attention_mask"], mask)
+    reference = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(
+        ids, additional_forward_args=(mask,))
+    got = AttnGradShapley(wrapper, special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
+    assert torch.allclose(got, reference, atol=1e-7)
+    assert model.config._attn_implementation == "sdpa"
