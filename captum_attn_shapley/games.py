@@ -17,17 +17,15 @@ For the two pairwise games, with ``w_ij`` the pair weight, the Shapley value is
 gives ``1/n`` of it to ``k`` and ``-1/(n(n-1))`` to every other player). Every function
 here is vectorised over a padded batch: non-players get exactly zero.
 """
-from typing import Callable, Union
+from typing import Union
 
 import torch
 from torch import Tensor
 
+from captum_attn_shapley.estimators import GameFunction
+
 #: The built-in games, by their option name.
 BUILTIN_GAMES = ("cls", "mutual", "max_mutual")
-
-#: A user game: ``game(m, coalitions) -> values`` with ``m`` the ``(n, n)`` influence
-#: matrix among the players and ``coalitions`` a ``(k, n)`` bool tensor; returns ``(k,)``.
-GameFunction = Callable[[Tensor, Tensor], Tensor]
 
 GameLike = Union[str, GameFunction]
 
