@@ -1,0 +1,114 @@
+"""Tests of the tweet data and of the embedded default classifier (offline)."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+from captum_attn_shapley import default_model
+from captum_attn_shapley.data import TEST_PER_CLASS, load_tweets
+from captum_attn_shapley.default_model import (
+    _base_model_path,
+    cache_dir,
+    evaluate_accuracy,
+    load_classifier,
+)
+
+
+@pytest.mark.parametrize("split", ["train", "test", "all"])
+def test_split_is_balanced_binary_and_unique(split):
+    tweets = load_tweets(split)
+    assert len(tweets.texts) == len(tweets.labels) == len(tweets)
+    assert set(tweets.labels) == {0, 1}
+    assert 2 * sum(tweets.labels) == len(tweets)
+    assert len(set(tweets.texts)) == len(tweets)
+    assert all(text.strip() for text in tweets.texts)
+    assert tweets.label_names == ("negative", "positive")
+
+
+def test_split_sizes_and_subsampling():
+    assert len(load_tweets("test")) == 2 * TEST_PER_CLASS
+    small = load_tweets("train", n_per_class=50, seed=3)
+    assert len(small) == 100 and sum(small.labels) == 50
+    assert set(small.texts) <= set(load_tweets("train", n_per_class=80, seed=3).texts)
+    with pytest.raises(ValueError):
+        load_tweets("test", n_per_class=TEST_PER_CLASS + 1)
+    with pytest.raises(ValueError):
+        load_tweets("validation")
+
+
+def test_split_is_deterministic_for_a_seed():
+    first = load_tweets("train", n_per_class=200, seed=7)
+    again = load_tweets("train", n_per_class=200, seed=7)
+    other = load_tweets("train", n_per_class=200, seed=8)
+    assert (first.texts, first.labels) == (again.texts, again.labels)
+    assert first.texts != other.texts
+
+
+def test_train_and_test_are_disjoint():
+    train, test = set(load_tweets("train").texts), set(load_tweets("test").texts)
+    assert not train & test
+    assert set(load_tweets("test", seed=5).texts) == test  # the test set ignores the seed
+    assert train | test == set(load_tweets("all").texts)
+
+
+def test_cache_dir_follows_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CAPTUM_ATTN_SHAPLEY_CACHE", str(tmp_path / "explicit"))
+    assert cache_dir() == tmp_path / "explicit"
+    monkeypatch.delenv("CAPTUM_ATTN_SHAPLEY_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "captum_attn_shapley"
+
+
+def test_load_classifier_from_local_directory(tmp_path):
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=64, num_labels=2)
+    BertForSequenceClassification(config).save_pretrained(tmp_path)
+    AutoTokenizer.from_pretrained(_base_model_path()).save_pretrained(tmp_path)
+
+    model, tokenizer, info = load_classifier(str(tmp_path))
+    assert not model.training
+    assert model.config._attn_implementation == "eager"
+    assert info["name_or_path"] == str(tmp_path)
+    enc = tokenizer(["what a great day", "awful"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        out = model(**enc, output_attentions=True)
+    assert out.logits.shape == (2, 2)
+    assert len(out.attentions) == 2 and out.attentions[0].shape[1] == 4
+
+
+def test_default_classifier_is_cached_and_accurate(default_classifier):
+    model, tokenizer, info = default_classifier
+    path = cache_dir() / "sentiment-minilm-v1"
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.90
+    assert metrics["n_train"] == 3400 and metrics["n_test"] == 1000
+    assert info["accuracy"] == metrics["accuracy"]
+    assert not model.training
+    assert model.config._attn_implementation == "eager"
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".sentiment-minilm-v1")]
+
+    test = load_tweets("test", n_per_class=100, seed=1)
+    assert evaluate_accuracy(model, tokenizer, test.texts, test.labels) >= 0.88
+
+
+def test_load_classifier_none_is_the_default(default_classifier):
+    model, _, info = load_classifier(None, progress=False)
+    assert info["name_or_path"] == str(cache_dir() / "sentiment-minilm-v1")
+    assert type(model) is type(default_classifier[0])
+
+
+def test_interrupted_training_leaves_no_partial_cache(monkeypatch, tmp_path):
+    def interrupted(out_dir, progress):
+        (out_dir / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setenv("CAPTUM_ATTN_SHAPLEY_CACHE", str(tmp_path))
+    monkeypatch.setattr(default_model, "_train", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        default_model.load_default_classifier(progress=False)
+    assert list(tmp_path.iterdir()) == []
+    assert not default_model._is_complete(tmp_path)
