@@ -294,7 +294,7 @@ def _check_length(model: Module, input_ids: Any) -> None:
 
 
 def _configs_with_attn_implementation(model: Module) -> List[Any]:
-    configs = []
+    configs: List[Any] = []
     for sub in model.modules():
         cfg = getattr(sub, "config", None)
         if cfg is not None and hasattr(cfg, "_attn_implementation"):
@@ -303,9 +303,9 @@ def _configs_with_attn_implementation(model: Module) -> List[Any]:
     return configs
 
 
-def _pretrained_roots(model: Module) -> List[Module]:
-    """Outermost submodules that can switch their attention implementation."""
-    roots: List[Module] = []
+def _pretrained_roots(model: Module) -> List[Any]:
+    """Outermost submodules that can switch their attention implementation (HF models)."""
+    roots: List[Any] = []
     for sub in model.modules():
         if callable(getattr(sub, "set_attn_implementation", None)):
             if not any(any(s is sub for s in r.modules()) for r in roots):

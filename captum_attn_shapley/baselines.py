@@ -210,14 +210,14 @@ class _ModelGame:
             patch_h, patch_w = x.shape[-2] // rows, x.shape[-1] // cols
             grid = torch.zeros(k, rows * cols, dtype=torch.bool, device=x.device)
             grid[:, self.players.to(x.device) - self.layout.num_prefix_tokens] = dropped
-            pixels = grid.reshape(k, 1, rows, cols)
-            pixels = pixels.repeat_interleave(patch_h, dim=2).repeat_interleave(patch_w, dim=3)
-            pad_h, pad_w = x.shape[-2] - pixels.shape[-2], x.shape[-1] - pixels.shape[-1]
-            pixels = torch.nn.functional.pad(pixels, (0, pad_w, 0, pad_h))
-            return torch.where(pixels, torch.full_like(x, float(self.baseline)), x)
-        cols = self.players.to(x.device)
-        replaced = x[:, cols]
-        x[:, cols] = torch.where(dropped, torch.full_like(replaced, self.baseline), replaced)
+            blocks = grid.reshape(k, 1, rows, cols)
+            blocks = blocks.repeat_interleave(patch_h, dim=2).repeat_interleave(patch_w, dim=3)
+            pad_h, pad_w = x.shape[-2] - blocks.shape[-2], x.shape[-1] - blocks.shape[-1]
+            blocks = torch.nn.functional.pad(blocks, (0, pad_w, 0, pad_h))
+            return torch.where(blocks, torch.full_like(x, float(self.baseline)), x)
+        positions = self.players.to(x.device)
+        replaced = x[:, positions]
+        x[:, positions] = torch.where(dropped, torch.full_like(replaced, self.baseline), replaced)
         return x
 
     @torch.no_grad()

@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import transformers
@@ -186,7 +186,7 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
     return metrics
 
 
-def _load(path: pathlib.Path, **kwargs: Any) -> Loaded:
+def _load(path: Union[str, pathlib.Path], **kwargs: Any) -> Loaded:
     model = AutoModelForSequenceClassification.from_pretrained(
         path, attn_implementation="eager", **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path)

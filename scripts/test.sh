@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create the environments (scripts/bootstrap.sh) and run the linter and the whole test suite offline:
+# Create the environments (scripts/bootstrap.sh), run flake8 and mypy, and the whole test suite offline:
 # first with the newest captum allowed (0.9), then again with captum 0.8.0 (both must work).
 # Set SKIP_CAPTUM08=1 to run only the first. Extra arguments go to pytest.
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$root"
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 venv="$(scripts/bootstrap.sh "$root/.venv" | tail -n1)"
 "$venv/bin/python" -m flake8 captum_attn_shapley tests benchmarks tutorials
+"$venv/bin/python" -m mypy captum_attn_shapley
 echo "== test suite with $("$venv/bin/python" -c 'import captum; print("captum", captum.__version__)')"
 "$venv/bin/python" -m pytest "$@"
 if [ "${SKIP_CAPTUM08:-0}" != "1" ]; then
