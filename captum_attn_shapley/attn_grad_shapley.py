@@ -232,7 +232,7 @@ class AttnGradShapley(AttentionAttribution):
                 [torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)]
             ).to(m.device)
             v = game(m, coalitions).double() if n > 0 else torch.zeros(2, dtype=torch.float64)
-            values.append(v[0] - v[1])
+            values.append((v[0] - v[1]).to(matrix.device))
         return torch.stack(values)
 
     def _solve(
@@ -256,9 +256,10 @@ class AttnGradShapley(AttentionAttribution):
             m = matrix[b][idx][:, idx]
             value = game if callable(game) else game_function(game, cls_row=matrix[b, 0, idx])
             if estimator == "exact":
-                phi[b, idx] = exact_shapley(value, m, max_players=max_players).double()
+                values = exact_shapley(value, m, max_players=max_players)
             elif estimator == "permutation":
-                phi[b, idx] = permutation_shapley(value, m, n_samples, seed=seed + b).double()
+                values = permutation_shapley(value, m, n_samples, seed=seed + b)
             else:
-                phi[b, idx] = kernel_shapley(value, m, n_samples, seed=seed + b).double()
+                values = kernel_shapley(value, m, n_samples, seed=seed + b)
+            phi[b, idx] = values.to(device=phi.device, dtype=phi.dtype)
         return phi, self._grand_values(batch, game)
