@@ -138,8 +138,9 @@ class AttentionAttribution(Attribution):
             real = attention_mask.to(players.device).bool()
         else:
             real = torch.ones(batch, num_tokens, dtype=torch.bool, device=players.device)
-        matrix = influence_matrix(captured.attentions, captured.gradients)
-        captured.gradients = None  # free the per-layer gradients early
+        # The gradients are not needed afterwards: reuse their memory for relu(G) * A.
+        matrix = influence_matrix(captured.attentions, captured.gradients, overwrite_gradients=True)
+        captured.gradients = None
         return PreparedBatch(captured, matrix, players, real, layout)
 
     @staticmethod

@@ -24,7 +24,11 @@ def check_weighting(weighting: str) -> str:
     return weighting
 
 
-def influence_matrix(attentions: Sequence[Tensor], gradients: Optional[List[Tensor]] = None) -> Tensor:
+def influence_matrix(
+    attentions: Sequence[Tensor],
+    gradients: Optional[List[Tensor]] = None,
+    overwrite_gradients: bool = False,
+) -> Tensor:
     r"""
     Averages attention (times ReLU'd gradients) over the given layers and all heads.
 
@@ -35,6 +39,9 @@ def influence_matrix(attentions: Sequence[Tensor], gradients: Optional[List[Tens
         gradients (list of Tensor, optional): The gradients of the target logit w.r.t.
                     each attention tensor (same shapes). If given, the gradient-weighted
                     matrix is returned.
+        overwrite_gradients (bool): Compute ``relu(G) * A`` in place in the gradient
+                    tensors (saves two layer-sized allocations per layer; the gradients
+                    are garbage afterwards). Default: False.
 
     Returns:
         Tensor: ``M`` of shape ``(batch, T, T)`` (rows are queries, columns keys).
@@ -45,9 +52,14 @@ def influence_matrix(attentions: Sequence[Tensor], gradients: Optional[List[Tens
         raise ValueError("`gradients` must hold one tensor per attention layer.")
     total: Optional[Tensor] = None
     for i, attn in enumerate(attentions):
-        layer = attn if gradients is None else attn * gradients[i].clamp_min(0)
-        layer = layer.mean(dim=1)
-        total = layer if total is None else total + layer
+        if gradients is None:
+            layer = attn
+        elif overwrite_gradients:
+            layer = gradients[i].clamp_(min=0).mul_(attn)
+        else:
+            layer = attn * gradients[i].clamp_min(0)
+        head_mean = layer.mean(dim=1)
+        total = head_mean if total is None else total.add_(head_mean)
     assert total is not None
     return total / len(attentions)
 
