@@ -178,8 +178,7 @@ class AttnGradShapley(AttentionAttribution):
                         ``(batch,)``, the efficiency gap (float rounding for the exact
                         estimators).
         """
-        game = check_game(self.game if game is None else game)
-        weighting = check_weighting(self.weighting if weighting is None else weighting)
+        game, weighting = self._options(game, weighting)
         if estimator not in ESTIMATORS:
             raise ValueError(f"Unknown estimator {estimator!r}: use one of {list(ESTIMATORS)}.")
         batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
@@ -211,12 +210,18 @@ class AttnGradShapley(AttentionAttribution):
         Returns:
             Tensor: Shape ``(batch,)``.
         """
-        game = check_game(self.game if game is None else game)
-        weighting = check_weighting(self.weighting if weighting is None else weighting)
+        game, weighting = self._options(game, weighting)
         batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
         first = attributions[0] if isinstance(attributions, tuple) else attributions
         total = self._grand_values(batch, game)
         return first.reshape(first.shape[0], -1).sum(dim=1).to(total.dtype) - total
+
+    def _options(self, game: Optional[GameLike], weighting: Optional[str]) -> Tuple[GameLike, str]:
+        """The call's game and weighting: the arguments, else the instance's defaults."""
+        return (
+            check_game(self.game if game is None else game),
+            check_weighting(self.weighting if weighting is None else weighting),
+        )
 
     def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:
         """``v(N) - v(empty)`` per example, float64."""
