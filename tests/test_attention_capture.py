@@ -88,13 +88,20 @@ def test_image_architectures_all_variants(arch):
 
 
 @pytest.mark.parametrize("arch", TEXT_ARCHS + IMAGE_ARCHS)
-def test_capture_is_one_forward_one_backward(arch):
+def test_capture_is_one_forward_one_backward(arch, monkeypatch):
     model = tiny_text_model(arch) if arch in TEXT_ARCHS else tiny_image_model(arch)
     inputs, extra = (text_batch() if arch in TEXT_ARCHS else (image_batch(), None))
-    calls = {"forward": 0}
+    calls = {"forward": 0, "backward": 0}
     model.register_forward_pre_hook(lambda *a: calls.__setitem__("forward", calls["forward"] + 1))
+    real_grad = torch.autograd.grad
+
+    def counting_grad(*args, **kwargs):
+        calls["backward"] += 1
+        return real_grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", counting_grad)
     out = AttentionCapture(model).capture(inputs, additional_forward_args=extra, with_gradients=True)
-    assert calls["forward"] == 1
+    assert calls == {"forward": 1, "backward": 1}
     assert len(out.attentions) == len(out.gradients) == 2
     for attn, grad in zip(out.attentions, out.gradients):
         assert attn.shape == grad.shape and attn.dim() == 4
