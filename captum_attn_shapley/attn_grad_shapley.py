@@ -9,7 +9,12 @@ from torch.nn import Module
 
 from captum_attn_shapley.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.attention_capture import ModuleSpec, OutputSelector
-from captum_attn_shapley.estimators import exact_shapley, kernel_shapley, permutation_shapley
+from captum_attn_shapley.estimators import (
+    exact_shapley,
+    grand_coalition_gain,
+    kernel_shapley,
+    permutation_shapley,
+)
 from captum_attn_shapley.games import (
     GameLike,
     check_game,
@@ -231,13 +236,7 @@ class AttnGradShapley(AttentionAttribution):
         values = []
         for b in range(matrix.shape[0]):
             idx = players_of(batch.players[b])
-            m = matrix[b][idx][:, idx]
-            n = idx.numel()
-            coalitions = torch.stack(
-                [torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)]
-            ).to(m.device)
-            v = game(m, coalitions).double() if n > 0 else torch.zeros(2, dtype=torch.float64)
-            values.append((v[0] - v[1]).to(matrix.device))
+            values.append(grand_coalition_gain(game, matrix[b][idx][:, idx]).to(matrix.device))
         return torch.stack(values)
 
     def _solve(

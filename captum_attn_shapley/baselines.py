@@ -8,7 +8,7 @@ from torch import Tensor
 
 from captum_attn_shapley.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.attention_capture import logits_from_output
-from captum_attn_shapley.estimators import exact_shapley
+from captum_attn_shapley.estimators import exact_shapley, grand_coalition_gain
 from captum_attn_shapley.influence import received_per_token
 from captum_attn_shapley.players import TokenLayout, as_tuple, players_of
 from captum_attn_shapley.targets import TargetLike
@@ -160,12 +160,10 @@ class ShapleyInput(AttentionAttribution):
         for b in range(prepared.players.shape[0]):
             game = _ModelGame(self, prepared, b, inputs, baselines, additional_forward_args, batch_size)
             idx = players_of(prepared.players[b]).cpu()
-            n = idx.numel()
-            if n:
-                phi[b, idx] = exact_shapley(game, torch.zeros(n, n), max_players=max_players).double().cpu()
-            ends = torch.stack([torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)])
-            v = game(torch.zeros(n, n), ends).double().cpu()
-            totals.append(v[0] - v[1])
+            unused = torch.zeros(idx.numel(), idx.numel())  # the model game ignores the matrix
+            if idx.numel():
+                phi[b, idx] = exact_shapley(game, unused, max_players=max_players).double().cpu()
+            totals.append(grand_coalition_gain(game, unused).cpu())
         dtype = prepared.matrix.dtype
         device = prepared.matrix.device
         attributions = self._format_output(inputs, phi.to(device=device, dtype=dtype), prepared.layout)

@@ -8,8 +8,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from captum_attn_shapley.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attn_grad_shapley import AttnGradShapley, variant_name
 from captum_attn_shapley.baselines import AttentionReceived, GradSAM
+from captum_attn_shapley.players import text_player_mask
 from captum_attn_shapley.token_table import format_token_table, scores_as_lists, token_table_html
 
 #: Every exact variant, by its paper name: (game, weighting).
@@ -112,16 +114,16 @@ def explain(args: argparse.Namespace) -> int:
     special = tokenizer.all_special_ids
     scores: Dict[str, List[float]] = {}
     for name in methods:
+        method: AttentionAttribution
         if name in VARIANTS:
             game, weighting = VARIANTS[name]
             method = AttnGradShapley(model, game=game, weighting=weighting, special_token_ids=special)
-            attr = method.attribute(ids, target=explained, additional_forward_args=(mask,), layers=args.layers)
         else:
             method = BASELINES[name](model, special_token_ids=special)
-            attr = method.attribute(ids, target=explained, additional_forward_args=(mask,), layers=args.layers)
+        attr = method.attribute(ids, target=explained, additional_forward_args=(mask,), layers=args.layers)
         scores[name] = attr[0].tolist()
     tokens = tokenizer.convert_ids_to_tokens(ids[0])
-    players = [int(i) not in special and bool(m) and pos > 0 for pos, (i, m) in enumerate(zip(ids[0], mask[0]))]
+    players = text_player_mask(ids, mask, special)[0].tolist()
     summary = (
         f"prediction: {id2label.get(predicted, predicted)} (p = {float(probs[predicted]):.3f}); "
         f"explaining class: {id2label.get(explained, explained)}; model: {info.get('name_or_path')}"

@@ -56,6 +56,7 @@ __all__ = [
     "permutation_shapley",
     "kernel_shapley",
     "shapley_kernel_matrix",
+    "grand_coalition_gain",
 ]
 
 GameFunction = Callable[[Tensor, Tensor], Tensor]
@@ -128,6 +129,23 @@ def _empty_and_full(game: GameFunction, m: Tensor, n: int) -> Tuple[Tensor, Tens
     coalitions[1] = True
     values = _evaluate(game, m, coalitions)
     return values[0], values[1]
+
+
+def grand_coalition_gain(game: GameFunction, m: Tensor) -> Tensor:
+    r"""``v(N) - v(empty)``: what the Shapley values of ``game`` add up to (efficiency).
+
+    Args:
+        game (GameFunction): Value function ``game(m, coalitions) -> Tensor[k]``.
+        m (Tensor): The ``(n, n)`` influence matrix, passed to ``game`` unchanged.
+
+    Returns:
+        Tensor: A float64 scalar on ``m``'s device (0 without players, the game uncalled).
+    """
+    n = _check_matrix(m)
+    if n == 0:
+        return torch.zeros((), dtype=torch.float64, device=m.device)
+    v_empty, v_full = _empty_and_full(game, m, n)
+    return v_full - v_empty
 
 
 def _chunk_sizes(total: int, chunk: int) -> Iterator[int]:

@@ -187,17 +187,41 @@ def default_player_mask(
     positions = torch.arange(num_tokens, device=device).unsqueeze(0).expand(batch, -1)
     if layout.kind == "image":
         return positions >= layout.num_prefix_tokens
-    mask = positions >= 1  # position 0 is the classification token
+    attention_mask = captured.model_inputs.get("attention_mask")
+    if not (isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens)):
+        attention_mask = None
     if layout.kind == "text":
         ids = text_ids(captured, inputs)
         assert ids is not None
-        ids = ids.to(device)
-        special = torch.as_tensor(sorted(set(special_token_ids)), dtype=ids.dtype, device=device)
-        if special.numel() > 0:
-            mask = mask & ~torch.isin(ids, special)
-    attention_mask = captured.model_inputs.get("attention_mask")
-    if isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens):
+        return text_player_mask(ids.to(device), attention_mask, special_token_ids)
+    mask = positions >= 1  # position 0 is the classification token
+    if attention_mask is not None:
         mask = mask & attention_mask.to(device).bool()
+    return mask
+
+
+def text_player_mask(
+    input_ids: Tensor, attention_mask: Optional[Tensor], special_token_ids: Iterable[int]
+) -> Tensor:
+    r"""
+    The players of a text batch: real tokens except position 0 (the classification
+    token) and the special tokens.
+
+    Args:
+        input_ids (Tensor): Shape ``(batch, T)``.
+        attention_mask (Tensor, optional): Shape ``(batch, T)``; zeros mark padding.
+        special_token_ids (iterable of int): Ids never treated as players.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``.
+    """
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    mask = (positions >= 1).unsqueeze(0).expand(input_ids.shape[0], -1)
+    special = torch.as_tensor(sorted(set(special_token_ids)), dtype=input_ids.dtype, device=input_ids.device)
+    if special.numel() > 0:
+        mask = mask & ~torch.isin(input_ids, special)
+    if attention_mask is not None:
+        mask = mask & attention_mask.to(input_ids.device).bool()
     return mask
 
 
