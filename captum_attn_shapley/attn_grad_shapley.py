@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """AttnGradShapley: exact Shapley values of attention games, as a Captum attribution."""
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from captum.log import log_usage
@@ -49,6 +49,14 @@ def variant_name(game: GameLike, weighting: str) -> str:
     else:
         label = _GAME_NAMES[game]
     return f"Shapley-{kind}-{label}"
+
+
+#: The paper's six exact variants, by name: ``(game, weighting)``.
+PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
+    variant_name(game, weighting): (game, weighting)
+    for weighting in ("attention", "grad_attention")
+    for game in ("cls", "mutual", "max_mutual")
+}
 
 
 class AttnGradShapley(AttentionAttribution):

@@ -20,7 +20,7 @@ import functools
 import importlib.util
 import os
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -179,3 +179,138 @@ def load_tweets(split: str = "train", n_per_class: Optional[int] = None,
         labels.extend([label] * n_per_class)
     order = rng.permutation(len(texts))
     return TweetSplit(texts=[texts[i] for i in order], labels=[labels[i] for i in order])
+
+
+#: Hugging Face datasets known by a short name: (hub id, evaluation split, text column, label column).
+HUB_DATASETS: Dict[str, Tuple[str, str, str, str]] = {
+    "sst2": ("stanfordnlp/sst2", "validation", "sentence", "label"),
+    "imdb": ("stanfordnlp/imdb", "test", "text", "label"),
+    "ag_news": ("fancyzhx/ag_news", "test", "text", "label"),
+}
+
+#: The views of a dataset of the paper's benchmark.
+VIEWS = ("short", "all", "long")
+#: Most word-pieces of an example of the ``"short"`` view.
+SHORT_MAX_TOKENS = 15
+
+
+def load_hub_dataset(name: str, split: Optional[str] = None) -> TweetSplit:
+    r"""Texts and labels of a Hugging Face dataset (needs the ``datasets`` package and the hub).
+
+    Args:
+        name (str): A key of :data:`HUB_DATASETS` (``"sst2"``, ``"imdb"``, ``"ag_news"``)
+            or any hub id whose split has ``text`` (or ``sentence``) and ``label`` columns.
+        split (str, optional): The split; default: the evaluation split of
+            :data:`HUB_DATASETS` (``"test"`` for other ids).
+
+    Returns:
+        TweetSplit: ``texts``, ``labels`` and ``label_names`` (from the dataset's features).
+
+    Examples::
+
+        >>> sst2 = load_hub_dataset("sst2")   # the validation split, 872 sentences
+    """
+    try:
+        import datasets
+    except ImportError as err:
+        raise ImportError(
+            f"Loading {name!r} needs the `datasets` package and access to the Hugging Face hub: "
+            "pip install datasets (offline, use the embedded tweets: name 'tweets')."
+        ) from err
+    hub_id, default_split, text_column, label_column = HUB_DATASETS.get(
+        name, (name, "test", "text", "label"))
+    data = datasets.load_dataset(hub_id, split=split or default_split)
+    columns = list(getattr(data, "column_names", []) or [])
+    if text_column not in columns and "sentence" in columns:
+        text_column = "sentence"
+    missing = [c for c in (text_column, label_column) if c not in columns]
+    if missing:
+        raise ValueError(f"Dataset {hub_id!r} has no column(s) {missing}; its columns are {columns}.")
+    feature = getattr(data, "features", {}).get(label_column)
+    names = tuple(getattr(feature, "names", None) or ())
+    labels = [int(v) for v in data[label_column]]
+    if not names:
+        names = tuple(str(v) for v in sorted(set(labels)))
+    return TweetSplit(texts=list(data[text_column]), labels=labels, label_names=names)
+
+
+def load_text_dataset(name: str = "tweets") -> TweetSplit:
+    r"""An evaluation dataset by name: the embedded tweets' held-out test split (offline),
+    a Hugging Face dataset (:func:`load_hub_dataset`), or a CSV file with ``text`` and
+    ``label`` columns (integer labels).
+
+    Args:
+        name (str): ``"tweets"``, a key of :data:`HUB_DATASETS`, a hub id, or a path to a CSV.
+
+    Returns:
+        TweetSplit: Texts and labels.
+
+    Examples::
+
+        >>> test = load_text_dataset("tweets")
+        >>> len(test)
+        1000
+    """
+    if name == "tweets":
+        return load_tweets("test")
+    if name.lower().endswith(".csv") or os.path.isfile(name):
+        with open(name, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+        if not rows or "text" not in rows[0] or "label" not in rows[0]:
+            raise ValueError(f"{name}: a CSV dataset needs a header with `text` and `label` columns.")
+        labels = [int(r["label"]) for r in rows]
+        return TweetSplit(texts=[r["text"] for r in rows], labels=labels,
+                          label_names=tuple(str(v) for v in sorted(set(labels))))
+    return load_hub_dataset(name)
+
+
+def select_view(data: TweetSplit, tokenizer: Any, view: str = "all", n: Optional[int] = None,
+                seed: int = 0, short_max_tokens: int = SHORT_MAX_TOKENS) -> TweetSplit:
+    r"""One of the benchmark's three views of a dataset, balanced over the classes.
+
+    - ``"short"``: examples of at most ``short_max_tokens`` word-pieces (special tokens not
+      counted), ``n // classes`` drawn per class with ``seed``;
+    - ``"all"``: ``n // classes`` examples drawn per class with ``seed``;
+    - ``"long"``: the ``n // classes`` longest examples of each class (ties: earlier first).
+
+    Args:
+        data (TweetSplit): The dataset.
+        tokenizer: The tokenizer that counts word-pieces.
+        view (str): ``"short"``, ``"all"`` or ``"long"``.
+        n (int, optional): Examples in the view (default: as many as balance allows).
+        seed (int): Seed of the draws and of the order.
+        short_max_tokens (int): The ``"short"`` view's limit.
+
+    Returns:
+        TweetSplit: The view, classes interleaved in a seeded order.
+
+    Examples::
+
+        >>> short = select_view(load_text_dataset("tweets"), tokenizer, "short", n=100)
+    """
+    if view not in VIEWS:
+        raise ValueError(f"Unknown view {view!r}; choose from {VIEWS}.")
+    classes = sorted(set(data.labels))
+    if not classes:
+        raise ValueError("The dataset is empty.")
+    lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in data.texts]
+    pools = {c: [i for i, label in enumerate(data.labels) if label == c
+                 and (view != "short" or lengths[i] <= short_max_tokens) and lengths[i] > 0] for c in classes}
+    available = min(len(p) for p in pools.values())
+    per_class = available if n is None else n // len(classes)
+    if per_class < 1 or per_class > available:
+        raise ValueError(
+            f"The {view!r} view has {available} examples in its smallest class; asked for {n} examples "
+            f"({per_class} per class over {len(classes)} classes)."
+        )
+    rng = np.random.RandomState(seed)
+    chosen: List[int] = []
+    for c in classes:
+        pool = pools[c]
+        if view == "long":
+            chosen += sorted(pool, key=lambda i: (-lengths[i], i))[:per_class]
+        else:
+            chosen += [pool[i] for i in rng.permutation(len(pool))[:per_class]]
+    chosen = [chosen[i] for i in rng.permutation(len(chosen))]
+    return TweetSplit(texts=[data.texts[i] for i in chosen], labels=[data.labels[i] for i in chosen],
+                      label_names=data.label_names)
