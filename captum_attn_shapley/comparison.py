@@ -69,6 +69,9 @@ class MethodSpec:
         batch_size (int, optional): Examples per ``attribute`` call, instead of the
                     comparison's batch size (e.g. 1 for methods that explain one example at
                     a time anyway).
+        max_examples (int, optional): Run this method on the first ``max_examples``
+                    examples only (in the order given), for methods too costly for all;
+                    the summary's ``n`` says how many it saw.
         description (str): A short description for the results table.
     """
 
@@ -78,6 +81,7 @@ class MethodSpec:
     baselines: Optional[Replacement] = None
     feature_mask: bool = False
     batch_size: Optional[int] = None
+    max_examples: Optional[int] = None
     description: str = ""
 
     def fingerprint(self) -> Dict[str, Any]:
@@ -93,6 +97,7 @@ class MethodSpec:
             "baselines": repr(self.baselines),
             "feature_mask": self.feature_mask,
             "batch_size": self.batch_size,
+            "max_examples": self.max_examples,
         }
 
 
@@ -243,6 +248,9 @@ def _run_method(
     comp_drops: List[List[float]] = []
     suff_drops: List[List[float]] = []
     seconds = 0.0
+    limit = spec.max_examples
+    if limit is not None:
+        encoded, targets = _first_examples(encoded, targets, limit)
     total = sum(int(b["input_ids"].shape[0]) for b in encoded)
     bar = tqdm(total=total, desc=spec.name, disable=not progress, leave=False)
     for batch, target in zip(encoded, targets):
@@ -288,6 +296,22 @@ def _run_method(
     bar.close()
     return {"rows": rows, "scores": scores_out, "comprehensiveness_drops": comp_drops,
             "sufficiency_drops": suff_drops, "seconds": seconds}
+
+
+def _first_examples(
+    encoded: List[Dict[str, Tensor]], targets: List[Tensor], limit: int
+) -> Tuple[List[Dict[str, Tensor]], List[Tensor]]:
+    """The batches restricted to the examples of index < limit (padding trimmed to the new longest)."""
+    kept_batches, kept_targets = [], []
+    for batch, target in zip(encoded, targets):
+        rows = batch["index"] < limit
+        if not bool(rows.any()):
+            continue
+        width = int(torch.nonzero(batch["attention_mask"][rows].any(dim=0)).max()) + 1  # trailing padding
+        kept_batches.append({key: value[rows][:, :width] if value.dim() == 2 else value[rows]
+                             for key, value in batch.items()})
+        kept_targets.append(target[rows])
+    return kept_batches, kept_targets
 
 
 def _pct(k: float) -> str:
@@ -431,11 +455,19 @@ def run_comparison(
 
 
 def _warm_up(model: Module, forward: Callable, batch: Dict[str, Tensor]) -> None:
-    """One untimed forward and backward pass, so the first method timed pays no start-up cost."""
+    """Untimed passes (forward and backward; one attention capture), so that the first method
+    timed does not pay the process's one-time start-up costs."""
+    from captum_attn_shapley.attention_capture import AttentionCapture
+
+    ids, mask = batch["input_ids"][:1], batch["attention_mask"][:1]
     params = [p for p in model.parameters() if p.requires_grad]
-    logits = forward(batch["input_ids"], batch["attention_mask"])
+    logits = forward(ids, mask)
     if params:
         torch.autograd.grad(logits.sum(), params[:1], allow_unused=True)
+    try:
+        AttentionCapture(forward, model=model).capture(ids, additional_forward_args=(mask,), with_gradients=True)
+    except (TypeError, ValueError):  # no discoverable attention: only Captum's methods can run
+        pass
 
 
 def _as_specs(methods: Union[Sequence[MethodSpec], Mapping[str, Attribution]]) -> List[MethodSpec]:

@@ -156,6 +156,20 @@ def test_outputs_and_resume(small_bert, tokenizer, tmp_path):
     assert [m.attribution.calls for m in methods] == [6, 6, 8]
 
 
+def test_max_examples_runs_a_method_on_the_first_examples(small_bert, tokenizer):
+    forward = classifier_forward(small_bert)
+    ours = AttnGradShapley(forward, special_token_ids=tokenizer.all_special_ids)
+    methods = [MethodSpec("all", ours), MethodSpec("first three", ours, max_examples=3)]
+    result = run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, batch_size=4, progress=False)
+    full = {r["example"]: r for r in result.rows if r["method"] == "all"}
+    few = [r for r in result.rows if r["method"] == "first three"]
+    assert [r["example"] for r in few] == [0, 1, 2]
+    assert [s["n"] for s in result.summary] == [6, 3]
+    for row in few:
+        assert row["comprehensiveness"] == pytest.approx(full[row["example"]]["comprehensiveness"], abs=1e-5)
+        assert row["sufficiency"] == pytest.approx(full[row["example"]]["sufficiency"], abs=1e-5)
+
+
 def test_standard_methods_build_and_run(small_bert, tokenizer):
     names = standard_method_names()
     assert names[:6] == ["Shapley-Att-CLS", "Shapley-Att-Mutual", "Shapley-Att-Max-Mutual",
