@@ -208,7 +208,8 @@ def test_named_replacements_from_tokenizer():
     model = BagOfWords(w)
     ids, mask = text_batch(seed=8, batch=3, length=8)
     attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(3))
-    tok = SimpleNamespace(mask_token_id=MASK_ID, pad_token_id=PAD_ID, unk_token_id=UNK_ID, all_special_ids=SPECIAL_IDS)
+    tok = SimpleNamespace(mask_token_id=MASK_ID, pad_token_id=PAD_ID, unk_token_id=UNK_ID,
+                          all_special_ids=SPECIAL_IDS)
     common = dict(additional_forward_args=(mask,), tokenizer=tok)
     by_name = comprehensiveness(model, ids, attr, replacement="unk", **common)
     assert torch.allclose(by_name, comprehensiveness(model, ids, attr, replacement=UNK_ID, **common))
