@@ -10,10 +10,18 @@ from captum_attn_shapley.attention_capture import (
 )
 from captum_attn_shapley.attn_grad_shapley import AttnGradShapley, variant_name
 from captum_attn_shapley.baselines import AttentionReceived, GradSAM, ShapleyInput
+from captum_attn_shapley.comparison import MethodSpec, run_comparison, standard_methods
 from captum_attn_shapley.estimators import exact_shapley, kernel_shapley, permutation_shapley
+from captum_attn_shapley.faithfulness import (
+    comprehensiveness,
+    faithfulness_curves,
+    sufficiency,
+    sufficiency_f1,
+)
 from captum_attn_shapley.games import BUILTIN_GAMES, GameFunction, shapley_values
 from captum_attn_shapley.images import patch_attributions_to_pixels
 from captum_attn_shapley.influence import influence_matrix
+from captum_attn_shapley.shap_text import ShapText
 
 __version__ = "0.1.0"
 
@@ -26,15 +34,23 @@ __all__ = [
     "CapturedAttention",
     "GameFunction",
     "GradSAM",
+    "MethodSpec",
+    "ShapText",
     "ShapleyInput",
+    "comprehensiveness",
     "discover_attention_modules",
     "eager_attention",
     "exact_shapley",
+    "faithfulness_curves",
     "find_model",
     "influence_matrix",
     "kernel_shapley",
     "patch_attributions_to_pixels",
     "permutation_shapley",
+    "run_comparison",
     "shapley_values",
+    "standard_methods",
+    "sufficiency",
+    "sufficiency_f1",
     "variant_name",
 ]

@@ -137,6 +137,11 @@ def test_outputs_and_resume(small_bert, tokenizer, tmp_path):
     assert [m.attribution.calls for m in methods] == [2, 2, 2]  # nothing recomputed
     assert again.rows == first.rows and again.summary == first.summary
 
+    fresh = run_comparison(small_bert, tokenizer, TEXTS, LABELS, _methods(small_bert, tokenizer), batch_size=3,
+                           progress=False)  # recomputed from scratch: the same numbers (seeded methods)
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in fresh.rows] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in first.rows]
+
     methods[2].kwargs["n_samples"] = 40  # a changed method is recomputed, the others are not
     run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3, progress=False)
     assert [m.attribution.calls for m in methods] == [2, 2, 4]
