@@ -501,7 +501,7 @@ def load_planted_classifier(retrain: bool = False, progress: bool = True) -> def
 
     If ``default_model.cache_dir() / "planted-minilm-v1"`` holds a complete model it is
     loaded. Otherwise all-MiniLM-L6-v2 is fine-tuned for one epoch on :data:`TRAIN_SIZE`
-    planted ``"train"`` sentences (about a minute on 2 CPU cores), evaluated on
+    planted ``"train"`` sentences (80 s on 2 CPU cores, evaluation included), evaluated on
     :data:`TEST_SIZE` ``"test"`` sentences, whose planted words were never seen in training,
     and saved there atomically (written to a temporary directory renamed into place) with its
     ``metrics.json``.

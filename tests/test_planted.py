@@ -324,7 +324,7 @@ def test_planted_classifier_is_cached_and_accurate_on_unseen_words(planted_class
     assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{PLANTED_MODEL_NAME}")]
 
     # a fresh held-out sample: other sentences than the recorded test set, unseen words only
-    held_out = make_planted_dataset(400, seed=123, split="test")
+    held_out = make_planted_dataset(600, seed=123, split="test")
     assert evaluate_accuracy(model, tokenizer, held_out.texts, held_out.labels) >= 0.97
 
 
