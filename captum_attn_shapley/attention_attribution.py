@@ -19,10 +19,9 @@ from captum_attn_shapley.players import (
     TokenLayout,
     as_tuple,
     check_player_mask,
-    config_special_token_ids,
     default_player_mask,
     infer_layout,
-    tokenizer_special_token_ids,
+    model_special_token_ids,
     unique_ids,
 )
 from captum_attn_shapley.targets import TargetLike
@@ -102,9 +101,7 @@ class AttentionAttribution(Attribution):
     def special_token_ids(self) -> List[int]:
         """Token ids never treated as players (resolved lazily, see the class docstring)."""
         if self._special_token_ids is None:
-            ids = set(config_special_token_ids(self.model))
-            ids.update(tokenizer_special_token_ids(self.model) or [])
-            self._special_token_ids = sorted(ids)
+            self._special_token_ids = model_special_token_ids(self.model)
         return self._special_token_ids
 
     def _prepare(

@@ -28,9 +28,9 @@ from torch import Tensor
 
 from captum_attn_shapley.attention_capture import find_model, logits_from_output
 from captum_attn_shapley.players import (
-    config_special_token_ids,
+    model_special_token_ids,
+    offline_tokenizer,
     text_player_mask,
-    tokenizer_special_token_ids,
     unique_ids,
 )
 from captum_attn_shapley.targets import TargetLike, normalize_target
@@ -177,17 +177,7 @@ def _offline_tokenizer_and_config(forward_func: Callable) -> List[Any]:
         model = find_model(forward_func)
     except (TypeError, ValueError):
         return []
-    found: List[Any] = []
-    path = getattr(model, "name_or_path", None)
-    if path:
-        try:
-            from transformers import AutoTokenizer
-
-            found.append(AutoTokenizer.from_pretrained(path, local_files_only=True))
-        except Exception:  # noqa: BLE001 - no tokenizer available offline
-            pass
-    found.append(getattr(model, "config", None))
-    return found
+    return [offline_tokenizer(model), getattr(model, "config", None)]
 
 
 def resolve_special_token_ids(
@@ -216,7 +206,7 @@ def resolve_special_token_ids(
         except (TypeError, ValueError):
             model = None
         if model is not None:
-            ids = config_special_token_ids(model) + (tokenizer_special_token_ids(model) or [])
+            ids = model_special_token_ids(model)
     if not ids:
         raise ValueError(
             "Cannot tell the special tokens (never replaced) from the players: pass `tokenizer=`, "

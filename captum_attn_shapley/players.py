@@ -81,16 +81,16 @@ def config_special_token_ids(model: Module) -> List[int]:
     return sorted(ids)
 
 
-def tokenizer_special_token_ids(model: Module) -> Optional[List[int]]:
+def offline_tokenizer(model: Module) -> Any:
     r"""
-    Special token ids of the tokenizer saved beside the model, if it can be loaded
-    offline from ``model.name_or_path`` (a local directory or the local hub cache).
+    The tokenizer saved beside the model, if it loads offline from ``model.name_or_path``
+    (a local directory or the local hub cache).
 
     Args:
         model (Module): A Hugging Face model.
 
     Returns:
-        list[int] or None: ``tokenizer.all_special_ids``, or None if no tokenizer was found.
+        The tokenizer, or None if none was found.
     """
     path = getattr(model, "name_or_path", None) or _config_value(model, "_name_or_path")
     if not path:
@@ -100,10 +100,41 @@ def tokenizer_special_token_ids(model: Module) -> Optional[List[int]]:
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        return sorted(set(int(i) for i in tokenizer.all_special_ids))
+            return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception:  # noqa: BLE001 - any failure means "no tokenizer available offline"
         return None
+
+
+def tokenizer_special_token_ids(model: Module) -> Optional[List[int]]:
+    r"""
+    Special token ids of the tokenizer saved beside the model (:func:`offline_tokenizer`).
+
+    Args:
+        model (Module): A Hugging Face model.
+
+    Returns:
+        list[int] or None: ``tokenizer.all_special_ids``, or None if no tokenizer was found.
+    """
+    tokenizer = offline_tokenizer(model)
+    if tokenizer is None:
+        return None
+    return sorted(set(int(i) for i in tokenizer.all_special_ids))
+
+
+def model_special_token_ids(model: Module) -> List[int]:
+    r"""
+    The special token ids of a model: those of its config and of the tokenizer saved
+    beside it.
+
+    Args:
+        model (Module): A Hugging Face model.
+
+    Returns:
+        list[int]: Sorted ids (possibly empty).
+    """
+    ids = set(config_special_token_ids(model))
+    ids.update(tokenizer_special_token_ids(model) or [])
+    return sorted(ids)
 
 
 def infer_layout(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
