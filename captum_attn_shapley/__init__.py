@@ -10,6 +10,8 @@ from captum_attn_shapley.attention_capture import (
 )
 from captum_attn_shapley.attn_grad_shapley import AttnGradShapley, variant_name
 from captum_attn_shapley.baselines import AttentionReceived, GradSAM, ShapleyInput
+from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
+from captum_attn_shapley.concepts import image_concept, text_concept
 from captum_attn_shapley.comparison import MethodSpec, run_comparison, standard_methods
 from captum_attn_shapley.estimators import exact_shapley, kernel_shapley, permutation_shapley
 from captum_attn_shapley.faithfulness import (
@@ -22,6 +24,8 @@ from captum_attn_shapley.games import BUILTIN_GAMES, GameFunction, shapley_value
 from captum_attn_shapley.images import patch_attributions_to_pixels
 from captum_attn_shapley.influence import influence_matrix
 from captum_attn_shapley.shap_text import ShapText
+from captum_attn_shapley.tcav_results import TokenTCAVScores, tcav_table
+from captum_attn_shapley.token_tcav import TokenTCAV
 
 __version__ = "0.1.0"
 
@@ -37,12 +41,16 @@ __all__ = [
     "MethodSpec",
     "ShapText",
     "ShapleyInput",
+    "TokenLogisticClassifier",
+    "TokenTCAV",
+    "TokenTCAVScores",
     "comprehensiveness",
     "discover_attention_modules",
     "eager_attention",
     "exact_shapley",
     "faithfulness_curves",
     "find_model",
+    "image_concept",
     "influence_matrix",
     "kernel_shapley",
     "patch_attributions_to_pixels",
@@ -52,5 +60,7 @@ __all__ = [
     "standard_methods",
     "sufficiency",
     "sufficiency_f1",
+    "tcav_table",
+    "text_concept",
     "variant_name",
 ]

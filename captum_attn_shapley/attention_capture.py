@@ -55,6 +55,11 @@ class CapturedAttention:
                     ``input_ids``, ``attention_mask``, ``pixel_values``), recovered by a
                     forward pre-hook, so that a wrapper's internals are visible.
         layer_indices (list[int]): The indices of the selected layers.
+        states (list[Tensor] or None): When ``state_modules`` were given, each one's
+                    output (the first tensor of a tuple output), e.g. a transformer
+                    block's token states ``(batch, tokens, hidden)``, detached.
+        state_gradients (list[Tensor] or None): The gradient of the summed target
+                    logits w.r.t. each of those outputs, when requested.
     """
 
     logits: Tensor
@@ -63,6 +68,16 @@ class CapturedAttention:
     gradients: Optional[List[Tensor]]
     model_inputs: Dict[str, Any] = field(default_factory=dict)
     layer_indices: List[int] = field(default_factory=list)
+    states: Optional[List[Tensor]] = None
+    state_gradients: Optional[List[Tensor]] = None
+
+
+def _first_tensor(output: Any) -> Optional[Tensor]:
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, (tuple, list)) and len(output) > 0 and isinstance(output[0], Tensor):
+        return output[0]
+    return getattr(output, "last_hidden_state", None)
 
 
 def logits_from_output(output: Any) -> Tensor:
@@ -293,6 +308,28 @@ def _check_length(model: Module, input_ids: Any) -> None:
             )
 
 
+def _check_image_size(model: Module, inputs: Dict[str, Any]) -> None:
+    """Images of the wrong size get an error that says which size the model expects."""
+    pixels = inputs.get("pixel_values")
+    config = getattr(model, "config", None)
+    size = getattr(config, "image_size", None)
+    if not isinstance(pixels, Tensor) or size is None or inputs.get("interpolate_pos_encoding"):
+        return
+    expected = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    channels = getattr(config, "num_channels", None)
+    if pixels.dim() != 4:
+        raise ValueError(
+            f"pixel_values must be a batch of images (batch, channels, height, width); got shape "
+            f"{tuple(pixels.shape)}. Add the batch dimension with pixel_values.unsqueeze(0)."
+        )
+    if tuple(pixels.shape[-2:]) != expected or (isinstance(channels, int) and pixels.shape[1] != channels):
+        raise ValueError(
+            f"Images of shape {tuple(pixels.shape[1:])} do not fit {type(model).__name__}, which expects "
+            f"({channels}, {expected[0]}, {expected[1]}). Resize them, e.g. with the model's image "
+            "processor (processor(images, return_tensors='pt')), or pass interpolate_pos_encoding=True."
+        )
+
+
 def _configs_with_attn_implementation(model: Module) -> List[Any]:
     configs: List[Any] = []
     for sub in model.modules():
@@ -462,6 +499,8 @@ class AttentionCapture:
         additional_forward_args: Any = None,
         layers: Optional[Sequence[int]] = None,
         with_gradients: bool = True,
+        state_modules: Optional[Sequence[Module]] = None,
+        state_gradients: bool = False,
     ) -> CapturedAttention:
         r"""
         Runs the forward (and backward) pass and returns the captured tensors.
@@ -476,6 +515,10 @@ class AttentionCapture:
             layers (sequence of int, optional): Layers to return (default: all).
             with_gradients (bool): Also compute the gradients of the target logits w.r.t.
                         the selected layers' attention probabilities (one backward pass).
+            state_modules (sequence of Module, optional): Modules whose outputs are also
+                        recorded (e.g. transformer blocks, for their token states).
+            state_gradients (bool): Also compute the gradients of the target logits
+                        w.r.t. those outputs, in the same single backward pass.
 
         Returns:
             CapturedAttention: The captured tensors.
@@ -503,6 +546,9 @@ class AttentionCapture:
                 )
 
         recorded: Dict[int, Tensor] = {}
+        state_list = list(state_modules or [])
+        recorded_states: Dict[int, Tensor] = {}
+        need_graph = with_gradients or (state_gradients and bool(state_list))
         model_inputs: Dict[str, Any] = {}
         hooks = []
 
@@ -531,6 +577,19 @@ class AttentionCapture:
 
         layer_set = set(layer_ids)
 
+        def make_state_hook(idx: int) -> Callable[..., None]:
+            def hook(module: Module, args: Any, output: Any) -> None:
+                state = _first_tensor(output)
+                if state is None:
+                    raise RuntimeError(
+                        f"{type(module).__name__} returned {type(output).__name__}, not a tensor of token "
+                        "states: name a module whose output is (batch, tokens, hidden), e.g. a transformer "
+                        "block."
+                    )
+                recorded_states[idx] = state
+
+            return hook
+
         def pre_hook(module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
             if model_inputs:
                 return
@@ -542,17 +601,20 @@ class AttentionCapture:
             except (TypeError, ValueError):
                 model_inputs.update(kwargs)
             _check_length(module, model_inputs.get("input_ids"))
+            _check_image_size(module, model_inputs)
 
         with contextlib.ExitStack() as stack:
             stack.enter_context(eager_attention(self.model, self.switch_to_eager))
-            stack.enter_context(_grad_enabled_parameters(self.model, with_gradients))
+            stack.enter_context(_grad_enabled_parameters(self.model, need_graph))
             for idx, (name, module, selector) in enumerate(self.modules):
                 hooks.append(module.register_forward_hook(make_hook(idx, name, selector)))
+            for idx, module in enumerate(state_list):
+                hooks.append(module.register_forward_hook(make_state_hook(idx)))
             # The inputs are read where the transformer itself receives them, inside any wrapper.
             transformer = next(iter(_pretrained_roots(self.model)), self.model)
             hooks.append(transformer.register_forward_pre_hook(pre_hook, with_kwargs=True))
             try:
-                grad_mode = torch.enable_grad() if with_gradients else torch.no_grad()
+                grad_mode = torch.enable_grad() if need_graph else torch.no_grad()
                 with grad_mode:
                     output = self.forward_func(*inputs_tuple, *extra)
                     logits = logits_from_output(output)
@@ -569,15 +631,27 @@ class AttentionCapture:
                             "attention_modules and that forward_func calls the model."
                         )
                     attentions = [recorded[i] for i in layer_ids]
-                    gradients: Optional[List[Tensor]] = None
-                    if with_gradients:
-                        if not all(a.requires_grad for a in attentions):
+                    if len(recorded_states) != len(state_list):
+                        raise RuntimeError(
+                            "Some of state_modules did not run during the forward pass; check that they "
+                            "belong to the model that forward_func calls."
+                        )
+                    states = [recorded_states[i] for i in range(len(state_list))]
+                    wrt = (attentions if with_gradients else []) + (states if state_gradients else [])
+                    grads: List[Tensor] = []
+                    if wrt:
+                        if not all(t.requires_grad for t in wrt):
                             raise RuntimeError(
-                                "The attention probabilities are not part of an autograd graph (is the "
-                                "call inside torch.inference_mode()?); gradients cannot be computed."
+                                "The attention probabilities or token states are not part of an autograd "
+                                "graph (is the call inside torch.inference_mode()?); gradients cannot be "
+                                "computed."
                             )
                         selected = logits.gather(1, target_idx.unsqueeze(1)).sum()
-                        gradients = list(torch.autograd.grad(selected, attentions))
+                        grads = list(torch.autograd.grad(selected, wrt))
+                    gradients: Optional[List[Tensor]] = grads[: len(attentions)] if with_gradients else None
+                    state_grads: Optional[List[Tensor]] = (
+                        grads[len(grads) - len(states):] if state_gradients and state_list else None
+                    )
             finally:
                 for h in hooks:
                     h.remove()
@@ -588,4 +662,6 @@ class AttentionCapture:
             gradients=gradients,
             model_inputs=model_inputs,
             layer_indices=layer_ids,
+            states=[t.detach() for t in states] if state_list else None,
+            state_gradients=state_grads,
         )

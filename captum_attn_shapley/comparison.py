@@ -14,7 +14,6 @@ such as ``LayerIntegratedGradients``, ``KernelShap``, ``ShapleyValueSampling``, 
 :func:`standard_methods` builds the paper's set for a Hugging Face classifier.
 """
 import csv
-import hashlib
 import json
 import math
 import os
@@ -42,6 +41,8 @@ from captum_attn_shapley.faithfulness import (
     resolve_replacement,
     token_scores,
 )
+from captum_attn_shapley.fingerprint import model_fingerprint
+from captum_attn_shapley.fingerprint import settings_digest as _digest
 from captum_attn_shapley.players import text_player_mask
 
 #: Bump when the stored per-method format or the protocol changes (invalidates resumable files).
@@ -164,27 +165,6 @@ def embedding_layer(model: Module) -> Module:
 
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "method"
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=repr).encode()).hexdigest()[:16]
-
-
-def model_fingerprint(model: Module) -> str:
-    r"""
-    A digest of a model's parameters and buffers (to never reuse results of another model).
-
-    Args:
-        model (Module): The model.
-
-    Returns:
-        str: 16 hex digits.
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()[:16]
 
 
 def _atomic_write(path: pathlib.Path, text: str) -> None:
