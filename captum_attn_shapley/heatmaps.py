@@ -226,7 +226,9 @@ def plot_token_heatmap(
     x, y = 0.0, 0.85
     to_axes = ax.transAxes.inverted()
     for token, colour in zip(tokens, colours):
+        luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
         text = ax.text(x, y, token, transform=ax.transAxes, fontsize=10, va="top", family="monospace",
+                       color="white" if luminance < 0.45 else "black",
                        bbox=dict(boxstyle="round,pad=0.2", facecolor=colour, edgecolor="none"))
         box = text.get_window_extent(renderer=renderer)
         width = to_axes.transform([[box.x1, 0]])[0, 0] - to_axes.transform([[box.x0, 0]])[0, 0]

@@ -18,6 +18,7 @@ A subclass of Captum's :class:`captum.concept.TCAV` that keeps Captum's ``Concep
 import inspect
 import json
 import os
+import warnings
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -37,7 +38,7 @@ from tqdm.auto import tqdm
 from captum_attn_shapley.attention_capture import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
 from captum_attn_shapley.fingerprint import model_fingerprint, settings_digest
-from captum_attn_shapley.players import infer_layout
+from captum_attn_shapley.players import default_player_mask, infer_layout, model_special_token_ids
 from captum_attn_shapley.targets import TargetLike
 from captum_attn_shapley.tcav_results import TokenTCAVScores
 from captum_attn_shapley.tcav_stats import CORRECTIONS, correct_pvalues, random_concept_test, ttest_against_half
@@ -171,6 +172,7 @@ class TokenTCAV(TCAV):
         self.batch_size = batch_size
         self.seed = seed
         self.show_progress = show_progress
+        self._special_ids = model_special_token_ids(self.capturer.model)
         self.random_cavs: Dict[str, Dict[str, CAV]] = {}
         self._activations: Dict[Tuple[Any, str], Tuple[Tensor, Tensor]] = {}
 
@@ -336,7 +338,9 @@ class TokenTCAV(TCAV):
             self.concepts.add(c)
 
     def _load_cav(self, concepts: List[Concept], layer: str, repeats: int) -> Optional[CAV]:
-        cav = CAV.load(self.save_path, self._cav_folder(repeats), concepts, layer)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # captum's loader touches numpy.core
+            cav = CAV.load(self.save_path, self._cav_folder(repeats), concepts, layer)
         if cav is None:
             return None
         stats = cav.stats or {}
@@ -754,7 +758,9 @@ class TokenTCAV(TCAV):
 
         Returns:
             Tensor: Images: ``(batch, rows, cols)`` per patch (class and distillation tokens
-            left out); text: ``(batch, tokens)`` aligned with ``input_ids``, 0 at padding.
+            left out); text: ``(batch, tokens)`` aligned with ``input_ids``, 0 at the
+            classification token, the other special tokens and padding (their terms still
+            count in the example score ``s(x)``).
         """
         name = self._layer_name(layer)
         if concept not in experimental_set:
@@ -775,7 +781,8 @@ class TokenTCAV(TCAV):
                 scale = attention.norm(dim=1, keepdim=True) / norms
                 d = d * scale
             layout = infer_layout(captured, self.capturer.model, batch_inputs)
-            maps.append(layout.to_output(d.detach()).cpu())
+            players = default_player_mask(captured, layout, batch_inputs, self._special_ids)
+            maps.append(layout.to_output((d * players).detach()).cpu())
         return torch.cat(maps)
 
     def _layer_name(self, layer: LayerSpec) -> str:

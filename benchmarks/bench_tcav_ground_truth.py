@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""TokenTCAV ground truth, full size: does T-TCAV find the concept each class depends on, and where?
+
+- vision: the texture ViT; per class, the texture set and the colour set, random concepts for
+  Captum's test, and the planted concept's heatmap against the object masks;
+- text: the planted-word classifier; positive / negative VADER words as concepts, random
+  filler-word concepts, and the heatmap against the planted word-pieces.
+
+Writes ``report.md`` (both tables per task), ``report.json`` and heatmap figures into ``--out``::
+
+    HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_tcav_ground_truth.py \
+        --out benchmarks/results/tcav_ground_truth
+"""
+import argparse
+import json
+import pathlib
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+
+from captum_attn_shapley import TokenTCAV, image_concept, text_concept  # noqa: E402
+from captum_attn_shapley.heatmaps import plot_patch_heatmap, plot_token_heatmap  # noqa: E402
+from captum_attn_shapley.tcav_ground_truth import text_ground_truth, vision_ground_truth  # noqa: E402
+
+
+def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
+    """One target image per class with its planted concept's heatmap."""
+    from captum_attn_shapley import textures
+    from captum_attn_shapley.vision_model import load_texture_classifier, to_images, to_pixel_values
+
+    model = load_texture_classifier()[0]
+    sets = [textures.TEXTURE_CONCEPTS, textures.COLOUR_CONCEPTS]
+    concepts, cid = {}, 0
+    for group in sets:
+        for name in group:
+            concepts[name] = image_concept(cid, name, to_pixel_values(textures.concept_images(name, 30, seed=cid)))
+            cid += 1
+    tcav = TokenTCAV(model, layers=[layer], repeats=10)
+    data = textures.make_texture_dataset(5 * 4, seed=seed)
+    names = textures.CLASS_NAMES
+    fig, axes = plt.subplots(2, len(names), figsize=(3.3 * len(names), 6.2))
+    for col, class_name in enumerate(names):
+        i = int(torch.nonzero(data.labels == col)[0])
+        planted = textures.PLANTED_CONCEPT[class_name]
+        group = next(g for g in sets if planted in g)
+        pixels = to_pixel_values(data.images[i:i + 1])
+        maps = tcav.token_sensitivity(pixels, [concepts[n] for n in group], concepts[planted], layer, target=col)
+        axes[0, col].imshow(to_images(pixels)[0].permute(1, 2, 0).numpy())
+        axes[0, col].contour(data.masks[i].numpy(), levels=[0.5], colors="white", linewidths=1)
+        axes[0, col].set_title(f"class {class_name}", fontsize=10)
+        axes[0, col].axis("off")
+        plot_patch_heatmap(to_images(pixels)[0], maps[0], title=f"D_t of '{planted}', layer {layer}",
+                           ax=axes[1, col])
+    fig.tight_layout()
+    fig.savefig(out / "vision_heatmaps.png", dpi=110)
+    plt.close(fig)
+
+
+def text_figure(out: pathlib.Path, layer: int, seed: int) -> None:
+    """Two planted sentences (one per class) with their planted concept's heatmap."""
+    import numpy as np
+
+    from captum_attn_shapley import planted
+
+    model, tokenizer, _ = planted.load_planted_classifier()
+    rng = np.random.default_rng(seed)
+    words = planted.lexicon_split()
+    positive = text_concept(0, "positive words", list(rng.choice(words["train"][1], 40, replace=False)), tokenizer)
+    negative = text_concept(1, "negative words", list(rng.choice(words["train"][0], 40, replace=False)), tokenizer)
+    tcav = TokenTCAV(model, layers=[layer], repeats=10)
+    data = planted.make_planted_dataset(6, seed=seed + 1, split="test")
+    fig, axes = plt.subplots(2, 1, figsize=(9, 3.4))
+    for ax, label, concept in zip(axes, (1, 0), (positive, negative)):
+        i = data.labels.index(label)
+        enc = tokenizer([data.texts[i]], return_tensors="pt")
+        maps = tcav.token_sensitivity(enc["input_ids"], [positive, negative], concept, layer, target=label,
+                                      additional_forward_args=(enc["attention_mask"],))
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"][0])
+        plot_token_heatmap(tokens, maps[0], title=f"{concept.name} (class {data.label_names[label]}), "
+                           f"layer {layer}; planted: {', '.join(data.planted_words[i])}", ax=ax)
+    fig.tight_layout()
+    fig.savefig(out / "text_heatmaps.png", dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/tcav_ground_truth"))
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--targets", type=int, default=50, help="target examples per class")
+    parser.add_argument("--concept-examples", type=int, default=40)
+    parser.add_argument("--randoms", type=int, default=10)
+    parser.add_argument("--vision-layers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--text-layers", type=int, nargs="+", default=[2, 3])
+    parser.add_argument("--tasks", nargs="+", default=["vision", "text"], choices=["vision", "text"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    sections, summary = [], {}
+    for task in args.tasks:
+        start = time.perf_counter()
+        if task == "vision":
+            report = vision_ground_truth(layers=args.vision_layers, n_targets=args.targets,
+                                         n_concept=args.concept_examples, n_random=args.randoms,
+                                         repeats=args.repeats, seed=args.seed, show_progress=True)
+            vision_figure(args.out, args.vision_layers[-1], args.seed)
+        else:
+            report = text_ground_truth(layers=args.text_layers, n_targets=args.targets,
+                                       n_words=args.concept_examples, n_random=args.randoms,
+                                       repeats=args.repeats, seed=args.seed, show_progress=True)
+            text_figure(args.out, args.text_layers[-1], args.seed)
+        seconds = time.perf_counter() - start
+        ok = sum(r["ok"] for r in report.rows)
+        sections.append(f"## {task}\n\n{ok}/{len(report.rows)} rows as expected (alpha = {report.alpha}); "
+                        f"{seconds:.0f} s.\n\n{report.to_markdown()}")
+        summary[task] = {"rows": report.rows, "localisation": report.localisation, "seconds": seconds}
+        print(sections[-1], flush=True)
+    settings = (f"R = {args.repeats}, {args.targets} targets per class, {args.concept_examples} examples per "
+                f"concept, {args.randoms} random concepts, seed {args.seed}")
+    (args.out / "report.md").write_text(f"# TokenTCAV ground truth\n\n{settings}.\n\n" + "\n".join(sections))
+    (args.out / "report.json").write_text(json.dumps(summary, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
