@@ -25,7 +25,11 @@ class TokenLogisticClassifier(Classifier):
 
     Args:
         C (float): Inverse L2 regularisation strength of
-                    :class:`sklearn.linear_model.LogisticRegression`. Default: 1.0
+                    :class:`sklearn.linear_model.LogisticRegression`. Default: 0.001. Token
+                    activations of distinct concepts are usually linearly separable in many
+                    ways; strong regularisation picks the direction close to the difference of
+                    the class means instead of an arbitrary separating one, which made T-TCAV
+                    agree with the ground truth of the texture task far more often (README).
         max_iter (int): Solver iterations. Default: 1000
         test_split_ratio (float): Fraction of the tokens held out to measure the
                     accuracy reported in the CAV's stats (``"accs"``); 0 trains on all
@@ -37,7 +41,7 @@ class TokenLogisticClassifier(Classifier):
         >>> tcav = TokenTCAV(vit, layers=[3, 4], classifier=TokenLogisticClassifier(C=0.1))
     """
 
-    def __init__(self, C: float = 1.0, max_iter: int = 1000, test_split_ratio: float = 0.33) -> None:
+    def __init__(self, C: float = 0.001, max_iter: int = 1000, test_split_ratio: float = 0.33) -> None:
         if not C > 0:
             raise ValueError(f"C must be positive, got {C}.")
         if not 0 <= test_split_ratio < 1:

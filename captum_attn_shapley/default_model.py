@@ -79,7 +79,7 @@ def _is_complete(path: pathlib.Path) -> bool:
     return (
         weights
         and (path / "config.json").is_file()
-        and (path / "tokenizer_config.json").is_file()
+        and ((path / "tokenizer_config.json").is_file() or (path / "preprocessor_config.json").is_file())
         and (path / _METRICS_FILE).is_file()
     )
 
@@ -283,9 +283,9 @@ def build_cached(name: str, train: Callable[[pathlib.Path], Any],
                  retrain: bool = False) -> pathlib.Path:
     r"""Build a model directory under :func:`cache_dir` once, atomically.
 
-    If ``cache_dir() / name`` already holds a complete model (weights, config, tokenizer and
-    ``metrics.json``) and ``retrain`` is false, nothing is done. Otherwise ``train`` is called
-    with a fresh temporary directory beside it, which is renamed into place only once
+    If ``cache_dir() / name`` already holds a complete model (weights, config, tokenizer or
+    image processor, and ``metrics.json``) and ``retrain`` is false, nothing is done. Otherwise
+    ``train`` is called with a fresh temporary directory beside it, which is renamed into place only once
     ``train`` has returned: an interrupted training never leaves a partial cache, and a
     stale or incomplete directory is replaced.
 

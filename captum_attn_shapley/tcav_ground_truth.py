@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 from captum.concept import Concept
+from captum.concept._utils.classifier import Classifier
 from torch import Tensor
 from torch.nn import Module
 
@@ -121,9 +122,11 @@ def vision_ground_truth(
     repeats: int = 20,
     seed: int = 0,
     classes: Optional[Sequence[str]] = None,
+    groups: Sequence[str] = ("textures", "colours"),
     save_path: Optional[str] = None,
     alpha: float = ALPHA,
     show_progress: bool = False,
+    classifier: Optional[Classifier] = None,
 ) -> GroundTruthReport:
     r"""
     TokenTCAV on the texture task: per class, the texture set (striped, dotted, zigzag) and
@@ -140,9 +143,12 @@ def vision_ground_truth(
         repeats (int): R. Default: 20
         seed (int): Seed of the images and the draws. Default: 0
         classes (sequence of str, optional): Classes to check; default: all.
+        groups (sequence of str): Concept sets: ``"textures"`` (striped, dotted, zigzag)
+                    and/or ``"colours"`` (red, blue, green, yellow). Default: both.
         save_path (str, optional): CAV cache; default: a temporary directory.
         alpha (float): Significance level. Default: 0.01
         show_progress (bool): Progress bars. Default: False
+        classifier (Classifier, optional): The CAV classifier; default TokenTCAV's.
 
     Returns:
         GroundTruthReport: The rows, localisation and scores.
@@ -154,11 +160,15 @@ def vision_ground_truth(
         model = load_texture_classifier(progress=show_progress)[0]
     names = list(textures.CLASS_NAMES)
     chosen = list(classes) if classes is not None else names
-    groups = [textures.TEXTURE_CONCEPTS, textures.COLOUR_CONCEPTS]
+    known = {"textures": textures.TEXTURE_CONCEPTS, "colours": textures.COLOUR_CONCEPTS}
+    unknown = [g for g in groups if g not in known]
+    if unknown or not groups:
+        raise ValueError(f"Unknown concept groups {unknown}: choose from {sorted(known)}.")
+    concept_groups = [known[g] for g in groups]
     concepts: Dict[str, Concept] = {}
     cid = 0
     sets: List[List[Concept]] = []
-    for g, group in enumerate(groups):
+    for group in concept_groups:
         current = []
         for name in group:
             if name not in concepts:
@@ -174,7 +184,7 @@ def vision_ground_truth(
     ]
     data = textures.make_texture_dataset(n_targets * len(names), seed=seed + 12345)
     tcav = TokenTCAV(model, layers=list(layers), repeats=repeats, seed=seed, show_progress=show_progress,
-                     save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"))
+                     save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"), classifier=classifier)
     patch = int(getattr(model.config, "patch_size", 8))  # type: ignore[union-attr]
     report = GroundTruthReport(alpha=alpha)
     for class_name in chosen:
@@ -185,7 +195,9 @@ def vision_ground_truth(
         report.scores[class_name] = scores
         planted = textures.PLANTED_CONCEPT[class_name]
         _annotate(report, class_name, scores, planted, alpha)
-        the_set = next(s for s in sets if any(c.name == planted for c in s))
+        the_set = next((s for s in sets if any(c.name == planted for c in s)), None)
+        if the_set is None:
+            continue
         region = textures.patch_mask_fraction(data.masks[idx], patch)
         for layer in tcav.layers:
             maps = tcav.token_sensitivity(pixels, the_set, concepts[planted], layer, target=label)
@@ -205,6 +217,7 @@ def text_ground_truth(
     save_path: Optional[str] = None,
     alpha: float = ALPHA,
     show_progress: bool = False,
+    classifier: Optional[Classifier] = None,
 ) -> GroundTruthReport:
     r"""
     TokenTCAV on the planted-word task: the concept set (positive words, negative words) of
@@ -225,6 +238,7 @@ def text_ground_truth(
         save_path (str, optional): CAV cache; default: a temporary directory.
         alpha (float): Significance level. Default: 0.01
         show_progress (bool): Progress bars. Default: False
+        classifier (Classifier, optional): The CAV classifier; default TokenTCAV's.
 
     Returns:
         GroundTruthReport: The rows, localisation and scores.
@@ -234,10 +248,10 @@ def text_ground_truth(
     if model is None or tokenizer is None:
         model, tokenizer, _ = planted_task.load_planted_classifier(progress=show_progress)
     rng = np.random.default_rng(seed)
-    words = planted_task.lexicon_split()
-    positive = text_concept(0, "positive words", list(rng.choice(words["train"][1], n_words, replace=False)),
+    lexicon = planted_task.lexicon_split()
+    positive = text_concept(0, "positive words", list(rng.choice(lexicon["train"][1], n_words, replace=False)),
                             tokenizer)
-    negative = text_concept(1, "negative words", list(rng.choice(words["train"][0], n_words, replace=False)),
+    negative = text_concept(1, "negative words", list(rng.choice(lexicon["train"][0], n_words, replace=False)),
                             tokenizer)
     pool = list(planted_task.FILLER_WORDS)
     randoms = [text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
@@ -246,7 +260,7 @@ def text_ground_truth(
     ids, mask, planted_mask = planted_task.planted_token_mask(tokenizer, data)
     labels = torch.tensor(data.labels)
     tcav = TokenTCAV(model, layers=list(layers), repeats=repeats, seed=seed, show_progress=show_progress,
-                     save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"))
+                     save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"), classifier=classifier)
     report = GroundTruthReport(alpha=alpha)
     concept_set = [positive, negative]
     for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from captum_attn_shapley.attention_capture import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
 from captum_attn_shapley.fingerprint import model_fingerprint, settings_digest
-from captum_attn_shapley.players import default_player_mask, infer_layout, model_special_token_ids
+from captum_attn_shapley.players import default_player_mask, infer_layout, model_special_token_ids, unique_ids
 from captum_attn_shapley.targets import TargetLike
 from captum_attn_shapley.tcav_results import TokenTCAVScores
 from captum_attn_shapley.tcav_stats import CORRECTIONS, correct_pvalues, random_concept_test, ttest_against_half
@@ -106,6 +106,8 @@ class TokenTCAV(TCAV):
                     :class:`~captum_attn_shapley.AttentionCapture` (models that do not
                     declare their attention; eager attention switching).
         show_progress (bool): Show tqdm progress bars. Default: False
+        special_token_ids (sequence of int, optional): Token ids left out of text heatmaps
+                    (position 0 always is). Default: the model's (config and tokenizer).
         **classifier_kwargs: Passed to ``classifier.train_and_eval`` (as in Captum).
 
     Examples::
@@ -136,6 +138,7 @@ class TokenTCAV(TCAV):
         attention_output_index: OutputSelector = 1,
         switch_to_eager: bool = True,
         show_progress: bool = False,
+        special_token_ids: Optional[Sequence[int]] = None,
         **classifier_kwargs: Any,
     ) -> None:
         if not isinstance(repeats, int) or repeats < 2:
@@ -172,7 +175,8 @@ class TokenTCAV(TCAV):
         self.batch_size = batch_size
         self.seed = seed
         self.show_progress = show_progress
-        self._special_ids = model_special_token_ids(self.capturer.model)
+        self._special_ids = (unique_ids(special_token_ids) if special_token_ids is not None
+                             else model_special_token_ids(self.capturer.model))
         self.random_cavs: Dict[str, Dict[str, CAV]] = {}
         self._activations: Dict[Tuple[Any, str], Tuple[Tensor, Tensor]] = {}
 

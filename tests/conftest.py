@@ -43,3 +43,15 @@ def planted_classifier():
     from captum_attn_shapley.planted import load_planted_classifier
 
     return load_planted_classifier(progress=False)
+
+
+@pytest.fixture(scope="session")
+def texture_classifier():
+    """The texture-image ViT ``(model, processor, info)`` (:mod:`captum_attn_shapley.vision_model`).
+
+    Trained from scratch once per machine on first use (a few minutes on 2 CPU cores) and cached
+    beside the text classifiers.
+    """
+    from captum_attn_shapley.vision_model import load_texture_classifier
+
+    return load_texture_classifier(progress=False)

@@ -31,8 +31,16 @@ def test_text_planted_polarity_words(planted_classifier, tmp_path):
     assert all(0.1 < loc["chance"] < 0.35 for loc in report.localisation)
 
 
-def test_vision_planted_textures_and_colours(texture_classifier, tmp_path):
+def test_vision_planted_textures(texture_classifier, tmp_path):
+    """The texture classes: T-TCAV at block 2, heatmaps at block 1 (see the README for the colour classes)."""
     model = texture_classifier[0]
-    report = vision_ground_truth(model, layers=(1, 2), classes=("striped", "red"), n_targets=16, n_concept=12,
-                                 n_random=3, repeats=8, save_path=str(tmp_path))
-    _check(report, layers={"vit.layers.1", "vit.layers.2"}, min_pointing=0.8)
+    report = vision_ground_truth(model, layers=(1, 2), classes=("striped", "dotted", "zigzag"),
+                                 groups=("textures",), n_targets=20, n_concept=16, n_random=3, repeats=10,
+                                 save_path=str(tmp_path))
+    assert len(report.rows) == 3 * 3 * 2
+    for row in report.rows:
+        if row["layer"] == "vit.layers.2":
+            assert row["ok"], row
+    for loc in report.localisation:
+        if loc["layer"] == "vit.layers.1":
+            assert loc["pointing_game"] >= 0.8 and loc["mass_inside"] > loc["chance"] + 0.3, loc

@@ -14,7 +14,7 @@ from captum_attn_shapley import TokenTCAV, image_concept, tcav_table, text_conce
 from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
 from captum_attn_shapley.tcav_results import TABLE_COLUMNS, TokenTCAVScores
 from captum_attn_shapley.tcav_stats import correct_pvalues, random_concept_test, ttest_against_half
-from tests.tiny_models import CLS_ID, PAD_ID, SEP_ID, VOCAB, tiny_image_model, tiny_text_model
+from tests.tiny_models import CLS_ID, PAD_ID, SEP_ID, SPECIAL_IDS, VOCAB, tiny_image_model, tiny_text_model
 
 IMAGE = 16
 
@@ -135,7 +135,7 @@ def test_relative_cav_is_logistic_regression_on_the_drawn_tokens(tmp_path):
     neg = tcav._activations[(1, layer)][0]   # 2 concepts, 5 examples each: the draw takes all of c1
     x = torch.cat([pos, neg]).numpy()
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
-    lm = LogisticRegression(C=1.0, max_iter=1000, class_weight="balanced").fit(x, y)
+    lm = LogisticRegression(C=clf.C, max_iter=1000, class_weight="balanced").fit(x, y)
     w = torch.tensor(lm.coef_[0], dtype=torch.float32)
     cav = tcav.cavs["0-1"][layer].stats["weights"][0, 0]
     assert torch.allclose(cav, w / w.norm(), atol=1e-4)
@@ -306,14 +306,17 @@ def test_token_sensitivity_maps_sum_to_the_example_scores(tmp_path):
     assert torch.equal(torch.sign(rescaled), torch.sign(maps))
 
 
-def test_text_sensitivity_is_zero_at_padding(tmp_path):
-    model = tiny_text_model("roberta", num_labels=2, layers=2)
+@pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
+def test_text_sensitivity_is_zero_at_padding_and_special_tokens(tmp_path, arch):
+    model = tiny_text_model(arch, num_labels=2, layers=3)   # the last block reaches the logits via CLS only
     concepts = [_text_concept(i, seed=30 + i) for i in range(2)]
-    tcav = TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=2)
+    tcav = TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=2, special_token_ids=SPECIAL_IDS)
     ids, mask = _padded_texts(5, 4)
     maps = tcav.token_sensitivity(ids, concepts, concepts[1], 1, additional_forward_args=(mask,))
     assert maps.shape == ids.shape
-    assert torch.all(maps[mask == 0] == 0) and torch.any(maps[mask == 1] != 0)
+    special = (ids == CLS_ID) | (ids == SEP_ID)
+    assert torch.all(maps[mask == 0] == 0) and torch.all(maps[special] == 0)
+    assert torch.all(maps[(mask == 1) & ~special] != 0)
 
 
 def test_scores_are_a_captum_style_dict_and_a_table(tmp_path):
