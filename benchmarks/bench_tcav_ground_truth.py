@@ -108,12 +108,12 @@ def main() -> None:
             report = vision_ground_truth(layers=args.vision_layers, n_targets=args.targets,
                                          n_concept=args.concept_examples, n_random=args.randoms,
                                          repeats=args.repeats, seed=args.seed, show_progress=True)
-            vision_figure(args.out, args.vision_layers[-1], args.seed)
+            vision_figure(args.out, args.vision_layers[0], args.seed)
         else:
             report = text_ground_truth(layers=args.text_layers, n_targets=args.targets,
                                        n_words=args.concept_examples, n_random=args.randoms,
                                        repeats=args.repeats, seed=args.seed, show_progress=True)
-            text_figure(args.out, args.text_layers[-1], args.seed)
+            text_figure(args.out, args.text_layers[0], args.seed)
         seconds = time.perf_counter() - start
         ok = sum(r["ok"] for r in report.rows)
         sections.append(f"## {task}\n\n{ok}/{len(report.rows)} rows as expected (alpha = {report.alpha}); "
