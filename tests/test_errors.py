@@ -115,6 +115,10 @@ def test_shapley_input_needs_a_replacement_token(bert):
 
 def test_image_of_the_wrong_size():
     vit = tiny_image_model("vit")
-    with pytest.raises(ValueError, match="doesn't match model"):
+    with pytest.raises(ValueError, match=r"shape \(3, 32, 32\) do not fit .* expects \(3, 16, 16\). Resize"):
         AttentionReceived(vit).attribute(torch.randn(1, 3, 32, 32))
+    with pytest.raises(ValueError, match=r"expects \(3, 16, 16\)"):
+        AttentionReceived(vit).attribute(torch.randn(1, 1, 16, 16))   # wrong channels
+    with pytest.raises(ValueError, match="unsqueeze"):
+        AttentionReceived(vit).attribute(torch.randn(3, 16, 16))      # no batch dimension
     assert image_batch().shape[-1] == 16
