@@ -390,5 +390,12 @@ def test_text_concepts_from_word_lists(tmp_path, minilm_classifier):
     expected = [int(tokenizer(t, return_tensors="pt")["attention_mask"].sum()) for t in
                 ["great", "lovely day", "wonderful"]]
     assert stats_["num_tokens"][0] == sum(expected)
+    # the model was loaded with the default (sdpa) attention: interpret switches to eager for the call
+    assert model.config._attn_implementation != "eager"
+    enc = tokenizer(["what a great day", "this is awful", "fine"], return_tensors="pt", padding=True)
+    scores = tcav.interpret(enc["input_ids"], [[good, bad]], target=1,
+                            additional_forward_args=(enc["attention_mask"],))
+    assert scores.num_examples == 3 and scores["0-1"][tcav.layers[0]]["sign_count"].shape == (2,)
+    assert model.config._attn_implementation != "eager"
     with pytest.raises(ValueError, match="no examples"):
         text_concept(2, "none", [], tokenizer)
