@@ -4,7 +4,8 @@
 - vision: the texture ViT; per class, the texture set and the colour set, random concepts for
   Captum's test, and the planted concept's heatmap against the object masks;
 - text: the planted-word classifier; positive / negative VADER words as concepts, random
-  filler-word concepts, and the heatmap against the planted word-pieces.
+  filler-word concepts, and the heatmap against the planted word-pieces;
+- tweets: the default tweet classifier with the same word concepts (significance only).
 
 Writes ``report.md`` (both tables per task), ``report.json`` and heatmap figures into ``--out``::
 
@@ -25,7 +26,11 @@ import torch  # noqa: E402
 
 from captum_attn_shapley import TokenTCAV, image_concept, text_concept  # noqa: E402
 from captum_attn_shapley.heatmaps import plot_patch_heatmap, plot_token_heatmap  # noqa: E402
-from captum_attn_shapley.tcav_ground_truth import text_ground_truth, vision_ground_truth  # noqa: E402
+from captum_attn_shapley.tcav_ground_truth import (  # noqa: E402
+    text_ground_truth,
+    tweet_ground_truth,
+    vision_ground_truth,
+)
 
 
 def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
@@ -97,7 +102,9 @@ def main() -> None:
     parser.add_argument("--randoms", type=int, default=10)
     parser.add_argument("--vision-layers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--text-layers", type=int, nargs="+", default=[2, 3])
-    parser.add_argument("--tasks", nargs="+", default=["vision", "text"], choices=["vision", "text"])
+    parser.add_argument("--tweet-layers", type=int, nargs="+", default=[2, 3, 4])
+    parser.add_argument("--tasks", nargs="+", default=["vision", "text", "tweets"],
+                        choices=["vision", "text", "tweets"])
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -109,6 +116,10 @@ def main() -> None:
                                          n_concept=args.concept_examples, n_random=args.randoms,
                                          repeats=args.repeats, seed=args.seed, show_progress=True)
             vision_figure(args.out, args.vision_layers[0], args.seed)
+        elif task == "tweets":
+            report = tweet_ground_truth(layers=args.tweet_layers, n_targets=args.targets,
+                                        n_words=args.concept_examples, n_random=args.randoms,
+                                        repeats=args.repeats, seed=args.seed, show_progress=True)
         else:
             report = text_ground_truth(layers=args.text_layers, n_targets=args.targets,
                                        n_words=args.concept_examples, n_random=args.randoms,

@@ -14,7 +14,7 @@ inside the object / planted words, pointing game, and the chance level of both).
 """
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -79,7 +79,7 @@ class GroundTruthReport:
             f"{r['pointing_game']:.3f} | {r['chance']:.3f} | {r['n']} |\n"
             for r in self.localisation
         )
-        return head + "".join(lines) + loc
+        return head + "".join(lines) + (loc if self.localisation else "")
 
 
 def _p(value: float) -> str:
@@ -205,6 +205,72 @@ def vision_ground_truth(
     return report
 
 
+def _polarity_concepts(tokenizer: Any, n_words: int, n_random: int, seed: int
+                       ) -> Tuple[Concept, Concept, List[Concept]]:
+    """Positive and negative VADER words (training split) and random filler-word concepts."""
+    from captum_attn_shapley import planted as planted_task
+
+    rng = np.random.default_rng(seed)
+    lexicon = planted_task.lexicon_split()
+    positive = text_concept(0, "positive words", list(rng.choice(lexicon["train"][1], n_words, replace=False)),
+                            tokenizer)
+    negative = text_concept(1, "negative words", list(rng.choice(lexicon["train"][0], n_words, replace=False)),
+                            tokenizer)
+    pool = list(planted_task.FILLER_WORDS)
+    randoms = [text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
+               for i in range(n_random)]
+    return positive, negative, randoms
+
+
+def tweet_ground_truth(
+    model: Optional[Module] = None,
+    tokenizer: Any = None,
+    layers: Sequence[int] = (2, 3, 4),
+    n_targets: int = 50,
+    n_words: int = 40,
+    n_random: int = 8,
+    repeats: int = 20,
+    seed: int = 0,
+    save_path: Optional[str] = None,
+    alpha: float = ALPHA,
+    show_progress: bool = False,
+) -> GroundTruthReport:
+    r"""
+    TokenTCAV on real tweets: the default sentiment classifier, held-out positive and
+    negative tweets as targets, positive and negative VADER words as the concepts (as in
+    :func:`text_ground_truth`). The expected answer is the polarity of the class; where the
+    sentiment sits in a tweet is unknown, so there is no localisation.
+
+    Args:
+        model, tokenizer: Default: the embedded tweet classifier
+                    (:func:`~captum_attn_shapley.default_model.load_default_classifier`).
+        layers, n_targets, n_words, n_random, repeats, seed, save_path, alpha, show_progress:
+                    As for :func:`text_ground_truth` (``n_targets`` tweets per class).
+
+    Returns:
+        GroundTruthReport: The significance rows and scores.
+    """
+    from captum_attn_shapley.data import load_tweets
+    from captum_attn_shapley.default_model import load_default_classifier
+
+    if model is None or tokenizer is None:
+        model, tokenizer, _ = load_default_classifier(progress=show_progress)
+    positive, negative, randoms = _polarity_concepts(tokenizer, n_words, n_random, seed)
+    tweets = load_tweets("test", n_per_class=n_targets, seed=seed)
+    enc = tokenizer(tweets.texts, return_tensors="pt", padding=True, truncation=True, max_length=64)
+    labels = torch.tensor(tweets.labels)
+    tcav = TokenTCAV(model, layers=list(layers), repeats=repeats, seed=seed, show_progress=show_progress,
+                     save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"))
+    report = GroundTruthReport(alpha=alpha)
+    for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):
+        idx = labels == label
+        scores = tcav.interpret(enc["input_ids"][idx], [[positive, negative]], target=label,
+                                additional_forward_args=(enc["attention_mask"][idx],), random_concepts=randoms)
+        report.scores[class_name] = scores
+        _annotate(report, class_name, scores, concept.name, alpha)
+    return report
+
+
 def text_ground_truth(
     model: Optional[Module] = None,
     tokenizer: Any = None,
@@ -247,15 +313,7 @@ def text_ground_truth(
 
     if model is None or tokenizer is None:
         model, tokenizer, _ = planted_task.load_planted_classifier(progress=show_progress)
-    rng = np.random.default_rng(seed)
-    lexicon = planted_task.lexicon_split()
-    positive = text_concept(0, "positive words", list(rng.choice(lexicon["train"][1], n_words, replace=False)),
-                            tokenizer)
-    negative = text_concept(1, "negative words", list(rng.choice(lexicon["train"][0], n_words, replace=False)),
-                            tokenizer)
-    pool = list(planted_task.FILLER_WORDS)
-    randoms = [text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
-               for i in range(n_random)]
+    positive, negative, randoms = _polarity_concepts(tokenizer, n_words, n_random, seed)
     data = planted_task.make_planted_dataset(4 * n_targets, seed=seed + 777, split="test")
     ids, mask, planted_mask = planted_task.planted_token_mask(tokenizer, data)
     labels = torch.tensor(data.labels)

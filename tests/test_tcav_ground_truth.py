@@ -1,7 +1,7 @@
 """TokenTCAV finds the concept each class depends on, and where it is (small versions of the benchmark)."""
 import math
 
-from captum_attn_shapley.tcav_ground_truth import text_ground_truth, vision_ground_truth
+from captum_attn_shapley.tcav_ground_truth import text_ground_truth, tweet_ground_truth, vision_ground_truth
 
 
 def _check(report, layers, min_pointing):
@@ -44,3 +44,11 @@ def test_vision_planted_textures(texture_classifier, tmp_path):
     for loc in report.localisation:
         if loc["layer"] == "vit.layers.1":
             assert loc["pointing_game"] >= 0.8 and loc["mass_inside"] > loc["chance"] + 0.3, loc
+
+
+def test_tweets_depend_on_their_polarity_words(default_classifier, tmp_path):
+    model, tokenizer, _ = default_classifier
+    report = tweet_ground_truth(model, tokenizer, layers=(3,), n_targets=16, n_words=24, n_random=3, repeats=6,
+                                save_path=str(tmp_path))
+    assert len(report.rows) == 4 and not report.localisation
+    assert report.passed(), report.to_markdown()
