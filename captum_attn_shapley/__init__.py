@@ -26,6 +26,7 @@ from captum_attn_shapley.influence import influence_matrix
 from captum_attn_shapley.shap_text import ShapText
 from captum_attn_shapley.tcav_results import TokenTCAVScores, tcav_table
 from captum_attn_shapley.token_tcav import TokenTCAV
+from captum_attn_shapley.visualization import image_attr_maps, text_records
 
 __version__ = "0.1.0"
 
@@ -50,6 +51,7 @@ __all__ = [
     "exact_shapley",
     "faithfulness_curves",
     "find_model",
+    "image_attr_maps",
     "image_concept",
     "influence_matrix",
     "kernel_shapley",
@@ -62,5 +64,6 @@ __all__ = [
     "sufficiency_f1",
     "tcav_table",
     "text_concept",
+    "text_records",
     "variant_name",
 ]
