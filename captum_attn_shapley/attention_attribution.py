@@ -22,6 +22,7 @@ from captum_attn_shapley.players import (
     default_player_mask,
     infer_layout,
     model_special_token_ids,
+    real_token_mask,
     unique_ids,
 )
 from captum_attn_shapley.targets import TargetLike
@@ -130,11 +131,7 @@ class AttentionAttribution(Attribution):
         else:
             players = check_player_mask(player_mask, batch, num_tokens, layout)
             players = players.to(captured.attentions[0].device)
-        attention_mask = captured.model_inputs.get("attention_mask")
-        if isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens):
-            real = attention_mask.to(players.device).bool()
-        else:
-            real = torch.ones(batch, num_tokens, dtype=torch.bool, device=players.device)
+        real = real_token_mask(captured, batch, num_tokens, players.device)
         # The gradients are not needed afterwards: reuse their memory for relu(G) * A.
         matrix = influence_matrix(captured.attentions, captured.gradients, overwrite_gradients=True)
         captured.gradients = None

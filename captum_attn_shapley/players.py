@@ -194,6 +194,26 @@ def text_ids(captured: CapturedAttention, inputs: Tuple[Any, ...]) -> Optional[T
     return None
 
 
+def real_token_mask(captured: CapturedAttention, batch: int, num_tokens: int, device: torch.device) -> Tensor:
+    r"""
+    The non-padding tokens of a batch, from the ``attention_mask`` the model received.
+
+    Args:
+        captured (CapturedAttention): The capture of this batch.
+        batch (int): Examples in the batch.
+        num_tokens (int): ``T``.
+        device (torch.device): Device of the result.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``; all true when the model got no mask of
+        that shape (images, unpadded text).
+    """
+    attention_mask = captured.model_inputs.get("attention_mask")
+    if isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens):
+        return attention_mask.to(device).bool()
+    return torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
+
+
 def default_player_mask(
     captured: CapturedAttention,
     layout: TokenLayout,
@@ -218,17 +238,12 @@ def default_player_mask(
     positions = torch.arange(num_tokens, device=device).unsqueeze(0).expand(batch, -1)
     if layout.kind == "image":
         return positions >= layout.num_prefix_tokens
-    attention_mask = captured.model_inputs.get("attention_mask")
-    if not (isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens)):
-        attention_mask = None
+    real = real_token_mask(captured, batch, num_tokens, device)
     if layout.kind == "text":
         ids = text_ids(captured, inputs)
         assert ids is not None
-        return text_player_mask(ids.to(device), attention_mask, special_token_ids)
-    mask = positions >= 1  # position 0 is the classification token
-    if attention_mask is not None:
-        mask = mask & attention_mask.to(device).bool()
-    return mask
+        return text_player_mask(ids.to(device), real, special_token_ids)
+    return (positions >= 1) & real  # position 0 is the classification token
 
 
 def text_player_mask(

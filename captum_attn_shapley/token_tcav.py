@@ -38,7 +38,13 @@ from tqdm.auto import tqdm
 from captum_attn_shapley.attention_capture import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
 from captum_attn_shapley.fingerprint import model_fingerprint, settings_digest
-from captum_attn_shapley.players import default_player_mask, infer_layout, model_special_token_ids, unique_ids
+from captum_attn_shapley.players import (
+    default_player_mask,
+    infer_layout,
+    model_special_token_ids,
+    real_token_mask,
+    unique_ids,
+)
 from captum_attn_shapley.targets import TargetLike
 from captum_attn_shapley.tcav_results import TokenTCAVScores
 from captum_attn_shapley.tcav_stats import CORRECTIONS, correct_pvalues, random_concept_test, ttest_against_half
@@ -62,13 +68,6 @@ def _as_list(value: Any) -> List[Any]:
     if isinstance(value, (list, tuple)):
         return list(value)
     return [value]
-
-
-def _valid_tokens(captured: CapturedAttention, batch: int, num_tokens: int, device: torch.device) -> Tensor:
-    mask = captured.model_inputs.get("attention_mask")
-    if isinstance(mask, Tensor) and mask.shape == (batch, num_tokens):
-        return mask.to(device).bool()
-    return torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
 
 
 class TokenTCAV(TCAV):
@@ -298,7 +297,7 @@ class TokenTCAV(TCAV):
             )
             assert captured.states is not None
             states = captured.states
-            valid = _valid_tokens(captured, states[0].shape[0], states[0].shape[1], states[0].device)
+            valid = real_token_mask(captured, states[0].shape[0], states[0].shape[1], states[0].device)
             for layer, state in zip(layers, states):
                 chunks[layer].append(state[valid].float().cpu())
             counts.extend(int(c) for c in valid.sum(dim=1))
@@ -519,7 +518,7 @@ class TokenTCAV(TCAV):
         position = {idx: i for i, idx in enumerate(captured.layer_indices)}
         for layer, grad in zip(self.layers, captured.state_gradients):
             batch, tokens = grad.shape[0], grad.shape[1]
-            valid = _valid_tokens(captured, batch, tokens, grad.device)
+            valid = real_token_mask(captured, batch, tokens, grad.device)
             attention = captured.attentions[position[self.attention_index[layer]]]
             if attention.shape[-1] != tokens:
                 raise RuntimeError(
