@@ -1,23 +1,10 @@
 #!/usr/bin/env python3
 """Captum :class:`~captum.concept.Concept` objects from word lists, texts and images."""
-from typing import Any, Iterator, List, Sequence, Tuple
+from typing import Any, List, Sequence, Tuple
 
 import torch
 from captum.concept import Concept
 from torch import Tensor
-
-
-class _Batches:
-    """A re-iterable sequence of batches (a concept's ``data_iter`` is read more than once)."""
-
-    def __init__(self, batches: List[Any]) -> None:
-        self.batches = batches
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self.batches)
-
-    def __len__(self) -> int:
-        return len(self.batches)
 
 
 def text_concept(
@@ -58,7 +45,7 @@ def text_concept(
         enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
                         truncation=True, max_length=max_length)
         batches.append((enc["input_ids"], enc["attention_mask"]))
-    return Concept(id, name, _Batches(batches))
+    return Concept(id, name, batches)  # a list, so that data_iter can be read more than once
 
 
 def image_concept(id: int, name: str, pixel_values: Tensor, batch_size: int = 64) -> Concept:
@@ -86,4 +73,4 @@ def image_concept(id: int, name: str, pixel_values: Tensor, batch_size: int = 64
         raise ValueError(f"Concept {name!r} has no examples: give at least one image.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    return Concept(id, name, _Batches(list(torch.split(pixel_values, batch_size))))
+    return Concept(id, name, list(torch.split(pixel_values, batch_size)))

@@ -48,13 +48,14 @@ def _symmetric_norm(values: np.ndarray, vmax: Optional[float]) -> Any:
     return Normalize(vmin=-limit, vmax=limit)
 
 
-def upsample_patch_map(patch_scores: ArrayLike, image_size: Tuple[int, int], mode: str = "bilinear") -> Tensor:
+def upsample_patch_map(patch_scores: ArrayLike, image_size: Union[Tuple[int, int], Tensor],
+                       mode: str = "bilinear") -> Tensor:
     r"""
     Upsamples per-patch scores onto the pixel grid.
 
     Args:
         patch_scores (Tensor or array): ``(rows, cols)`` or ``(batch, rows, cols)``.
-        image_size (tuple[int, int]): ``(H, W)``.
+        image_size (tuple[int, int] or Tensor): ``(H, W)``, or the pixel batch itself.
         mode (str): ``"bilinear"`` (smooth, default) or ``"nearest"`` (uniform patches).
 
     Returns:

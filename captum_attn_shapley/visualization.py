@@ -14,7 +14,7 @@ import torch
 from captum.attr import visualization as viz
 from torch import Tensor
 
-from captum_attn_shapley.images import patch_attributions_to_pixels
+from captum_attn_shapley.heatmaps import upsample_patch_map
 
 
 def _name(index: int, label_names: Optional[Sequence[str]]) -> Union[int, str]:
@@ -127,8 +127,4 @@ def image_attr_maps(
         >>> viz.visualize_image_attr(maps[0], to_images(pixel_values)[0].permute(1, 2, 0).numpy(),
         ...                          method="blended_heat_map", sign="all", show_colorbar=True)
     """
-    single = patch_scores.dim() == 2
-    scores = patch_scores.unsqueeze(0) if single else patch_scores
-    pixels = patch_attributions_to_pixels(scores.detach().float().cpu(), image_size, mode=mode)
-    out = pixels.permute(0, 2, 3, 1).numpy().astype(np.float32)
-    return out[0] if single else out
+    return upsample_patch_map(patch_scores, image_size, mode=mode).unsqueeze(-1).numpy()

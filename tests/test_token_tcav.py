@@ -43,17 +43,9 @@ def _padded_texts(seed, n, lo=3, hi=9, offset=5):
     return ids, mask
 
 
-class _Batches:
-    def __init__(self, batches):
-        self.batches = batches
-
-    def __iter__(self):
-        return iter(self.batches)
-
-
 def _text_concept(i, seed, n=6):
     ids, mask = _padded_texts(seed, n, offset=5 + 18 * i)
-    return Concept(i, f"t{i}", _Batches([(ids[:3], mask[:3]), (ids[3:], mask[3:])]))
+    return Concept(i, f"t{i}", [(ids[:3], mask[:3]), (ids[3:], mask[3:])])
 
 
 class _Logits(nn.Module):
