@@ -24,10 +24,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from captum_attn_shapley import TokenTCAV, image_concept, text_concept  # noqa: E402
+from captum_attn_shapley import TokenTCAV  # noqa: E402
 from captum_attn_shapley.heatmaps import plot_patch_heatmap, plot_token_heatmap  # noqa: E402
 from captum_attn_shapley.tcav_ground_truth import (  # noqa: E402
+    polarity_concepts,
     text_ground_truth,
+    texture_concept_sets,
     tweet_ground_truth,
     vision_ground_truth,
 )
@@ -39,12 +41,7 @@ def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
     from captum_attn_shapley.vision_model import load_texture_classifier, to_images, to_pixel_values
 
     model = load_texture_classifier()[0]
-    sets = [textures.TEXTURE_CONCEPTS, textures.COLOUR_CONCEPTS]
-    concepts, cid = {}, 0
-    for group in sets:
-        for name in group:
-            concepts[name] = image_concept(cid, name, to_pixel_values(textures.concept_images(name, 30, seed=cid)))
-            cid += 1
+    sets = texture_concept_sets(n_concept=30, seed=seed)
     tcav = TokenTCAV(model, layers=[layer], repeats=10)
     data = textures.make_texture_dataset(5 * 4, seed=seed)
     names = textures.CLASS_NAMES
@@ -52,9 +49,10 @@ def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
     for col, class_name in enumerate(names):
         i = int(torch.nonzero(data.labels == col)[0])
         planted = textures.PLANTED_CONCEPT[class_name]
-        group = next(g for g in sets if planted in g)
+        the_set = next(s for s in sets if any(c.name == planted for c in s))
+        concept = next(c for c in the_set if c.name == planted)
         pixels = to_pixel_values(data.images[i:i + 1])
-        maps = tcav.token_sensitivity(pixels, [concepts[n] for n in group], concepts[planted], layer, target=col)
+        maps = tcav.token_sensitivity(pixels, the_set, concept, layer, target=col)
         axes[0, col].imshow(to_images(pixels)[0].permute(1, 2, 0).numpy())
         axes[0, col].contour(data.masks[i].numpy(), levels=[0.5], colors="white", linewidths=1)
         axes[0, col].set_title(f"class {class_name}", fontsize=10)
@@ -68,15 +66,10 @@ def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
 
 def text_figure(out: pathlib.Path, layer: int, seed: int) -> None:
     """Two planted sentences (one per class) with their planted concept's heatmap."""
-    import numpy as np
-
     from captum_attn_shapley import planted
 
     model, tokenizer, _ = planted.load_planted_classifier()
-    rng = np.random.default_rng(seed)
-    words = planted.lexicon_split()
-    positive = text_concept(0, "positive words", list(rng.choice(words["train"][1], 40, replace=False)), tokenizer)
-    negative = text_concept(1, "negative words", list(rng.choice(words["train"][0], 40, replace=False)), tokenizer)
+    positive, negative, _ = polarity_concepts(tokenizer, n_words=40, seed=seed)
     tcav = TokenTCAV(model, layers=[layer], repeats=10)
     data = planted.make_planted_dataset(6, seed=seed + 1, split="test")
     fig, axes = plt.subplots(2, 1, figsize=(9, 3.4))

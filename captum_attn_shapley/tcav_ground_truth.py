@@ -113,6 +113,39 @@ def _localise(report: GroundTruthReport, class_name: str, concept: str, layer: s
     })
 
 
+def texture_concept_sets(groups: Sequence[str] = ("textures", "colours"), n_concept: int = 30,
+                         seed: int = 0) -> List[List[Concept]]:
+    r"""
+    The concept sets of the texture task, as image concepts for the texture ViT.
+
+    Args:
+        groups (sequence of str): ``"textures"`` (striped, dotted, zigzag) and/or
+                    ``"colours"`` (red, blue, green, yellow). Default: both.
+        n_concept (int): Images per concept. Default: 30
+        seed (int): Seed of the images. Default: 0
+
+    Returns:
+        list[list[Concept]]: One set per group, ids numbered from 0 in order.
+    """
+    from captum_attn_shapley import textures
+    from captum_attn_shapley.vision_model import to_pixel_values
+
+    known = {"textures": textures.TEXTURE_CONCEPTS, "colours": textures.COLOUR_CONCEPTS}
+    unknown = [g for g in groups if g not in known]
+    if unknown or not groups:
+        raise ValueError(f"Unknown concept groups {unknown}: choose from {sorted(known)}.")
+    concepts: Dict[str, Concept] = {}
+    sets: List[List[Concept]] = []
+    for group in groups:
+        for name in known[group]:
+            if name not in concepts:
+                cid = len(concepts)
+                pixels = to_pixel_values(textures.concept_images(name, n_concept, seed=seed + 101 * (cid + 1)))
+                concepts[name] = image_concept(cid, name, pixels)
+        sets.append([concepts[name] for name in known[group]])
+    return sets
+
+
 def vision_ground_truth(
     model: Optional[Module] = None,
     layers: Sequence[int] = (1, 2),
@@ -160,23 +193,8 @@ def vision_ground_truth(
         model = load_texture_classifier(progress=show_progress)[0]
     names = list(textures.CLASS_NAMES)
     chosen = list(classes) if classes is not None else names
-    known = {"textures": textures.TEXTURE_CONCEPTS, "colours": textures.COLOUR_CONCEPTS}
-    unknown = [g for g in groups if g not in known]
-    if unknown or not groups:
-        raise ValueError(f"Unknown concept groups {unknown}: choose from {sorted(known)}.")
-    concept_groups = [known[g] for g in groups]
-    concepts: Dict[str, Concept] = {}
-    cid = 0
-    sets: List[List[Concept]] = []
-    for group in concept_groups:
-        current = []
-        for name in group:
-            if name not in concepts:
-                pixels = to_pixel_values(textures.concept_images(name, n_concept, seed=seed + 101 * (cid + 1)))
-                concepts[name] = image_concept(cid, name, pixels)
-                cid += 1
-            current.append(concepts[name])
-        sets.append(current)
+    sets = texture_concept_sets(groups, n_concept, seed)
+    concepts = {c.name: c for s in sets for c in s}
     randoms = [
         image_concept(1000 + i, f"random{i}",
                       to_pixel_values(textures.concept_images("random", n_concept, seed=seed + 7919 * (i + 1))))
@@ -205,9 +223,21 @@ def vision_ground_truth(
     return report
 
 
-def _polarity_concepts(tokenizer: Any, n_words: int, n_random: int, seed: int
-                       ) -> Tuple[Concept, Concept, List[Concept]]:
-    """Positive and negative VADER words (training split) and random filler-word concepts."""
+def polarity_concepts(tokenizer: Any, n_words: int = 40, n_random: int = 0, seed: int = 0
+                      ) -> Tuple[Concept, Concept, List[Concept]]:
+    r"""
+    The text concepts: positive and negative VADER words (the training split of
+    :func:`~captum_attn_shapley.planted.lexicon_split`) and random filler-word concepts.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        n_words (int): Words per concept. Default: 40
+        n_random (int): Random concepts (ids 1000, 1001, ...). Default: 0
+        seed (int): Seed of the draws. Default: 0
+
+    Returns:
+        tuple: ``(positive, negative, randoms)`` with ids 0 and 1.
+    """
     from captum_attn_shapley import planted as planted_task
 
     rng = np.random.default_rng(seed)
@@ -220,6 +250,27 @@ def _polarity_concepts(tokenizer: Any, n_words: int, n_random: int, seed: int
     randoms = [text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
                for i in range(n_random)]
     return positive, negative, randoms
+
+
+def _polarity_check(report: GroundTruthReport, tcav: TokenTCAV, ids: Tensor, mask: Tensor, labels: Tensor,
+                    n_targets: int, concepts: Tuple[Concept, Concept, List[Concept]],
+                    planted_mask: Optional[Tensor] = None) -> None:
+    """Per class (positive, negative): T-TCAV of the word concepts, and heatmaps against ``planted_mask``."""
+    positive, negative, randoms = concepts
+    for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):
+        idx = torch.nonzero(labels == label).flatten()[:n_targets]
+        scores = tcav.interpret(ids[idx], [[positive, negative]], target=label,
+                                additional_forward_args=(mask[idx],), random_concepts=randoms)
+        report.scores[class_name] = scores
+        _annotate(report, class_name, scores, concept.name, report.alpha)
+        if planted_mask is None:
+            continue
+        special = torch.isin(ids[idx], torch.tensor(tcav._special_ids, dtype=ids.dtype))
+        words = mask[idx].bool() & ~special   # the cells of a text heatmap
+        for layer in tcav.layers:
+            maps = tcav.token_sensitivity(ids[idx], [positive, negative], concept, layer, target=label,
+                                          additional_forward_args=(mask[idx],))
+            _localise(report, class_name, concept.name, layer, maps, planted_mask[idx].float(), words)
 
 
 def tweet_ground_truth(
@@ -255,19 +306,15 @@ def tweet_ground_truth(
 
     if model is None or tokenizer is None:
         model, tokenizer, _ = load_default_classifier(progress=show_progress)
-    positive, negative, randoms = _polarity_concepts(tokenizer, n_words, n_random, seed)
+    positive, negative, randoms = polarity_concepts(tokenizer, n_words, n_random, seed)
     tweets = load_tweets("test", n_per_class=n_targets, seed=seed)
     enc = tokenizer(tweets.texts, return_tensors="pt", padding=True, truncation=True, max_length=64)
     labels = torch.tensor(tweets.labels)
     tcav = TokenTCAV(model, layers=list(layers), repeats=repeats, seed=seed, show_progress=show_progress,
                      save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"))
     report = GroundTruthReport(alpha=alpha)
-    for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):
-        idx = labels == label
-        scores = tcav.interpret(enc["input_ids"][idx], [[positive, negative]], target=label,
-                                additional_forward_args=(enc["attention_mask"][idx],), random_concepts=randoms)
-        report.scores[class_name] = scores
-        _annotate(report, class_name, scores, concept.name, alpha)
+    _polarity_check(report, tcav, enc["input_ids"], enc["attention_mask"], labels, n_targets,
+                    (positive, negative, randoms))
     return report
 
 
@@ -313,24 +360,12 @@ def text_ground_truth(
 
     if model is None or tokenizer is None:
         model, tokenizer, _ = planted_task.load_planted_classifier(progress=show_progress)
-    positive, negative, randoms = _polarity_concepts(tokenizer, n_words, n_random, seed)
+    positive, negative, randoms = polarity_concepts(tokenizer, n_words, n_random, seed)
     data = planted_task.make_planted_dataset(4 * n_targets, seed=seed + 777, split="test")
     ids, mask, planted_mask = planted_task.planted_token_mask(tokenizer, data)
     labels = torch.tensor(data.labels)
     tcav = TokenTCAV(model, layers=list(layers), repeats=repeats, seed=seed, show_progress=show_progress,
                      save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"), classifier=classifier)
     report = GroundTruthReport(alpha=alpha)
-    concept_set = [positive, negative]
-    for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):
-        idx = torch.nonzero(labels == label).flatten()[:n_targets]
-        scores = tcav.interpret(ids[idx], [concept_set], target=label, additional_forward_args=(mask[idx],),
-                                random_concepts=randoms)
-        report.scores[class_name] = scores
-        _annotate(report, class_name, scores, concept.name, alpha)
-        special = torch.isin(ids[idx], torch.tensor(tcav._special_ids, dtype=ids.dtype))
-        words = mask[idx].bool() & ~special   # the cells of a text heatmap
-        for layer in tcav.layers:
-            maps = tcav.token_sensitivity(ids[idx], concept_set, concept, layer, target=label,
-                                          additional_forward_args=(mask[idx],))
-            _localise(report, class_name, concept.name, layer, maps, planted_mask[idx].float(), words)
+    _polarity_check(report, tcav, ids, mask, labels, n_targets, (positive, negative, randoms), planted_mask)
     return report
