@@ -23,6 +23,16 @@ from captum_attn_shapley.faithfulness import (
 from captum_attn_shapley.games import BUILTIN_GAMES, GameFunction, shapley_values
 from captum_attn_shapley.images import patch_attributions_to_pixels
 from captum_attn_shapley.influence import influence_matrix
+from captum_attn_shapley.report import (
+    ReportExample,
+    attribution_report,
+    comparison_report,
+    image_examples,
+    tcav_heatmap_examples,
+    tcav_report,
+    text_examples,
+    write_report,
+)
 from captum_attn_shapley.shap_text import ShapText
 from captum_attn_shapley.tcav_results import TokenTCAVScores, tcav_table
 from captum_attn_shapley.token_tcav import TokenTCAV
@@ -40,11 +50,14 @@ __all__ = [
     "GameFunction",
     "GradSAM",
     "MethodSpec",
+    "ReportExample",
     "ShapText",
     "ShapleyInput",
     "TokenLogisticClassifier",
     "TokenTCAV",
     "TokenTCAVScores",
+    "attribution_report",
+    "comparison_report",
     "comprehensiveness",
     "discover_attention_modules",
     "eager_attention",
@@ -53,6 +66,7 @@ __all__ = [
     "find_model",
     "image_attr_maps",
     "image_concept",
+    "image_examples",
     "influence_matrix",
     "kernel_shapley",
     "patch_attributions_to_pixels",
@@ -62,8 +76,12 @@ __all__ = [
     "standard_methods",
     "sufficiency",
     "sufficiency_f1",
+    "tcav_heatmap_examples",
+    "tcav_report",
     "tcav_table",
     "text_concept",
+    "text_examples",
     "text_records",
     "variant_name",
+    "write_report",
 ]

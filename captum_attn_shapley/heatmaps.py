@@ -175,6 +175,20 @@ def token_colours(scores: ArrayLike, cmap: str = "bwr", vmax: Optional[float] = 
     return colormaps[cmap](_symmetric_norm(values, vmax)(values))
 
 
+def readable_text_colour(background: Sequence[float]) -> str:
+    r"""
+    Black or white, whichever reads better on a background colour.
+
+    Args:
+        background (sequence of float): RGB (or RGBA) in [0, 1].
+
+    Returns:
+        str: ``"black"`` or ``"white"``.
+    """
+    luminance = 0.299 * float(background[0]) + 0.587 * float(background[1]) + 0.114 * float(background[2])
+    return "white" if luminance < 0.45 else "black"
+
+
 def plot_token_heatmap(
     tokens: Sequence[str],
     scores: ArrayLike,
@@ -227,9 +241,8 @@ def plot_token_heatmap(
     x, y = 0.0, 0.85
     to_axes = ax.transAxes.inverted()
     for token, colour in zip(tokens, colours):
-        luminance = 0.299 * colour[0] + 0.587 * colour[1] + 0.114 * colour[2]
         text = ax.text(x, y, token, transform=ax.transAxes, fontsize=10, va="top", family="monospace",
-                       color="white" if luminance < 0.45 else "black",
+                       color=readable_text_colour(colour),
                        bbox=dict(boxstyle="round,pad=0.2", facecolor=colour, edgecolor="none"))
         box = text.get_window_extent(renderer=renderer)
         width = to_axes.transform([[box.x1, 0]])[0, 0] - to_axes.transform([[box.x0, 0]])[0, 0]

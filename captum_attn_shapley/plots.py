@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""matplotlib figures of a comparison: faithfulness with intervals, cost versus faithfulness, AOPC."""
-from typing import TYPE_CHECKING, Any, Optional
+"""matplotlib figures: a comparison (faithfulness with intervals, cost versus faithfulness, AOPC) and
+TokenTCAV scores with their significance."""
+import math
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from captum_attn_shapley.comparison import ComparisonResult
+    from captum_attn_shapley.tcav_results import TokenTCAVScores
 
 
 def _pyplot() -> Any:
@@ -92,4 +95,88 @@ def plot_aopc(result: "ComparisonResult", title: Optional[str] = None) -> Any:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
+    return fig
+
+
+#: Colours of the T-TCAV bars: significant, not significant.
+TCAV_COLOURS = ("#4C72B0", "#B0B0B0")
+
+
+def plot_tcav_scores(
+    scores: "TokenTCAVScores",
+    title: Optional[str] = None,
+    panel_size: Tuple[float, float] = (3.6, 3.2),
+) -> Any:
+    r"""
+    T-TCAV bar chart: one panel per (experimental set, layer), one bar per concept at its
+    mean T-TCAV over the R repeated CAVs with ± one standard deviation over them as error
+    bar, a dashed reference line at 0.5 (no directional effect), and a mark above each bar:
+    ``*`` when the concept is significant, ``n.s.`` otherwise. Significance is the
+    ``significant`` column of :meth:`TokenTCAVScores.rows` (the corrected p-values if a
+    correction was applied, and Captum's random-concept test as well if it was run, at the
+    scores' ``alpha``). Significant bars are blue, the others grey.
+
+    Args:
+        scores (TokenTCAVScores): The result of :meth:`TokenTCAV.interpret`.
+        title (str, optional): The figure's title (e.g. the target class).
+        panel_size (tuple[float, float]): Width and height of one panel, in inches.
+                    Default: (3.6, 3.2)
+
+    Returns:
+        matplotlib.figure.Figure: The figure; panels in rows of experimental sets and
+        columns of layers.
+
+    Examples::
+
+        >>> scores = tcav.interpret(zebras, [[striped, dotted, zigzag]], target=0, correction="holm")
+        >>> fig = plot_tcav_scores(scores, title="class: striped")
+        >>> fig.savefig("tcav.png", dpi=120, bbox_inches="tight")
+    """
+    from captum_attn_shapley.tcav_results import TokenTCAVScores
+
+    if not isinstance(scores, TokenTCAVScores):
+        raise TypeError(
+            f"plot_tcav_scores expects the TokenTCAVScores of TokenTCAV.interpret, got {type(scores).__name__}."
+        )
+    rows = scores.rows()
+    if not rows:
+        raise ValueError("The TokenTCAVScores hold no rows (no concept set was scored).")
+    panels: Dict[Tuple[str, str], List[Dict[str, Any]]] = {}
+    for row in rows:
+        panels.setdefault((row["concept_set"], str(row["layer"])), []).append(row)
+    sets = list(dict.fromkeys(key for key, _ in panels))
+    layers = list(dict.fromkeys(layer for _, layer in panels))
+    plt = _pyplot()
+    size = (panel_size[0] * len(layers), panel_size[1] * len(sets) + (0.4 if title else 0))
+    fig, axes = plt.subplots(len(sets), len(layers), squeeze=False, sharey=True, figsize=size)
+    test = "corrected p" if scores.correction else "p"
+    for i, concept_set in enumerate(sets):
+        for j, layer in enumerate(layers):
+            ax = axes[i][j]
+            panel = panels.get((concept_set, layer), [])
+            if not panel:
+                ax.set_axis_off()
+                continue
+            positions = list(range(len(panel)))
+            heights = [r["t_tcav"] for r in panel]
+            errors = [0.0 if math.isnan(r["t_tcav_sd"]) else r["t_tcav_sd"] for r in panel]
+            colours = [TCAV_COLOURS[0] if r["significant"] else TCAV_COLOURS[1] for r in panel]
+            ax.bar(positions, heights, yerr=errors, color=colours, capsize=4, width=0.6,
+                   error_kw={"elinewidth": 1})
+            ax.axhline(0.5, color="black", linestyle="--", linewidth=0.8)
+            for x, height, error, r in zip(positions, heights, errors, panel):
+                ax.text(x, min(height + error, 1.0) + 0.03, "*" if r["significant"] else "n.s.",
+                        ha="center", va="bottom", fontsize=12 if r["significant"] else 8)
+            ax.set_xticks(positions)
+            ax.set_xticklabels([r["concept"] for r in panel], rotation=30 if len(panel) > 3 else 0,
+                               ha="right" if len(panel) > 3 else "center", fontsize=9)
+            ax.set_ylim(0, 1.15)
+            ax.set_title(f"{concept_set}\n{layer}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel("T-TCAV (mean ± sd over CAVs)")
+    note = f"* significant ({test} < {scores.alpha:g}), n.s. not; dashed: 0.5"
+    fig.text(0.5, 0.0, note, ha="center", va="bottom", fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig

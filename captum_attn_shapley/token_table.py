@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Readable per-token attribution tables: plain text for the terminal, self-contained HTML."""
 import html
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 
 def format_token_table(
@@ -33,12 +33,129 @@ def format_token_table(
     return "\n".join(lines)
 
 
+def score_colour(value: float, vmax: float, cmap: str = "bwr") -> str:
+    r"""
+    The CSS background colour of one score on a diverging scale centred on 0 (the colours
+    of :func:`captum_attn_shapley.heatmaps.token_colours`: red for positive, blue for
+    negative, white for zero, full strength at ``|value| = vmax``).
+
+    Args:
+        value (float): The score.
+        vmax (float): The scale's limit (e.g. the largest |score| of the method); 0 or
+                    less gives white.
+        cmap (str): A diverging matplotlib colour map. Default: ``"bwr"``
+
+    Returns:
+        str: ``"rgb(r,g,b)"`` with 0-255 channels.
+    """
+    from captum_attn_shapley.heatmaps import token_colours
+
+    if not vmax > 0 or value != value:
+        return "rgb(255,255,255)"
+    r, g, b = (int(round(255 * float(c))) for c in token_colours([value], cmap, vmax)[0, :3])
+    return f"rgb({r},{g},{b})"
+
+
 def _colour(value: float, scale: float) -> str:
-    """Diverging colour: green for positive, red for negative, white for zero."""
-    if scale <= 0:
-        return "rgba(255,255,255,0)"
-    alpha = min(abs(value) / scale, 1.0) * 0.85
-    return f"rgba(0,150,60,{alpha:.3f})" if value >= 0 else f"rgba(200,30,30,{alpha:.3f})"
+    """The highlight colour of a score scaled by ``scale`` (see :func:`score_colour`)."""
+    return score_colour(value, scale)
+
+
+def _text_colour(css_rgb: str) -> str:
+    from captum_attn_shapley.heatmaps import readable_text_colour
+
+    r, g, b = (int(v) / 255 for v in css_rgb[css_rgb.index("(") + 1: -1].split(","))
+    return readable_text_colour((r, g, b))
+
+
+def highlighted_tokens_html(
+    tokens: Sequence[str],
+    scores: Sequence[float],
+    players: Optional[Sequence[bool]] = None,
+    vmax: Optional[float] = None,
+    cmap: str = "bwr",
+) -> str:
+    r"""
+    The tokens as HTML ``<span>`` elements, each with its score's background colour
+    (:func:`score_colour`) and the score as tooltip and ``data-score`` attribute; tokens
+    that are not players are greyed out. Token text is HTML-escaped.
+
+    Args:
+        tokens (sequence of str): The tokens.
+        scores (sequence of float): One score per token.
+        players (sequence of bool, optional): Which tokens carry a score. Default: all.
+        vmax (float, optional): The colour scale's limit. Default: the largest |score| of
+                    the players.
+        cmap (str): Diverging colour map. Default: ``"bwr"``
+
+    Returns:
+        str: The spans, separated by spaces.
+    """
+    values = [float(v) for v in scores]
+    if len(values) != len(tokens):
+        raise ValueError(f"Got {len(tokens)} tokens but {len(values)} scores: give one score per token.")
+    flags = [True] * len(tokens) if players is None else [bool(p) for p in players]
+    if vmax is None:
+        vmax = max_abs_score(values, flags)
+    spans = []
+    for token, value, player in zip(tokens, values, flags):
+        if player:
+            background = score_colour(value, vmax, cmap)
+            spans.append(
+                f'<span class="tok" style="background:{background};color:{_text_colour(background)}" '
+                f'title="{value:.5g}" data-score="{value!r}">{html.escape(token)}</span>'
+            )
+        else:
+            spans.append(f'<span class="tok off" title="not a player">{html.escape(token)}</span>')
+    return " ".join(spans)
+
+
+def max_abs_score(scores: Sequence[float], players: Optional[Sequence[bool]] = None) -> float:
+    r"""
+    The largest |score| among the players (0 if there are none): a method's colour scale.
+
+    Args:
+        scores (sequence of float): One score per token.
+        players (sequence of bool, optional): Which tokens count. Default: all.
+
+    Returns:
+        float: The limit.
+    """
+    flags = [True] * len(scores) if players is None else players
+    finite = [abs(float(v)) for v, p in zip(scores, flags) if p and float(v) == float(v)]
+    return max(finite or [0.0])
+
+
+def colour_legend_html(vmax: float, cmap: str = "bwr", label: str = "") -> str:
+    r"""
+    A colour bar in HTML and inline CSS (a gradient from ``-vmax`` through 0 to ``vmax``
+    with the three values written under it).
+
+    Args:
+        vmax (float): The scale's limit.
+        cmap (str): The colour map of :func:`score_colour`. Default: ``"bwr"``
+        label (str): Text shown before the bar (escaped).
+
+    Returns:
+        str: A ``<span class="legend">`` element.
+    """
+    stops = ", ".join(score_colour(vmax * t, vmax if vmax > 0 else 1.0, cmap) for t in (-1.0, -0.5, 0.0, 0.5, 1.0))
+    caption = html.escape(label) + " " if label else ""
+    return (
+        f'<span class="legend" data-vmax="{float(vmax)!r}">{caption}'
+        f'<span class="bar" style="background:linear-gradient(to right, {stops})"></span>'
+        f'<span class="ticks"><span>{-vmax:.3g}</span><span>0</span><span>{vmax:.3g}</span></span></span>'
+    )
+
+
+#: The CSS of the highlighted tokens and legends (shared by the HTML pages of this package).
+HIGHLIGHT_CSS = """
+.tok { padding: 2px 3px; border-radius: 3px; line-height: 2em; white-space: pre; }
+.tok.off { color: #999; }
+.legend { display: inline-block; font-size: 0.8em; color: #444; vertical-align: middle; }
+.legend .bar { display: block; width: 160px; height: 10px; border: 1px solid #ccc; }
+.legend .ticks { display: flex; justify-content: space-between; width: 162px; }
+"""
 
 
 def token_table_html(
@@ -65,13 +182,9 @@ def token_table_html(
     """
     rows: List[str] = []
     for name, values in scores.items():
-        scale = max([abs(v) for v, p in zip(values, players) if p] or [0.0])
-        spans = []
-        for token, value, player in zip(tokens, values, players):
-            style = f"background:{_colour(value, scale)}" if player else "color:#999"
-            tip = f"{value:.5f}" if player else "not a player"
-            spans.append(f'<span class="tok" style="{style}" title="{tip}">{html.escape(token)}</span>')
-        rows.append(f"<tr><th>{html.escape(name)}</th><td>{' '.join(spans)}</td></tr>")
+        scale = max_abs_score(values, players)
+        spans = highlighted_tokens_html(tokens, values, players, scale)
+        rows.append(f"<tr><th>{html.escape(name)}</th><td>{spans}</td><td>{colour_legend_html(scale)}</td></tr>")
     head = "".join(f"<th>{html.escape(n)}</th>" for n in scores)
     body: List[str] = []
     for i, token in enumerate(tokens):
@@ -85,12 +198,11 @@ def token_table_html(
 body {{ font-family: sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; margin-bottom: 2em; }}
 th, td {{ border: 1px solid #ddd; padding: 4px 8px; text-align: left; }}
-.tok {{ padding: 2px 3px; border-radius: 3px; line-height: 2em; }}
-</style></head><body>
+{HIGHLIGHT_CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{html.escape(summary)}</p>
 <h2>Highlighted tokens</h2>
-<p>Green: pushes towards the explained class; red: against; each method scaled to its own maximum.</p>
+<p>Red: pushes towards the explained class; blue: against; each method scaled to its own largest |score|.</p>
 <table>{''.join(rows)}</table>
 <h2>Scores</h2>
 <table><tr><th>#</th><th>token</th>{head}</tr>{''.join(body)}</table>

@@ -55,3 +55,24 @@ def texture_classifier():
     from captum_attn_shapley.vision_model import load_texture_classifier
 
     return load_texture_classifier(progress=False)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "insights: needs Captum Insights (captum 0.8 with the `insights` extra)")
+    config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Insights tests run in the captum 0.8 environment, the missing-Insights tests in the 0.9 one.
+
+    scripts/test.sh runs the suite in both environments, so each test runs (and is not skipped)
+    in the environment it is about; elsewhere it is deselected.
+    """
+    from captum_attn_shapley.insights import insights_available
+
+    available = insights_available()
+    unwanted = "no_insights" if available else "insights"
+    deselected = [item for item in items if item.get_closest_marker(unwanted) is not None]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+        items[:] = [item for item in items if item.get_closest_marker(unwanted) is None]
