@@ -251,8 +251,10 @@ def plot_token_heatmap(
             text.set_position((x, y))
         x += width + 0.012
     if colorbar:
-        fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal", fraction=0.08,
-                     pad=0.02, aspect=40)
+        bar = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, orientation="horizontal", fraction=0.08,
+                           pad=0.02, aspect=40)
+        bar.set_ticks([norm.vmin, 0.0, norm.vmax])  # three ticks: small limits never overlap
+        bar.ax.xaxis.set_major_formatter("{x:.3g}")
     return fig
 
 

@@ -259,27 +259,6 @@ class InsightsAttnGradShapley(_InsightsMixin, AttnGradShapley):
         )
 
 
-class InsightsGradSAM(_InsightsMixin, GradSAM):
-    r""":class:`~captum_attn_shapley.GradSAM` as an Insights method (``layers`` parameter)."""
-
-    @log_usage()
-    def attribute(  # type: ignore[override]
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetLike = None,
-        additional_forward_args: Any = None,
-        layers: Union[None, str, Sequence[int]] = None,
-        player_mask: Optional[Tensor] = None,
-    ) -> Union[Tensor, Tuple[Tensor, ...]]:
-        r"""
-        Args and Returns: as :meth:`InsightsAttnGradShapley.attribute`.
-        """
-        return self._insights_attribute(
-            GradSAM.attribute.__wrapped__, inputs, target, additional_forward_args,  # type: ignore
-            layers, player_mask,
-        )
-
-
 class InsightsAttentionReceived(_InsightsMixin, AttentionReceived):
     r""":class:`~captum_attn_shapley.AttentionReceived` ("Att") as an Insights method."""
 
@@ -299,6 +278,10 @@ class InsightsAttentionReceived(_InsightsMixin, AttentionReceived):
             AttentionReceived.attribute.__wrapped__, inputs, target, additional_forward_args,  # type: ignore
             layers, player_mask,
         )
+
+
+class InsightsGradSAM(InsightsAttentionReceived, GradSAM):
+    r""":class:`~captum_attn_shapley.GradSAM` as an Insights method (``layers`` parameter)."""
 
 
 #: The methods :func:`register_insights_methods` adds, by their name in Insights.
@@ -357,19 +340,24 @@ def _classes(model: Module, classes: Optional[Sequence[str]]) -> List[str]:
     return [str(id2label[i]) for i in sorted(int(k) for k in id2label)]
 
 
-def _labels(labels: Optional[Sequence[int]], n: int) -> List[Optional[int]]:
-    if labels is None:
-        return [None] * n
-    if len(labels) != n:
-        raise ValueError(f"Got {len(labels)} labels for {n} examples: give one label per example.")
-    return [int(v) for v in labels]
+def _labels(labels: Sequence[int], n: int, num_classes: int) -> List[int]:
+    if labels is None or len(labels) != n:
+        given = "no labels" if labels is None else f"{len(labels)} labels"
+        raise ValueError(
+            f"Got {given} for {n} examples: give one label per example (Captum Insights leaves out examples "
+            "without a label)."
+        )
+    gold = [int(v) for v in labels]
+    if any(not 0 <= v < num_classes for v in gold):
+        raise ValueError(f"Labels must be class indices in [0, {num_classes}), got {gold}.")
+    return gold
 
 
 def text_visualizer(
     model: Module,
     tokenizer: Any,
     texts: Sequence[str],
-    labels: Optional[Sequence[int]] = None,
+    labels: Sequence[int],
     classes: Optional[Sequence[str]] = None,
     max_length: int = 128,
 ) -> Any:
@@ -382,7 +370,7 @@ def text_visualizer(
         model (Module): A Hugging Face sequence classifier (``eval()`` mode).
         tokenizer: Its tokenizer.
         texts (sequence of str): The examples to show (one Insights batch each, unpadded).
-        labels (sequence of int, optional): Their true class indices.
+        labels (sequence of int): Their true class indices (Insights shows only labelled examples).
         classes (sequence of str, optional): Class names (default: ``model.config.id2label``).
         max_length (int): Truncation length.
 
@@ -406,14 +394,13 @@ def text_visualizer(
         raise ValueError("No texts given: pass at least one text to visualise.")
     forward = TextEmbeddingForward(model).eval()
     names = _classes(model, classes)
-    gold = _labels(labels, len(texts))
+    gold = _labels(labels, len(texts), len(names))
     dataset = []
     for text, label in zip(texts, gold):
         if not text.strip():
             raise ValueError("One of the texts is empty: give non-empty texts.")
         ids = tokenizer([text], return_tensors="pt", truncation=True, max_length=max_length)["input_ids"]
-        target = torch.tensor([label]) if label is not None else None
-        dataset.append(insights.Batch(inputs=ids, labels=target, additional_args=(ids,)))
+        dataset.append(insights.Batch(inputs=ids, labels=torch.tensor([label]), additional_args=(ids,)))
 
     def to_tokens(ids: Tensor) -> List[str]:
         return list(tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist()))
@@ -430,7 +417,7 @@ def text_visualizer(
 def image_visualizer(
     model: Module,
     images: Tensor,
-    labels: Optional[Sequence[int]] = None,
+    labels: Sequence[int],
     classes: Optional[Sequence[str]] = None,
     image_mean: Optional[Sequence[float]] = None,
     image_std: Optional[Sequence[float]] = None,
@@ -443,7 +430,7 @@ def image_visualizer(
     Args:
         model (Module): A Hugging Face image classifier (``eval()`` mode).
         images (Tensor): ``(n, 3, H, W)`` images in ``[0, 1]`` at the model's input size.
-        labels (sequence of int, optional): Their true class indices.
+        labels (sequence of int): Their true class indices (Insights shows only labelled examples).
         classes (sequence of str, optional): Class names (default: ``model.config.id2label``).
         image_mean, image_std (sequence of float, optional): Normalisation into the
                     model's ``pixel_values``; default: the ``processor``'s.
@@ -476,10 +463,9 @@ def image_visualizer(
     forward = ImageLogitsForward(model, image_mean, image_std).eval()
     find_model(forward)  # a model without discoverable attention fails here, clearly
     names = _classes(model, classes)
-    gold = _labels(labels, images.shape[0])
+    gold = _labels(labels, images.shape[0], len(names))
     dataset = [
-        insights.Batch(inputs=images[i: i + 1], labels=torch.tensor([g]) if g is not None else None)
-        for i, g in enumerate(gold)
+        insights.Batch(inputs=images[i: i + 1], labels=torch.tensor([g])) for i, g in enumerate(gold)
     ]
     feature = features.ImageFeature("Image", baseline_transforms=None, input_transforms=None)
     return insights.AttributionVisualizer(

@@ -56,7 +56,7 @@ _MODEL_RECORD = "model.json"
 
 
 def _block_name(attention_name: str) -> Optional[str]:
-    """``vit.encoder.layer.4.attention.attention`` -> ``vit.encoder.layer.4``."""
+    """``vit.layers.4.attention.attention`` -> ``vit.layers.4``."""
     parts = attention_name.split(".")
     for i, part in enumerate(parts):
         if part.isdigit():
@@ -79,7 +79,7 @@ class TokenTCAV(TCAV):
         model (Module): The transformer classifier (Hugging Face or any model whose
                     attention modules can be named).
         layers (str, int or list): Transformer blocks whose output token states are
-                    probed: module names as in Captum (e.g. ``"vit.encoder.layer.4"``) or
+                    probed: module names as in Captum (e.g. ``"vit.layers.4"`` or ``"bert.encoder.layer.4"``) or
                     block indices (``4``; negative from the end). Each block must contain
                     exactly one attention module, whose classification-token row weights
                     the tokens.
@@ -117,7 +117,7 @@ class TokenTCAV(TCAV):
         >>> zigzag = image_concept(2, "zigzag", zigzag_pixels)
         >>> tcav = TokenTCAV(vit, layers=[2, 3])
         >>> scores = tcav.interpret(zebra_pixels, [[striped, dotted, zigzag]], target=0)
-        >>> scores["0-1-2"]["vit.encoder.layer.2"]["sign_count"]   # one T-TCAV per concept
+        >>> scores["0-1-2"]["vit.layers.2"]["sign_count"]   # one T-TCAV per concept
         >>> print(scores.to_markdown())
     """
 

@@ -82,8 +82,8 @@ def test_without_insights_every_entry_point_says_how_to_get_it(default_classifie
     assert not insights_available()
     calls = [
         register_insights_methods,
-        lambda: text_visualizer(model, tokenizer, TEXTS),
-        lambda: image_visualizer(model, torch.rand(1, 3, 64, 64), image_mean=[0.5] * 3, image_std=[0.5] * 3),
+        lambda: text_visualizer(model, tokenizer, TEXTS, [0, 1]),
+        lambda: image_visualizer(model, torch.rand(1, 3, 64, 64), [0], image_mean=[0.5] * 3, image_std=[0.5] * 3),
         lambda: embedded_visualizer("text"),
     ]
     for call in calls:
@@ -114,7 +114,7 @@ def test_our_methods_are_listed_next_to_captums_with_their_options(default_class
     model, tokenizer, _ = default_classifier
     assert insights_available()
     assert register_insights_methods() == ["AttnGradShapley", "Grad-SAM", "Att"]
-    config = text_visualizer(model, tokenizer, TEXTS).get_insights_config()
+    config = text_visualizer(model, tokenizer, TEXTS, [0, 1]).get_insights_config()
     assert {"Integrated Gradients", "Saliency", "AttnGradShapley", "Grad-SAM", "Att"} <= set(config["methods"])
     ours = config["method_arguments"]["AttnGradShapley"]
     assert ours["game"] == {"value": "max_mutual", "limit": ["cls", "mutual", "max_mutual"], "type": "enum"}
@@ -210,16 +210,20 @@ def test_insights_input_errors_are_clear(default_classifier, texture_classifier)
     model, tokenizer, _ = default_classifier
     vit, _, _ = texture_classifier
     with pytest.raises(ValueError, match="No texts given"):
-        text_visualizer(model, tokenizer, [])
+        text_visualizer(model, tokenizer, [], [])
     with pytest.raises(ValueError, match="one label per example"):
         text_visualizer(model, tokenizer, TEXTS, labels=[0])
+    with pytest.raises(ValueError, match="leaves out examples without a label"):
+        text_visualizer(model, tokenizer, TEXTS, labels=None)  # Insights would wait for ever
+    with pytest.raises(ValueError, match=r"class indices in \[0, 2\)"):
+        text_visualizer(model, tokenizer, TEXTS, labels=[0, 2])
     with pytest.raises(ValueError, match="normalisation"):
-        image_visualizer(vit, torch.rand(1, 3, 64, 64))
+        image_visualizer(vit, torch.rand(1, 3, 64, 64), [0])
     with pytest.raises(ValueError, match=r"\(n, 3, H, W\)"):
-        image_visualizer(vit, torch.rand(3, 64, 64), image_mean=[0.5] * 3, image_std=[0.5] * 3)
+        image_visualizer(vit, torch.rand(3, 64, 64), [0], image_mean=[0.5] * 3, image_std=[0.5] * 3)
     with pytest.raises(ValueError, match="Unknown task"):
         embedded_visualizer("audio")
-    visualizer = text_visualizer(model, tokenizer, TEXTS)
+    visualizer = text_visualizer(model, tokenizer, TEXTS, [0, 1])
     with pytest.raises(ValueError, match="Cannot read layers 'last'"):
         _outputs(visualizer, "Grad-SAM", {"layers": "last"})
 
