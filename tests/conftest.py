@@ -60,6 +60,7 @@ def texture_classifier():
 def pytest_configure(config):
     config.addinivalue_line("markers", "insights: needs Captum Insights (captum 0.8 with the `insights` extra)")
     config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
+    config.addinivalue_line("markers", "notebook: executes a tutorial notebook (test.sh: captum 0.9 run only)")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -92,7 +92,7 @@ def _check_chart(fig, scores):
         assert np.allclose([s[0][1] for s in segments], means - sds, atol=1e-9)
         assert np.allclose([s[1][1] for s in segments], means + sds, atol=1e-9)
         # the 0.5 reference line
-        assert any(np.allclose(line.get_ydata(), 0.5) for line in ax.lines)
+        assert any(np.allclose(np.asarray(line.get_ydata(), dtype=float), 0.5) for line in ax.lines)
         # one mark per bar, above it, matching the significance
         marks = sorted(((t.get_position()[0], t.get_text()) for t in ax.texts), key=lambda m: m[0])
         assert [m[1] for m in marks] == ["*" if s else "n.s." for s in significant[layer]]

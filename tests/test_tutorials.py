@@ -92,6 +92,7 @@ def _stdout(nb):
                    if o.output_type == "stream" and o.name == "stdout")
 
 
+@pytest.mark.notebook
 def test_notebook_01_explains_the_sentiment_classifier(default_classifier, tmp_path):
     probe = """{
         "methods": list(summary.index),
@@ -121,6 +122,7 @@ def test_notebook_01_explains_the_sentiment_classifier(default_classifier, tmp_p
     assert "|convergence delta| per tweet" in _stdout(nb)
 
 
+@pytest.mark.notebook
 def test_notebook_02_runs_token_tcav_on_the_texture_vit(texture_classifier, tmp_path):
     probe = """{
         "columns": list(table.columns),
@@ -149,6 +151,7 @@ def test_notebook_02_runs_token_tcav_on_the_texture_vit(texture_classifier, tmp_
     assert block1["mass inside the object"] > block1["chance"] + 0.2 and block1["pointing game"] >= 0.7
 
 
+@pytest.mark.notebook
 def test_notebook_03_brings_other_models(default_classifier, texture_classifier, tmp_path):
     probe = """{
         "implementation_after": minilm.config._attn_implementation,
