@@ -80,6 +80,13 @@ def _first_tensor(output: Any) -> Optional[Tensor]:
     return getattr(output, "last_hidden_state", None)
 
 
+def forward_args_tuple(additional_forward_args: Any) -> Tuple[Any, ...]:
+    """Captum's ``additional_forward_args`` as a tuple: ``()`` for None, a single argument wrapped."""
+    if additional_forward_args is None:
+        return ()
+    return additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,)
+
+
 def logits_from_output(output: Any) -> Tensor:
     r"""
     Extracts the classification logits from a model's output.
@@ -530,13 +537,7 @@ class AttentionCapture:
             for t in inputs_tuple
         ):
             raise ValueError("Empty input: `inputs` must hold at least one example with at least one token.")
-        extra: Tuple[Any, ...]
-        if additional_forward_args is None:
-            extra = ()
-        elif isinstance(additional_forward_args, tuple):
-            extra = additional_forward_args
-        else:
-            extra = (additional_forward_args,)
+        extra = forward_args_tuple(additional_forward_args)
         batch = inputs_tuple[0].shape[0]
         for arg in extra:
             if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] != batch:

@@ -24,7 +24,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.attention_attribution import AttentionAttribution
-from captum_attn_shapley.attention_capture import find_model, logits_from_output
+from captum_attn_shapley.attention_capture import find_model, forward_args_tuple, logits_from_output
 from captum_attn_shapley.attn_grad_shapley import AttnGradShapley
 from captum_attn_shapley.baselines import AttentionReceived, GradSAM
 from captum_attn_shapley.games import BUILTIN_GAMES
@@ -197,7 +197,7 @@ def _text_player_mask(method: AttentionAttribution, inputs: Tuple[Tensor, ...], 
     """With TextEmbeddingForward, the players come from the ids passed along with the embeddings."""
     if player_mask is not None or not isinstance(method.forward_func, TextEmbeddingForward):
         return player_mask
-    extra = as_tuple(additional_forward_args) if additional_forward_args is not None else ()
+    extra = forward_args_tuple(additional_forward_args)
     ids = extra[0] if extra else None
     if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape != inputs[0].shape[:2]:
         return None

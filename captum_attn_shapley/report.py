@@ -42,6 +42,7 @@ from captum_attn_shapley.faithfulness import (
     resolve_special_token_ids,
     token_scores,
 )
+from captum_attn_shapley.attention_capture import forward_args_tuple
 from captum_attn_shapley.players import text_player_mask
 from captum_attn_shapley.targets import TargetLike, normalize_target
 from captum_attn_shapley.token_table import (
@@ -289,12 +290,6 @@ def _label_namer(label_names: Optional[LabelNames], forward_func: Any = None) ->
     return lambda index: names.get(int(index), str(int(index)))
 
 
-def _as_tuple(args: Any) -> Tuple[Any, ...]:
-    if args is None:
-        return ()
-    return args if isinstance(args, tuple) else (args,)
-
-
 def _display_mask(ids: Tensor, extra: Tuple[Any, ...]) -> Optional[Tensor]:
     """The attention mask among the additional forward arguments (first 0/1 tensor shaped like the ids)."""
     for arg in extra:
@@ -383,7 +378,7 @@ def text_examples(
     if not isinstance(input_ids, Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
         raise ValueError("`input_ids` must be an integer tensor of shape (batch, seq).")
     methods = _map_dict(attributions)
-    extra = _as_tuple(additional_forward_args)
+    extra = forward_args_tuple(additional_forward_args)
     mask = _display_mask(input_ids, extra)
     batch = int(input_ids.shape[0])
     if labels is not None and len(labels) != batch:
@@ -470,7 +465,7 @@ def image_examples(
         >>> write_report("vit.html", attribution_report(examples, model_name="texture ViT"))
     """
     methods = _map_dict(attributions)
-    extra = _as_tuple(additional_forward_args)
+    extra = forward_args_tuple(additional_forward_args)
     display = pixel_values if images is None else images
     batch = int(pixel_values.shape[0])
     if int(display.shape[0]) != batch:
@@ -923,7 +918,7 @@ def tcav_heatmap_examples(
         raise TypeError("`inputs` must be a tensor (pixel_values or input_ids).")
     chosen = list(experimental_set) if concepts is None else list(concepts)
     chosen_layers = list(tcav.layers) if layers is None else [tcav._layer_name(layer) for layer in layers]
-    extra = _as_tuple(additional_forward_args)
+    extra = forward_args_tuple(additional_forward_args)
     maps: Dict[str, Tensor] = {}
     for concept in chosen:
         for layer in chosen_layers:

@@ -35,7 +35,13 @@ from torch.nn import Module
 from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from captum_attn_shapley.attention_capture import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
+from captum_attn_shapley.attention_capture import (
+    AttentionCapture,
+    CapturedAttention,
+    ModuleSpec,
+    OutputSelector,
+    forward_args_tuple,
+)
 from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
 from captum_attn_shapley.fingerprint import model_fingerprint, settings_digest
 from captum_attn_shapley.players import (
@@ -482,12 +488,7 @@ class TokenTCAV(TCAV):
         n = inputs_tuple[0].shape[0]
         if n == 0:
             raise ValueError("inputs hold no examples: give at least one target example.")
-        if additional_forward_args is None:
-            extra: Tuple[Any, ...] = ()
-        elif isinstance(additional_forward_args, tuple):
-            extra = additional_forward_args
-        else:
-            extra = (additional_forward_args,)
+        extra = forward_args_tuple(additional_forward_args)
         for t in inputs_tuple[1:] + extra:
             if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] != n:
                 raise ValueError(
