@@ -918,7 +918,6 @@ def tcav_heatmap_examples(
         raise TypeError("`inputs` must be a tensor (pixel_values or input_ids).")
     chosen = list(experimental_set) if concepts is None else list(concepts)
     chosen_layers = list(tcav.layers) if layers is None else [tcav._layer_name(layer) for layer in layers]
-    extra = forward_args_tuple(additional_forward_args)
     maps: Dict[str, Tensor] = {}
     for concept in chosen:
         for layer in chosen_layers:
@@ -933,28 +932,13 @@ def tcav_heatmap_examples(
                               label_names=label_names)
     if tokenizer is None:
         raise ValueError("Text inputs need `tokenizer=` to show their tokens.")
-    name_of = _label_namer(label_names, forward)
-    probs = _predict(forward, inputs, extra)
-    predicted = probs.argmax(dim=1)
-    explained = normalize_target(target, probs)
-    mask = _display_mask(inputs, extra)
-    special = list(getattr(tcav, "_special_ids", [])) or list(tokenizer.all_special_ids)
-    players = text_player_mask(inputs, mask, special)
-    examples = []
-    for b in range(int(inputs.shape[0])):
-        keep = mask[b].bool() if mask is not None else torch.ones(inputs.shape[1], dtype=torch.bool)
-        examples.append(ReportExample(
-            attributions={name: m[b][keep].tolist() for name, m in maps.items()},
-            tokens=[str(t) for t in tokenizer.convert_ids_to_tokens(inputs[b][keep].tolist())],
-            players=players[b][keep].tolist(),
-            text=tokenizer.decode(inputs[b][keep].tolist(), skip_special_tokens=True),
-            title=f"Example {b}",
-            predicted=name_of(int(predicted[b])),
-            probability=float(probs[b, predicted[b]]),
-            true_label=None if labels is None else name_of(int(labels[b])),
-            explained=name_of(int(explained[b])),
-        ))
-    return examples
+    mask = _display_mask(inputs, forward_args_tuple(additional_forward_args))
+    rows = list(inputs) if mask is None else [row[keep.bool()] for row, keep in zip(inputs, mask)]
+    texts = [tokenizer.decode(row.tolist(), skip_special_tokens=True) for row in rows]
+    # the heatmaps' players: TokenTCAV's special tokens, else the tokenizer's (as text_examples resolves them)
+    return text_examples(forward, inputs, maps, tokenizer, additional_forward_args=additional_forward_args,
+                         target=target, labels=labels, label_names=label_names, texts=texts, metrics=False,
+                         special_token_ids=tcav._special_ids or None)
 
 
 def tcav_report(
