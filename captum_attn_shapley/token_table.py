@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Readable per-token attribution tables: plain text for the terminal, self-contained HTML."""
 import html
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 
 def format_token_table(
@@ -33,6 +33,16 @@ def format_token_table(
     return "\n".join(lines)
 
 
+def _score_rgb(value: float, vmax: float, cmap: str) -> Tuple[int, int, int]:
+    """The 0-255 RGB of one score (see :func:`score_colour`)."""
+    from captum_attn_shapley.heatmaps import token_colours
+
+    if not vmax > 0 or value != value:
+        return 255, 255, 255
+    r, g, b = (int(round(255 * float(c))) for c in token_colours([value], cmap, vmax)[0, :3])
+    return r, g, b
+
+
 def score_colour(value: float, vmax: float, cmap: str = "bwr") -> str:
     r"""
     The CSS background colour of one score on a diverging scale centred on 0 (the colours
@@ -48,24 +58,11 @@ def score_colour(value: float, vmax: float, cmap: str = "bwr") -> str:
     Returns:
         str: ``"rgb(r,g,b)"`` with 0-255 channels.
     """
-    from captum_attn_shapley.heatmaps import token_colours
-
-    if not vmax > 0 or value != value:
-        return "rgb(255,255,255)"
-    r, g, b = (int(round(255 * float(c))) for c in token_colours([value], cmap, vmax)[0, :3])
-    return f"rgb({r},{g},{b})"
+    return _css_rgb(_score_rgb(value, vmax, cmap))
 
 
-def _colour(value: float, scale: float) -> str:
-    """The highlight colour of a score scaled by ``scale`` (see :func:`score_colour`)."""
-    return score_colour(value, scale)
-
-
-def _text_colour(css_rgb: str) -> str:
-    from captum_attn_shapley.heatmaps import readable_text_colour
-
-    r, g, b = (int(v) / 255 for v in css_rgb[css_rgb.index("(") + 1: -1].split(","))
-    return readable_text_colour((r, g, b))
+def _css_rgb(rgb: Tuple[int, int, int]) -> str:
+    return "rgb({},{},{})".format(*rgb)
 
 
 def highlighted_tokens_html(
@@ -97,12 +94,15 @@ def highlighted_tokens_html(
     flags = [True] * len(tokens) if players is None else [bool(p) for p in players]
     if vmax is None:
         vmax = max_abs_score(values, flags)
+    from captum_attn_shapley.heatmaps import readable_text_colour
+
     spans = []
     for token, value, player in zip(tokens, values, flags):
         if player:
-            background = score_colour(value, vmax, cmap)
+            rgb = _score_rgb(value, vmax, cmap)
+            text_colour = readable_text_colour([c / 255 for c in rgb])
             spans.append(
-                f'<span class="tok" style="background:{background};color:{_text_colour(background)}" '
+                f'<span class="tok" style="background:{_css_rgb(rgb)};color:{text_colour}" '
                 f'title="{value:.5g}" data-score="{value!r}">{html.escape(token)}</span>'
             )
         else:
