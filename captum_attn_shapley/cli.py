@@ -263,7 +263,7 @@ def explain(args: argparse.Namespace) -> int:
     model, tokenizer, info = load_classifier(args.model)
     enc = tokenizer([args.text], return_tensors="pt", truncation=True, max_length=args.max_length)
     ids, mask = enc["input_ids"], enc["attention_mask"]
-    id2label = {int(k): str(v) for k, v in (model.config.id2label or {}).items()}
+    id2label = _label_names(model)
     target = _target_index(args.target, id2label)
     with torch.no_grad():
         probs = torch.softmax(model(ids, attention_mask=mask).logits, dim=1)[0]
