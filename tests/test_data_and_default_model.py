@@ -1,19 +1,13 @@
 """Tests of the tweet data and of the embedded default classifier (offline)."""
 
-import json
-
 import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from captum_attn_shapley import default_model
 from captum_attn_shapley.data import TEST_PER_CLASS, load_tweets
-from captum_attn_shapley.default_model import (
-    _base_model_path,
-    cache_dir,
-    evaluate_accuracy,
-    load_classifier,
-)
+from captum_attn_shapley.default_model import DEFAULT_MODEL_NAME, _base_model_path, load_classifier
+from captum_attn_shapley.model_cache import cache_dir, model_path
 
 
 @pytest.mark.parametrize("split", ["train", "test", "all"])
@@ -79,36 +73,7 @@ def test_load_classifier_from_local_directory(tmp_path):
     assert len(out.attentions) == 2 and out.attentions[0].shape[1] == 4
 
 
-def test_default_classifier_is_cached_and_accurate(default_classifier):
-    model, tokenizer, info = default_classifier
-    path = cache_dir() / "sentiment-minilm-v1"
-    metrics = json.loads((path / "metrics.json").read_text())
-    assert metrics["accuracy"] >= 0.90
-    assert metrics["n_train"] == 3400 and metrics["n_test"] == 1000
-    assert info["accuracy"] == metrics["accuracy"]
-    assert not model.training
-    assert model.config._attn_implementation == "eager"
-    assert model.config.id2label == {0: "negative", 1: "positive"}
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(".sentiment-minilm-v1")]
-
-    test = load_tweets("test", n_per_class=100, seed=1)
-    assert evaluate_accuracy(model, tokenizer, test.texts, test.labels) >= 0.88
-
-
 def test_load_classifier_none_is_the_default(default_classifier):
     model, _, info = load_classifier(None, progress=False)
-    assert info["name_or_path"] == str(cache_dir() / "sentiment-minilm-v1")
+    assert info["name_or_path"] == str(model_path(DEFAULT_MODEL_NAME, default_model.training_modules()))
     assert type(model) is type(default_classifier[0])
-
-
-def test_interrupted_training_leaves_no_partial_cache(monkeypatch, tmp_path):
-    def interrupted(out_dir, progress):
-        (out_dir / "config.json").write_text("{}")
-        raise KeyboardInterrupt
-
-    monkeypatch.setenv("CAPTUM_ATTN_SHAPLEY_CACHE", str(tmp_path))
-    monkeypatch.setattr(default_model, "_train", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        default_model.load_default_classifier(progress=False)
-    assert list(tmp_path.iterdir()) == []
-    assert not default_model._is_complete(tmp_path)

@@ -1,17 +1,15 @@
 """Tests of the planted-word ground-truth task: data, token masks, recovery metrics, classifier."""
 
-import json
 
 import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer
 
-from captum_attn_shapley import default_model, planted
-from captum_attn_shapley.default_model import cache_dir, evaluate_accuracy, fine_tune
+from captum_attn_shapley import default_model
+from captum_attn_shapley.default_model import fine_tune
 from captum_attn_shapley.planted import (
     FILLER_WORDS,
-    PLANTED_MODEL_NAME,
     lexicon_split,
     make_planted_dataset,
     planted_token_mask,
@@ -295,51 +293,3 @@ def test_fine_tune_rejects_bad_training_data():
         fine_tune("unused", ["a", "b"], [0], ("negative", "positive"))
     with pytest.raises(ValueError, match="positive"):
         fine_tune("unused", ["a"], [0], ("negative", "positive"), epochs=0)
-
-
-def test_interrupted_planted_training_leaves_no_partial_cache(monkeypatch, tmp_path):
-    def interrupted(out_dir, progress):
-        (out_dir / "config.json").write_text("{}")
-        raise KeyboardInterrupt
-
-    monkeypatch.setenv("CAPTUM_ATTN_SHAPLEY_CACHE", str(tmp_path))
-    monkeypatch.setattr(planted, "_train", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        planted.load_planted_classifier(progress=False)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_planted_classifier_is_cached_and_accurate_on_unseen_words(planted_classifier):
-    model, tokenizer, info = planted_classifier
-    path = cache_dir() / PLANTED_MODEL_NAME
-    metrics = json.loads((path / "metrics.json").read_text())
-    assert info["name_or_path"] == str(path)
-    assert info["accuracy"] == metrics["accuracy"] >= 0.97
-    assert metrics["n_test"] == planted.TEST_SIZE and metrics["n_train"] == planted.TRAIN_SIZE
-    assert metrics["test_words_unseen"] is True
-    assert not model.training
-    assert model.config._attn_implementation == "eager"
-    assert model.config.id2label == {0: "negative", 1: "positive"}
-    assert tokenizer.is_fast
-    assert not [p for p in path.parent.iterdir() if p.name.startswith(f".{PLANTED_MODEL_NAME}")]
-
-    # a fresh held-out sample: other sentences than the recorded test set, unseen words only
-    held_out = make_planted_dataset(600, seed=123, split="test")
-    assert evaluate_accuracy(model, tokenizer, held_out.texts, held_out.labels) >= 0.97
-
-
-def test_attention_shapley_recovers_the_planted_tokens(planted_classifier):
-    from captum_attn_shapley import AttnGradShapley
-
-    model, tokenizer, _ = planted_classifier
-    data = make_planted_dataset(16, seed=11, split="test")
-    input_ids, attention_mask, planted_mask = planted_token_mask(tokenizer, data)
-    players = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    attributions = AttnGradShapley(model).attribute(
-        input_ids, target=torch.tensor(data.labels), additional_forward_args=(attention_mask,))
-    found = token_recovery(attributions, planted_mask, players)
-    chance = token_recovery(torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(0)),
-                            planted_mask, players)
-    assert found["auprc"].mean() > 0.75 > 0.5 > chance["auprc"].mean()
-    assert found["precision_at_1"].mean() >= 0.9
-    assert found["precision_at_k"].mean() > chance["precision_at_k"].mean() + 0.3
