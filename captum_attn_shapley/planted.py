@@ -31,8 +31,8 @@ from captum_attn_shapley import default_model
 from captum_attn_shapley.model_cache import build_cached, write_metrics
 from captum_attn_shapley.data import LABEL_NAMES, wheel_data_file
 
-#: Name of the cached planted classifier inside ``model_cache.cache_dir()``; bump it when
-#: the data or the training change.
+#: Name of the cached planted classifier inside ``model_cache.cache_dir()`` (a change of its code or of
+#: the package versions trains a new one: see :func:`~captum_attn_shapley.model_cache.training_key`).
 PLANTED_MODEL_NAME = "planted-minilm-v1"
 #: Seed of the fixed train / test split of the lexicon words (independent of any dataset seed).
 WORD_SPLIT_SEED = 20240917

@@ -2,7 +2,7 @@
 
 On first use :func:`load_texture_classifier` trains a 4-layer Vision Transformer (8 x 8 patches
 of 8 pixels plus ``[CLS]``) on the procedural images of :mod:`captum_attn_shapley.textures`
-(about four minutes on 2 CPU cores, no network), measures its held-out accuracy, and caches it
+(a few minutes on 2 CPU cores, no network), measures its held-out accuracy, and caches it
 with a matching ViT image processor under
 :func:`~captum_attn_shapley.model_cache.cache_dir` (keyed by the code and the package versions);
 later calls only load it. Since the
@@ -41,8 +41,8 @@ except ImportError:  # pragma: no cover - transformers without the PIL backend s
 
 logger = logging.getLogger(__name__)
 
-#: Name of the cached texture classifier inside ``model_cache.cache_dir()``; bump it when the
-#: data or the training change.
+#: Name of the cached texture classifier inside ``model_cache.cache_dir()`` (a change of its code or of
+#: the package versions trains a new one: see :func:`~captum_attn_shapley.model_cache.training_key`).
 VISION_MODEL_NAME = "texture-vit-v1"
 #: Architecture of :func:`texture_vit_config`.
 PATCH_SIZE = 8
@@ -444,8 +444,8 @@ def load_texture_classifier(retrain: bool = False, progress: bool = True) -> Loa
     code and the installed versions) holds a complete model with matching weights, it is loaded.
     Otherwise a ViT (:func:`texture_vit_config`) is trained from scratch for
     :data:`EPOCHS` epochs on :data:`TRAIN_SIZE` images of
-    :func:`~captum_attn_shapley.textures.make_texture_dataset` (under four minutes on 2 CPU
-    cores; held-out accuracy 0.976), evaluated on :data:`TEST_SIZE` images of another seed (and on the same images
+    :func:`~captum_attn_shapley.textures.make_texture_dataset` (a few minutes on 2 CPU
+    cores; held-out accuracy 0.968), evaluated on :data:`TEST_SIZE` images of another seed (and on the same images
     with their object removed, which should be at chance) and saved there atomically with
     its image processor and ``metrics.json``.
 
