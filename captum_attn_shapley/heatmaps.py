@@ -22,6 +22,11 @@ def _as_tensor(values: ArrayLike) -> Tensor:
     return torch.as_tensor(np.asarray(values, dtype=np.float32))
 
 
+def _height_width(image_hwc: np.ndarray) -> Tuple[int, int]:
+    """``(H, W)`` of an ``(H, W, C)`` image array."""
+    return int(image_hwc.shape[0]), int(image_hwc.shape[1])
+
+
 def _image_hwc(image: ArrayLike) -> np.ndarray:
     array = _as_tensor(image).numpy()
     if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
@@ -103,7 +108,7 @@ def overlay_patch_heatmap(
     from matplotlib import colormaps
 
     base = _image_hwc(image)
-    heat = upsample_patch_map(patch_scores, base.shape[:2], mode=mode).numpy()
+    heat = upsample_patch_map(patch_scores, _height_width(base), mode=mode).numpy()
     colours = colormaps[cmap](_symmetric_norm(heat, vmax)(heat))[..., :3]
     return (1 - alpha) * base + alpha * colours
 
@@ -141,7 +146,7 @@ def plot_patch_heatmap(
     import matplotlib.pyplot as plt
     from matplotlib.cm import ScalarMappable
 
-    heat = upsample_patch_map(patch_scores, _image_hwc(image).shape[:2], mode=mode).numpy()
+    heat = upsample_patch_map(patch_scores, _height_width(_image_hwc(image)), mode=mode).numpy()
     norm = _symmetric_norm(heat, vmax)
     if ax is None:
         fig, ax = plt.subplots(figsize=(4.2, 3.6))
