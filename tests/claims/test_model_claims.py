@@ -6,6 +6,7 @@ then rerun the benchmarks and update the docs (README, "Test tiers").
 """
 import json
 import pathlib
+import warnings
 
 import torch
 
@@ -17,8 +18,19 @@ from captum_attn_shapley.textures import CLASS_NAMES, make_texture_dataset
 from captum_attn_shapley.vision_model import evaluate_texture_classifier
 
 
+PUBLISHED = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "reproducibility.json"
+
+
 def _metrics(info):
-    return json.loads((pathlib.Path(info["name_or_path"]) / "metrics.json").read_text())
+    """The model's ``metrics.json``; warns when its weights are not those behind the published figures."""
+    metrics = json.loads((pathlib.Path(info["name_or_path"]) / "metrics.json").read_text())
+    name = pathlib.Path(info["name_or_path"]).parent.name
+    published = json.loads(PUBLISHED.read_text())["runs"][-1]["models"][name]["weights_sha256"]
+    assert metrics["training"]["weights_sha256"] == info["training"]["weights_sha256"]
+    if metrics["training"]["weights_sha256"] != published:
+        warnings.warn(f"{name}: these weights are not the ones behind the published figures ({PUBLISHED}); "
+                      "check the claims below, rerun the benchmarks and update the README", UserWarning)
+    return metrics
 
 
 def test_default_classifier_is_accurate(default_classifier):
@@ -72,6 +84,7 @@ def test_exact_variants_rank_a_planted_word_first(planted_classifier):
 def test_texture_vit_is_accurate_and_looks_at_the_object(texture_classifier):
     """README: held-out accuracy at least 0.95, near chance (0.2) with the object removed."""
     model, _, info = texture_classifier
+    _metrics(info)
     assert not model.training and model.config._attn_implementation == "eager"
     assert model.config.id2label == info["id2label"] == dict(enumerate(CLASS_NAMES))
     assert pathlib.Path(info["name_or_path"]).parent.name == vision_model.VISION_MODEL_NAME
