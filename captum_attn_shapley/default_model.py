@@ -27,7 +27,8 @@ from transformers import (
 
 from captum_attn_shapley import data
 from captum_attn_shapley.data import LABEL_NAMES, load_tweets
-from captum_attn_shapley.model_cache import build_cached, read_metrics, reproducible_training, write_metrics
+from captum_attn_shapley.model_cache import build_cached, read_metrics, write_metrics
+from captum_attn_shapley.training import optimisation_step, reproducible_training
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
               desc: str = "Fine-tuning") -> Tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     r"""Fine-tune a pretrained encoder as a sequence classifier: the project's one training loop.
 
-    It runs inside :func:`~captum_attn_shapley.model_cache.reproducible_training` (fixed
+    It runs inside :func:`~captum_attn_shapley.training.reproducible_training` (fixed
     thread count, deterministic algorithms, ``torch.manual_seed(seed)``); the fresh
     classification head and the dropout masks are the only consumers of the torch RNG, so the
     same inputs give bit-identical weights on the same kind of machine.
@@ -177,13 +178,7 @@ def fine_tune(base_path: str, texts: Sequence[str], labels: Sequence[int],
             for batch_texts, batch_labels in _batches(texts, labels, batch_size):
                 enc = tokenizer(batch_texts, padding=True, truncation=True, max_length=max_length,
                                 return_tensors="pt")
-                loss = model(**enc, labels=batch_labels).loss
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                optimisation_step(model, model(**enc, labels=batch_labels).loss, optimizer, scheduler, bar)
         bar.close()
     model.eval()
     if out_dir is not None:

@@ -4,10 +4,10 @@ and when a cached model may be reused.
 Every embedded model (the default tweet classifier, the planted-word classifier, the texture ViT) is
 trained on first use and cached under :func:`cache_dir`. Two rules make that cache trustworthy:
 
-- **Reproducible training.** :func:`reproducible_training` fixes the number of torch threads
-  (:data:`TRAIN_THREADS`, whatever the machine's core count or load), turns on torch's deterministic
-  algorithms and seeds torch, so the same code in the same environment gives bit-identical weights on
-  every run on the same kind of machine.
+- **Reproducible training.** :func:`~captum_attn_shapley.training.reproducible_training` fixes the
+  number of torch threads (``TRAIN_THREADS``, whatever the machine's core count or load), turns on
+  torch's deterministic algorithms and seeds torch, so the same code in the same environment gives
+  bit-identical weights on every run on the same kind of machine.
 - **Keyed reuse.** A cached model lives in ``cache_dir() / name / <key digest>``, where the key
   (:func:`training_key`) is the source code of the modules that define its training, the thread count,
   the Python version and the versions of every package that computes its data or its weights
@@ -25,20 +25,19 @@ import os
 import pathlib
 import platform
 import shutil
+import sys
 import tempfile
-from contextlib import contextmanager
 from types import ModuleType
-from typing import Any, Callable, Dict, Iterator, Optional, Sequence
+from typing import Any, Callable, Dict, Optional, Sequence
 
 import torch
 
+from captum_attn_shapley import training
 from captum_attn_shapley.fingerprint import state_digest
+from captum_attn_shapley.training import TRAIN_THREADS, fixed_threads
 
 logger = logging.getLogger(__name__)
 
-#: Torch threads of every first-use training (fixed, so the weights depend neither on the machine's
-#: core count nor on what else it is doing; 2 is this project's reference machine's core count).
-TRAIN_THREADS = 2
 #: Packages whose versions enter the cache key: they compute the training data or the weights.
 KEY_PACKAGES = (
     "torch", "transformers", "tokenizers", "safetensors", "numpy", "scipy", "scikit-image",
@@ -92,7 +91,7 @@ def training_key(modules: Sequence[ModuleType]) -> Dict[str, Any]:
 
     Args:
         modules (sequence of module): The modules that define the model's data and training;
-            this module is added.
+            :mod:`~captum_attn_shapley.training` and this module are added.
 
     Returns:
         dict: ``format``, ``python`` (full version), ``threads`` (:data:`TRAIN_THREADS`),
@@ -106,14 +105,12 @@ def training_key(modules: Sequence[ModuleType]) -> Dict[str, Any]:
         >>> training_key([data, default_model])["packages"]["torch"]
         '2.13.0+cpu'
     """
-    import sys
-
     return {
         "format": CACHE_FORMAT,
         "python": platform.python_version(),
         "threads": TRAIN_THREADS,
         "packages": package_versions(),
-        "code": source_digest([*modules, sys.modules[__name__]]),
+        "code": source_digest([*modules, training, sys.modules[__name__]]),
     }
 
 
@@ -182,41 +179,6 @@ def _reusable(path: pathlib.Path, key: Dict[str, Any]) -> bool:
     return True
 
 
-@contextmanager
-def reproducible_training(seed: int, threads: int = TRAIN_THREADS) -> Iterator[None]:
-    r"""Run a training deterministically: fixed threads, deterministic algorithms, seeded torch.
-
-    Sets ``torch.set_num_threads(threads)`` and ``torch.use_deterministic_algorithms(True)`` and calls
-    ``torch.manual_seed(seed)``; the thread count and the deterministic-algorithms setting are
-    restored on exit. With a fixed thread count, torch's CPU kernels split their work the same way
-    whatever else the machine is doing, so the same training gives bit-identical weights.
-
-    Args:
-        seed (int): The torch seed.
-        threads (int, optional): Torch threads inside the block. Default: :data:`TRAIN_THREADS`
-
-    Examples::
-
-        >>> import torch
-        >>> from captum_attn_shapley.model_cache import reproducible_training
-        >>> with reproducible_training(seed=0):
-        ...     layer = torch.nn.Linear(4, 2)
-    """
-    if threads < 1:
-        raise ValueError(f"threads must be positive, got {threads}")
-    previous_threads = torch.get_num_threads()
-    previous_deterministic = torch.are_deterministic_algorithms_enabled()
-    previous_warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    torch.manual_seed(seed)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous_threads)
-        torch.use_deterministic_algorithms(previous_deterministic, warn_only=previous_warn_only)
-
-
 def build_cached(name: str, train: Callable[[pathlib.Path], Any], modules: Sequence[ModuleType],
                  retrain: bool = False) -> pathlib.Path:
     r"""Build a model directory under :func:`cache_dir` once per training key, atomically.
@@ -231,7 +193,8 @@ def build_cached(name: str, train: Callable[[pathlib.Path], Any], modules: Seque
     Args:
         name (str): Name of the model inside :func:`cache_dir`.
         train (callable): ``train(out_dir)`` writes the model, its tokenizer or image processor and
-            ``metrics.json`` into ``out_dir`` (seeding through :func:`reproducible_training`).
+            ``metrics.json`` into ``out_dir`` (seeding through
+            :func:`~captum_attn_shapley.training.reproducible_training`).
         modules (sequence of module): The modules that define the model's data and training; their
             source enters the key.
         retrain (bool, optional): Build again and replace an existing model. Default: ``False``
@@ -256,12 +219,8 @@ def build_cached(name: str, train: Callable[[pathlib.Path], Any], modules: Seque
     tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     tmp.chmod(0o755)  # mkdtemp creates it private
     try:
-        previous_threads = torch.get_num_threads()
-        torch.set_num_threads(TRAIN_THREADS)  # the evaluation too, so that metrics.json is reproducible
-        try:
+        with fixed_threads():  # the evaluation too, so that metrics.json is reproducible
             train(tmp)
-        finally:
-            torch.set_num_threads(previous_threads)
         metrics = read_metrics(tmp)
         metrics["training"] = {
             "key": key,

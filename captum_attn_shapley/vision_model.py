@@ -25,13 +25,8 @@ from transformers import ViTConfig, ViTForImageClassification
 from transformers.image_processing_utils import BaseImageProcessor
 
 from captum_attn_shapley import textures
-from captum_attn_shapley.model_cache import (
-    build_cached,
-    model_path,
-    read_metrics,
-    reproducible_training,
-    write_metrics,
-)
+from captum_attn_shapley.model_cache import build_cached, model_path, read_metrics, write_metrics
+from captum_attn_shapley.training import optimisation_step, reproducible_training
 from captum_attn_shapley.textures import CLASS_NAMES, IMAGE_SIZE, TextureImages, make_texture_dataset
 
 try:  # transformers' ViTImageProcessor is this class without torchvision (after a warning)
@@ -285,7 +280,7 @@ def train_texture_vit(data: TextureImages, *, seed: int = TRAIN_SEED, epochs: in
                       desc: str = "Training the texture ViT") -> ViTForImageClassification:
     r"""Train a texture ViT from scratch (:func:`texture_vit_config`) on labelled images.
 
-    It runs inside :func:`~captum_attn_shapley.model_cache.reproducible_training` (fixed thread
+    It runs inside :func:`~captum_attn_shapley.training.reproducible_training` (fixed thread
     count, deterministic algorithms, ``torch.manual_seed(seed)``), and the batch order and
     augmentations are drawn from a generator seeded with ``seed``: the same inputs give
     bit-identical weights on the same kind of machine.
@@ -357,14 +352,7 @@ def _train_loop(data: TextureImages, seed: int, epochs: int, batch_size: int, le
             if augment:
                 images = _augment(images, generator)
             loss = model(pixel_values=to_pixel_values(images), labels=data.labels[index]).loss
-            loss.backward()
-            if max_grad_norm is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            optimisation_step(model, loss, optimizer, scheduler, bar, max_grad_norm)
     bar.close()
     return model.eval()
 

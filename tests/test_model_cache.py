@@ -15,11 +15,11 @@ from captum_attn_shapley.model_cache import (
     build_cached,
     key_digest,
     model_path,
-    reproducible_training,
     training_key,
     weights_digest,
     write_metrics,
 )
+from captum_attn_shapley.training import TRAIN_THREADS, reproducible_training
 from tests.tiny_models import tiny_text_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -48,7 +48,7 @@ def test_reproducible_training_fixes_threads_and_restores_the_callers_settings()
         assert torch.get_num_threads() == 1
         assert not torch.are_deterministic_algorithms_enabled()
         with reproducible_training(seed=3):
-            assert torch.get_num_threads() == model_cache.TRAIN_THREADS
+            assert torch.get_num_threads() == TRAIN_THREADS
             assert torch.equal(torch.rand(3), first)  # seeded
     finally:
         torch.set_num_threads(before)
@@ -86,7 +86,7 @@ def test_texture_vit_training_is_reproducible():
     try:
         second = vision_model.train_texture_vit(images, epochs=1, batch_size=8, progress=False)
     finally:
-        torch.set_num_threads(model_cache.TRAIN_THREADS)
+        torch.set_num_threads(TRAIN_THREADS)
     assert model_fingerprint(first) == model_fingerprint(second)
 
 
@@ -96,7 +96,7 @@ def test_cached_model_records_its_key_and_weights_and_is_reused(monkeypatch, tmp
     path = build_cached("tiny", _tiny_train(0, calls), [data])
     assert path == model_path("tiny", [data]) == tmp_path / "tiny" / key_digest(training_key([data]))
     record = json.loads((path / "metrics.json").read_text())
-    assert record["accuracy"] == 1.0 and record["threads_inside"] == model_cache.TRAIN_THREADS
+    assert record["accuracy"] == 1.0 and record["threads_inside"] == TRAIN_THREADS
     training = record["training"]
     assert training["key"] == training_key([data])
     assert training["key"]["packages"]["torch"] == torch.__version__
