@@ -29,7 +29,7 @@ class TokenLogisticClassifier(Classifier):
                     activations of distinct concepts are usually linearly separable in many
                     ways; strong regularisation picks the direction close to the difference of
                     the class means instead of an arbitrary separating one, which made T-TCAV
-                    agree with the ground truth of the texture task far more often (README).
+                    agree with the ground truth of the texture task far more often (docs/token_tcav.md).
         max_iter (int): Solver iterations. Default: 1000
         test_split_ratio (float): Fraction of the tokens held out to measure the
                     accuracy reported in the CAV's stats (``"accs"``); 0 trains on all

@@ -5,7 +5,7 @@
 # requirements/captum08.lock), runs flake8 and mypy, then the test suite offline, in two tiers:
 #   1. the fast tier (pytest -m "not claims"): properties: exactness, invariants, references, errors;
 #   2. the claims tier (pytest -m claims, tests/claims/): what the trained embedded models' explanations show,
-#      as published in the README, at the benchmarks' sizes.
+#      as published in the docs, at the benchmarks' sizes.
 # first with captum 0.9 (both tiers; the tutorial notebooks run here), then with captum 0.8.0 and the
 # `insights` extra (the fast tier: Captum Insights, tested end to end in Debian's headless Chromium, which is
 # installed with apt-get if missing). Both locks share the versions that train the embedded models, so the

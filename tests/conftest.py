@@ -2,7 +2,7 @@
 
 Two tiers: the fast tier (every test outside ``tests/claims/``) checks properties: exactness,
 invariants, agreement with references and errors. The claims tier (``tests/claims/``, marked
-``claims``) checks what the trained embedded models' explanations show, as published in the README,
+``claims``) checks what the trained embedded models' explanations show, as published in the docs,
 at the benchmarks' sizes. ``pytest -m "not claims"`` runs the fast tier, ``pytest -m claims`` the
 claims tier; scripts/test.sh runs both (``--fast`` only the first).
 """

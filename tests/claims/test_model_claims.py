@@ -1,8 +1,8 @@
-"""Claims tier: what the README publishes about the embedded models (accuracy, token recovery).
+"""Claims tier: what the docs publish about the embedded models (accuracy, token recovery).
 
 These tests need the three trained models (trained on first use, deterministically; see
 ``captum_attn_shapley.model_cache``) and fail when a retrained model no longer supports a published claim:
-then rerun the benchmarks and update the docs (README, "Test tiers").
+then rerun the benchmarks and update the docs (docs/reproducibility.md).
 """
 import json
 import pathlib
@@ -29,12 +29,12 @@ def _metrics(info):
     assert metrics["training"]["weights_sha256"] == info["training"]["weights_sha256"]
     if metrics["training"]["weights_sha256"] != published:
         warnings.warn(f"{name}: these weights are not the ones behind the published figures ({PUBLISHED}); "
-                      "check the claims below, rerun the benchmarks and update the README", UserWarning)
+                      "check the claims below, rerun the benchmarks and update the docs", UserWarning)
     return metrics
 
 
 def test_default_classifier_is_accurate(default_classifier):
-    """README: held-out accuracy at least 0.90 on the 1,000 test tweets."""
+    """docs: held-out accuracy at least 0.90 on the 1,000 test tweets."""
     model, tokenizer, info = default_classifier
     metrics = _metrics(info)
     assert metrics["accuracy"] >= 0.90, metrics
@@ -47,7 +47,7 @@ def test_default_classifier_is_accurate(default_classifier):
 
 
 def test_planted_classifier_is_accurate_on_unseen_words(planted_classifier):
-    """README: held-out accuracy at least 0.97 on test sentences whose planted words were never seen."""
+    """docs: held-out accuracy at least 0.97 on test sentences whose planted words were never seen."""
     model, tokenizer, info = planted_classifier
     metrics = _metrics(info)
     assert info["accuracy"] == metrics["accuracy"] >= 0.97, metrics
@@ -61,7 +61,7 @@ def test_planted_classifier_is_accurate_on_unseen_words(planted_classifier):
 
 
 def test_exact_variants_rank_a_planted_word_first(planted_classifier):
-    """README (planted words, the benchmark's 80 sentences): every exact variant ranks a planted
+    """docs (planted words, the benchmark's 80 sentences): every exact variant ranks a planted
     word-piece first in at least 79 of 80 sentences, with AUPRC well above a random ranking's."""
     from captum_attn_shapley import AttnGradShapley
 
@@ -82,7 +82,7 @@ def test_exact_variants_rank_a_planted_word_first(planted_classifier):
 
 
 def test_texture_vit_is_accurate_and_looks_at_the_object(texture_classifier):
-    """README: held-out accuracy at least 0.95, near chance (0.2) with the object removed."""
+    """docs: held-out accuracy at least 0.95, near chance (0.2) with the object removed."""
     model, _, info = texture_classifier
     _metrics(info)
     assert not model.training and model.config._attn_implementation == "eager"

@@ -1,7 +1,7 @@
 """Claims tier: TokenTCAV finds the concept each class depends on, and where, at the benchmark's size.
 
 The settings are those of ``benchmarks/bench_tcav_ground_truth.py`` (R = 50, 50 targets per class,
-40 examples per concept, 10 random concepts, seed 0) and the checks are the README's claims ("Ground
+40 examples per concept, 10 random concepts, seed 0) and the checks are the claims of docs/token_tcav.md ("Ground
 truth: does T-TCAV find the planted concept, and where?"). A row passes the strict test when the planted
 concept has T-TCAV > 0.5 with p < 0.01 and no other concept of its set has. When the recomputed rows
 differ from the published ones (``benchmarks/results/tcav_ground_truth/report.json``), a warning says
@@ -28,7 +28,7 @@ def _rows(report, layer):
 
 
 def _localises(report, layer, classes=None):
-    """The README's localisation claim: pointing game >= 0.8 and mass inside > chance + 0.3."""
+    """The localisation claim of docs/token_tcav.md: pointing game >= 0.8 and mass inside > chance + 0.3."""
     locs = [loc for loc in report.localisation
             if loc["layer"] == layer and (classes is None or loc["target_class"] in classes)]
     assert locs, f"no heatmaps at {layer}"
@@ -45,7 +45,7 @@ def _same_as_published(task, report):
     published = json.loads((PUBLISHED / "report.json").read_text())[task]["rows"]
     if key(report.rows) != key(published):
         warnings.warn(f"TokenTCAV ground truth ({task}): this model's rows differ from the published ones in "
-                      f"{PUBLISHED}; rerun benchmarks/bench_tcav_ground_truth.py and update the README",
+                      f"{PUBLISHED}; rerun benchmarks/bench_tcav_ground_truth.py and update the docs",
                       UserWarning)
 
 
@@ -60,7 +60,7 @@ def text_report(planted_classifier, tmp_path_factory):
 
 @pytest.mark.parametrize("block", [2, 3])
 def test_planted_words_are_found_and_localised(text_report, block):
-    """README: at blocks 2 and 3 every row passes the strict test, and the heatmaps localise."""
+    """docs: at blocks 2 and 3 every row passes the strict test, and the heatmaps localise."""
     layer = f"bert.encoder.layer.{block}"
     rows = _rows(text_report, layer)
     assert {row["target_class"] for row in rows} == {"positive", "negative"}
@@ -71,7 +71,7 @@ def test_planted_words_are_found_and_localised(text_report, block):
 
 
 def test_tweets_depend_on_their_polarity_words(default_classifier, tmp_path):
-    """README: on real tweets every row passes the strict test at blocks 2-4."""
+    """docs: on real tweets every row passes the strict test at blocks 2-4."""
     model, tokenizer, _ = default_classifier
     report = tweet_ground_truth(model, tokenizer, layers=(2, 3, 4), n_words=40, save_path=str(tmp_path),
                                 **BENCHMARK)
@@ -81,7 +81,7 @@ def test_tweets_depend_on_their_polarity_words(default_classifier, tmp_path):
 
 
 def test_planted_textures_are_found_and_localised(texture_classifier, tmp_path):
-    """README: for each texture class, at blocks 1 and 2 the planted texture is significant (T-TCAV > 0.5,
+    """docs: for each texture class, at blocks 1 and 2 the planted texture is significant (T-TCAV > 0.5,
     p < 0.01) and has the highest T-TCAV of its set; the block-1 heatmaps localise the object."""
     report = vision_ground_truth(texture_classifier[0], layers=(1, 2), n_concept=40, save_path=str(tmp_path),
                                  **BENCHMARK)
