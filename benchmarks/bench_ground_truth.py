@@ -4,7 +4,7 @@
 Sentences of neutral filler words carry 1-3 planted VADER lexicon words of one polarity,
 which alone decide the label (:mod:`captum_attn_shapley.planted`); the test sentences use
 lexicon words never planted in training. A MiniLM fine-tuned on such sentences
-(:func:`captum_attn_shapley.planted.load_planted_classifier`) is explained by every method
+(:func:`captum_attn_shapley.planted_model.load_planted_classifier`) is explained by every method
 of :func:`captum_attn_shapley.comparison.standard_methods` through
 :func:`captum_attn_shapley.comparison.run_comparison`, and each method's ranking of the
 word-pieces is scored against the planted ones: average precision (AUPRC), R-precision
@@ -23,12 +23,8 @@ from typing import Dict, List, Optional
 import torch
 
 from captum_attn_shapley.comparison import mean_interval, run_comparison, standard_method_names, standard_methods
-from captum_attn_shapley.planted import (
-    load_planted_classifier,
-    make_planted_dataset,
-    planted_token_mask,
-    token_recovery,
-)
+from captum_attn_shapley.planted import make_planted_dataset, planted_token_mask, token_recovery
+from captum_attn_shapley.planted_model import load_planted_classifier
 from captum_attn_shapley.players import text_player_mask
 
 EXPENSIVE = ("ShapleyValueSampling",)

@@ -32,11 +32,11 @@ def _busy(stop: Any) -> None:
 def train_all(cache: pathlib.Path) -> Dict[str, Any]:
     """Train every embedded model into ``cache``; their records and times."""
     os.environ["CAPTUM_ATTN_SHAPLEY_CACHE"] = str(cache)
-    from captum_attn_shapley import default_model, planted, vision_model
+    from captum_attn_shapley import default_model, planted_model, vision_model
 
     loaders = {
         "sentiment-minilm-v1": default_model.load_default_classifier,
-        "planted-minilm-v1": planted.load_planted_classifier,
+        "planted-minilm-v1": planted_model.load_planted_classifier,
         "texture-vit-v1": vision_model.load_texture_classifier,
     }
     models = {}

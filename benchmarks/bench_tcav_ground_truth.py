@@ -66,9 +66,9 @@ def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
 
 def text_figure(out: pathlib.Path, layer: int, seed: int) -> None:
     """Two planted sentences (one per class) with their planted concept's heatmap."""
-    from captum_attn_shapley import planted
+    from captum_attn_shapley import planted, planted_model
 
-    model, tokenizer, _ = planted.load_planted_classifier()
+    model, tokenizer, _ = planted_model.load_planted_classifier()
     positive, negative, _ = polarity_concepts(tokenizer, n_words=40, seed=seed)
     tcav = TokenTCAV(model, layers=[layer], repeats=10)
     data = planted.make_planted_dataset(6, seed=seed + 1, split="test")

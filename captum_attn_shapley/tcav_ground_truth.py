@@ -341,7 +341,7 @@ def text_ground_truth(
 
     Args:
         model, tokenizer: The planted-word classifier; default: the cached one
-                    (:func:`~captum_attn_shapley.planted.load_planted_classifier`).
+                    (:func:`~captum_attn_shapley.planted_model.load_planted_classifier`).
         layers (sequence of int): Blocks probed. Default: (2, 3, 4)
         n_targets (int): Sentences per class. Default: 40
         n_words (int): Words per concept. Default: 40
@@ -357,9 +357,10 @@ def text_ground_truth(
         GroundTruthReport: The rows, localisation and scores.
     """
     from captum_attn_shapley import planted as planted_task
+    from captum_attn_shapley.planted_model import load_planted_classifier
 
     if model is None or tokenizer is None:
-        model, tokenizer, _ = planted_task.load_planted_classifier(progress=show_progress)
+        model, tokenizer, _ = load_planted_classifier(progress=show_progress)
     positive, negative, randoms = polarity_concepts(tokenizer, n_words, n_random, seed)
     data = planted_task.make_planted_dataset(4 * n_targets, seed=seed + 777, split="test")
     ids, mask, planted_mask = planted_task.planted_token_mask(tokenizer, data)

@@ -44,11 +44,11 @@ def minilm_classifier():
 
 @pytest.fixture(scope="session")
 def planted_classifier():
-    """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.planted`).
+    """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.planted_model`).
 
     Trained once per environment on first use (80 s on 2 CPU cores) and cached beside the default one.
     """
-    from captum_attn_shapley.planted import load_planted_classifier
+    from captum_attn_shapley.planted_model import load_planted_classifier
 
     return load_planted_classifier(progress=False)
 

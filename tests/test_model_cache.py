@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from captum_attn_shapley import data, default_model, model_cache, planted, vision_model
+from captum_attn_shapley import data, default_model, model_cache, planted, planted_model, vision_model
 from captum_attn_shapley.fingerprint import model_fingerprint, state_digest
 from captum_attn_shapley.model_cache import (
     KEY_PACKAGES,
@@ -157,7 +157,7 @@ def test_retrain_replaces_the_model(monkeypatch, tmp_path):
 
 
 def test_each_embedded_model_is_keyed_by_its_own_code():
-    keys = [training_key(m.training_modules())["code"] for m in (default_model, planted, vision_model)]
+    keys = [training_key(m.training_modules())["code"] for m in (default_model, planted_model, vision_model)]
     assert len(set(keys)) == 3
     assert default_model.training_modules() == [data, default_model]
 
@@ -199,7 +199,7 @@ def test_check_lock_lists_every_difference(tmp_path):
 
 @pytest.mark.parametrize("module, load", [
     (default_model, default_model.load_default_classifier),
-    (planted, planted.load_planted_classifier),
+    (planted_model, planted_model.load_planted_classifier),
     (vision_model, vision_model.load_texture_classifier),
 ])
 def test_interrupted_training_leaves_no_partial_cache(module, load, monkeypatch, tmp_path):

@@ -10,7 +10,7 @@ import warnings
 
 import torch
 
-from captum_attn_shapley import planted, vision_model
+from captum_attn_shapley import planted_model, vision_model
 from captum_attn_shapley.data import load_tweets
 from captum_attn_shapley.default_model import evaluate_accuracy
 from captum_attn_shapley.planted import make_planted_dataset, planted_token_mask, token_recovery
@@ -51,7 +51,7 @@ def test_planted_classifier_is_accurate_on_unseen_words(planted_classifier):
     model, tokenizer, info = planted_classifier
     metrics = _metrics(info)
     assert info["accuracy"] == metrics["accuracy"] >= 0.97, metrics
-    assert metrics["n_test"] == planted.TEST_SIZE and metrics["n_train"] == planted.TRAIN_SIZE
+    assert metrics["n_test"] == planted_model.TEST_SIZE and metrics["n_train"] == planted_model.TRAIN_SIZE
     assert metrics["test_words_unseen"] is True
     assert not model.training and model.config._attn_implementation == "eager"
     assert model.config.id2label == {0: "negative", 1: "positive"}
