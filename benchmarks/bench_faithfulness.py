@@ -3,8 +3,8 @@
 
 For each view of the data (``short``: at most 15 word-pieces, ``all``, ``long``: the longest
 examples), balanced over the classes and drawn with a pinned seed, every method of
-:func:`captum_attn_shapley.comparison.standard_methods` is run by
-:func:`captum_attn_shapley.comparison.run_comparison` on the same batches: comprehensiveness
+:func:`captum_attn_shapley.evaluation.comparison.standard_methods` is run by
+:func:`captum_attn_shapley.evaluation.comparison.run_comparison` on the same batches: comprehensiveness
 and sufficiency (bins 0/10/20/50%, [MASK] replacement), F1 at 20%, examples per second. It
 also reports how close the unbiased sampling estimators get to the exact
 Shapley-Grad-Att-Max-Mutual values, and the throughput of every exact variant relative to
@@ -18,6 +18,7 @@ are kept under ``--out`` and reused (same model, data, settings), so a run can b
     python benchmarks/bench_faithfulness.py --views short all long --n 60 60 40 \\
         --expensive-n 20 --input-shapley-n 10 --out benchmarks/results/faithfulness
 """
+
 import argparse
 import importlib.util
 import json
@@ -30,15 +31,15 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from captum_attn_shapley.comparison import (
+from captum_attn_shapley.demos import load_classifier, load_text_dataset
+from captum_attn_shapley.demos.datasets import select_view
+from captum_attn_shapley.evaluation import (
     ComparisonResult,
     run_comparison,
     standard_method_names,
     standard_methods,
     summary_markdown,
 )
-from captum_attn_shapley.data import load_text_dataset, select_view
-from captum_attn_shapley.default_model import load_classifier
 
 EXACT = "Shapley-Grad-Att-Max-Mutual"
 PAPER_VARIANTS = standard_method_names()[:6]
@@ -59,8 +60,13 @@ def estimator_errors(result: ComparisonResult) -> List[Dict[str, float]]:
             errors.append(np.linalg.norm(e - t) / max(np.linalg.norm(t), 1e-12))
             if t.size > 1 and t.std() > 0 and e.std() > 0:
                 correlations.append(np.corrcoef(t, e)[0, 1])
-        rows.append({"method": name, "relative_l2_error": float(np.mean(errors)),
-                     "pearson_r": float(np.mean(correlations)) if correlations else float("nan")})
+        rows.append(
+            {
+                "method": name,
+                "relative_l2_error": float(np.mean(errors)),
+                "pearson_r": float(np.mean(correlations)) if correlations else float("nan"),
+            }
+        )
     return rows
 
 
@@ -78,10 +84,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--data", default="tweets", help="tweets (default), sst2, imdb, ag_news, hub id, CSV")
     parser.add_argument("--views", nargs="+", default=["short", "all", "long"], choices=["short", "all", "long"])
     parser.add_argument("--n", type=int, nargs="+", default=[60, 60, 40], help="examples per view")
-    parser.add_argument("--expensive-n", type=int, default=20,
-                        help=f"examples for {', '.join(EXPENSIVE)} (the first ones of each view)")
-    parser.add_argument("--input-shapley-n", type=int, default=10,
-                        help="examples of the short view for exact Shapley-Input (2^n forwards each)")
+    parser.add_argument(
+        "--expensive-n",
+        type=int,
+        default=20,
+        help=f"examples for {', '.join(EXPENSIVE)} (the first ones of each view)",
+    )
+    parser.add_argument(
+        "--input-shapley-n",
+        type=int,
+        default=10,
+        help="examples of the short view for exact Shapley-Input (2^n forwards each)",
+    )
     parser.add_argument("--methods", nargs="+", default=None, help="a subset of the standard method names")
     parser.add_argument("--no-shap", action="store_true", help="leave out the shap library's explainer")
     parser.add_argument("--batch-size", type=int, default=16)
@@ -102,8 +116,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         "# Faithfulness benchmark",
         "",
         f"- command: `python {' '.join(['benchmarks/bench_faithfulness.py'] + (argv or sys.argv[1:]))}`",
-        f"- model: {info.get('name_or_path')}" + (f" (held-out accuracy {info['accuracy']:.3f})"
-                                                  if "accuracy" in info else ""),
+        f"- model: {info.get('name_or_path')}"
+        + (f" (held-out accuracy {info['accuracy']:.3f})" if "accuracy" in info else ""),
         f"- data: {args.data}; batch size {args.batch_size}; max length {args.max_length}; seed {args.seed}",
         f"- machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}",
@@ -127,11 +141,23 @@ def main(argv: Optional[List[str]] = None) -> int:
         lengths = [len(tokenizer(t, add_special_tokens=False)["input_ids"]) for t in subset.texts]
         began = time.perf_counter()
         section = len(report)
-        result = run_comparison(model, tokenizer, subset.texts, subset.labels, methods,
-                                out_dir=args.out / f"{args.data}-{view}", batch_size=args.batch_size,
-                                max_length=args.max_length, seed=args.seed, progress=not args.no_progress)
-        summaries[view] = {"summary": result.summary, "estimators": estimator_errors(result),
-                           "throughput_vs_kernelshap": throughput_ratios(result)}
+        result = run_comparison(
+            model,
+            tokenizer,
+            subset.texts,
+            subset.labels,
+            methods,
+            out_dir=args.out / f"{args.data}-{view}",
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+        summaries[view] = {
+            "summary": result.summary,
+            "estimators": estimator_errors(result),
+            "throughput_vs_kernelshap": throughput_ratios(result),
+        }
         report += [
             f"## View `{view}`: {len(subset)} examples, {min(lengths)}-{max(lengths)} word-pieces "
             f"(mean {np.mean(lengths):.1f}); {time.perf_counter() - began:.0f} s",
@@ -142,12 +168,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             "| estimator | relative L2 error | Pearson r |",
             "|---|---:|---:|",
         ]
-        report += [f"| {r['method']} | {r['relative_l2_error']:.4f} | {r['pearson_r']:.4f} |"
-                   for r in summaries[view]["estimators"]]
+        report += [
+            f"| {r['method']} | {r['relative_l2_error']:.4f} | {r['pearson_r']:.4f} |"
+            for r in summaries[view]["estimators"]
+        ]
         ratios = summaries[view]["throughput_vs_kernelshap"]
         if ratios:
-            report += ["", "Examples per second of each exact variant ÷ KernelShap's (target ≥ 50): "
-                       + ", ".join(f"{name} {ratio:.0f}×" for name, ratio in ratios.items()), ""]
+            report += [
+                "",
+                "Examples per second of each exact variant ÷ KernelShap's (target ≥ 50): "
+                + ", ".join(f"{name} {ratio:.0f}×" for name, ratio in ratios.items()),
+                "",
+            ]
         print("\n".join(report[section:]), flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text("\n".join(report) + "\n")

@@ -2,17 +2,18 @@
 """Ground truth beyond the paper: do the methods find the tokens that decide the label?
 
 Sentences of neutral filler words carry 1-3 planted VADER lexicon words of one polarity,
-which alone decide the label (:mod:`captum_attn_shapley.planted`); the test sentences use
+which alone decide the label (:mod:`captum_attn_shapley.demos.planted`); the test sentences use
 lexicon words never planted in training. A MiniLM fine-tuned on such sentences
-(:func:`captum_attn_shapley.planted_model.load_planted_classifier`) is explained by every method
-of :func:`captum_attn_shapley.comparison.standard_methods` through
-:func:`captum_attn_shapley.comparison.run_comparison`, and each method's ranking of the
+(:func:`captum_attn_shapley.demos.planted_model.load_planted_classifier`) is explained by every method
+of :func:`captum_attn_shapley.evaluation.comparison.standard_methods` through
+:func:`captum_attn_shapley.evaluation.comparison.run_comparison`, and each method's ranking of the
 word-pieces is scored against the planted ones: average precision (AUPRC), R-precision
 (precision = recall at k = the number of planted word-pieces) and whether the top token is
 planted; comprehensiveness, sufficiency and throughput come with the run.
 
     python benchmarks/bench_ground_truth.py --n 100 --expensive-n 20 --out benchmarks/results/ground_truth
 """
+
 import argparse
 import importlib.util
 import json
@@ -22,10 +23,11 @@ from typing import Dict, List, Optional
 
 import torch
 
-from captum_attn_shapley.comparison import mean_interval, run_comparison, standard_method_names, standard_methods
-from captum_attn_shapley.planted import make_planted_dataset, planted_token_mask, token_recovery
-from captum_attn_shapley.planted_model import load_planted_classifier
-from captum_attn_shapley.players import text_player_mask
+from captum_attn_shapley.capture import text_player_mask
+from captum_attn_shapley.demos import load_planted_classifier, make_planted_dataset, planted_token_mask
+from captum_attn_shapley.demos.planted import token_recovery
+from captum_attn_shapley.evaluation import run_comparison, standard_method_names, standard_methods
+from captum_attn_shapley.evaluation.comparison import mean_interval
 
 EXPENSIVE = ("ShapleyValueSampling",)
 
@@ -73,14 +75,26 @@ def main(argv: Optional[List[str]] = None) -> int:
     planted_flags = [planted[i][players[i]].tolist() for i in range(len(data))]
 
     have_shap = importlib.util.find_spec("shap") is not None and not args.no_shap
-    names = [m for m in standard_method_names() if m != "Shapley-Input" and (m != "SHAP" or have_shap)
-             and (args.methods is None or m in args.methods)]
+    names = [
+        m
+        for m in standard_method_names()
+        if m != "Shapley-Input" and (m != "SHAP" or have_shap) and (args.methods is None or m in args.methods)
+    ]
     methods = standard_methods(model, tokenizer, names, batch_size=args.batch_size)
     for spec in methods:
         if spec.name in EXPENSIVE:
             spec.max_examples = args.expensive_n
-    result = run_comparison(model, tokenizer, data.texts, data.labels, methods, out_dir=args.out / "run",
-                            batch_size=args.batch_size, seed=args.seed, progress=not args.no_progress)
+    result = run_comparison(
+        model,
+        tokenizer,
+        data.texts,
+        data.labels,
+        methods,
+        out_dir=args.out / "run",
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     for name, per_example in result.attributions.items():  # same tokenizer and player rule: same players
         assert [len(v) for v in per_example] == [len(f) for f in planted_flags][: len(per_example)], name
     recovery = recovery_table(result.attributions, planted_flags)
@@ -108,14 +122,18 @@ def main(argv: Optional[List[str]] = None) -> int:
             f"| {f['comprehensiveness']:.4f} | {f['sufficiency']:.4f} | {f['examples_per_second']:.3g} |"
         )
     base_rate = float(planted.sum()) / float(players.sum())
-    lines += ["", "A random ranking's expected AUPRC is about the planted share of the players, "
-              f"{base_rate:.3f}.", ""]
+    lines += [
+        "",
+        f"A random ranking's expected AUPRC is about the planted share of the players, {base_rate:.3f}.",
+        "",
+    ]
     report = "\n".join(lines)
     print(report)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.md").write_text(report)
-    (args.out / "report.json").write_text(json.dumps({"recovery": recovery, "faithfulness": result.summary},
-                                                     indent=1))
+    (args.out / "report.json").write_text(
+        json.dumps({"recovery": recovery, "faithfulness": result.summary}, indent=1)
+    )
     return 0
 
 

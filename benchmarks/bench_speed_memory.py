@@ -44,6 +44,7 @@ Usage::
     HF_HUB_OFFLINE=1 PYTHONPATH=. python benchmarks/bench_speed_memory.py \
         --lengths 32 128 512 --batch 16 --repeats 9 --out benchmarks/results/speed_memory.md
 """
+
 import argparse
 import contextlib
 import gc
@@ -162,13 +163,9 @@ def special_mask(input_ids: torch.Tensor, special_ids: List[int]) -> torch.Tenso
     return torch.isin(input_ids, torch.tensor(sorted(set(special_ids))))
 
 
-def replace_non_special(
-    input_ids: torch.Tensor, special_ids: List[int], token_id: int
-) -> torch.Tensor:
+def replace_non_special(input_ids: torch.Tensor, special_ids: List[int], token_id: int) -> torch.Tensor:
     """The ids with every non-special token replaced by ``token_id``."""
-    return torch.where(
-        special_mask(input_ids, special_ids), input_ids, torch.full_like(input_ids, token_id)
-    )
+    return torch.where(special_mask(input_ids, special_ids), input_ids, torch.full_like(input_ids, token_id))
 
 
 @contextlib.contextmanager
@@ -208,9 +205,7 @@ def make_callables(
     fns: Dict[str, Callable[[], None]] = {"ref_att": ref_att, "ref_grad": ref_grad}
     for weighting in WEIGHTINGS:
         for game in GAMES:
-            explainer = AttnGradShapley(
-                model, game=game, weighting=weighting, special_token_ids=special_ids
-            )
+            explainer = AttnGradShapley(model, game=game, weighting=weighting, special_token_ids=special_ids)
 
             def run(explainer: AttnGradShapley = explainer) -> None:
                 attributions = explainer.attribute(input_ids, additional_forward_args=(mask,))
@@ -221,7 +216,7 @@ def make_callables(
 
 
 def variant_label(key: str) -> str:
-    from captum_attn_shapley import variant_name
+    from captum_attn_shapley.attr import variant_name
 
     game, weighting = key.split("/")
     return variant_name(game, weighting)
@@ -291,9 +286,7 @@ def wait_until_quiet(max_wait_s: float, threshold: float = 0.25, window_s: float
     return waited
 
 
-def time_variants(
-    fns: Dict[str, Callable[[], None]], rounds: int, seed: int = 0
-) -> Dict[str, List[float]]:
+def time_variants(fns: Dict[str, Callable[[], None]], rounds: int, seed: int = 0) -> Dict[str, List[float]]:
     """Warm-up, then ``rounds`` rounds of every reference interleaved with its variants."""
     for fn in fns.values():  # warm-up: one call each, not recorded
         fn()
@@ -426,11 +419,19 @@ def warm_up_captum(model: torch.nn.Module, tokenizer: object) -> None:
         ids, baselines=base, target=0, additional_forward_args=(att,), n_steps=4
     )
     ShapleyValueSampling(forward_logits).attribute(
-        ids, baselines=base, target=0, additional_forward_args=(att,), n_samples=1,
+        ids,
+        baselines=base,
+        target=0,
+        additional_forward_args=(att,),
+        n_samples=1,
         perturbations_per_eval=8,
     )
     KernelShap(forward_logits).attribute(
-        ids, baselines=base, target=0, additional_forward_args=(att,), n_samples=16,
+        ids,
+        baselines=base,
+        target=0,
+        additional_forward_args=(att,),
+        n_samples=16,
         perturbations_per_eval=8,
     )
 
@@ -480,9 +481,7 @@ def measure_memory_child(kind: str, length: int, batch: int, model_name: Optiona
     baseline_kb = _proc_status_kb("VmRSS")
     maxrss_before_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     fn()
-    peak_kb = _proc_status_kb("VmHWM") if reset else resource.getrusage(
-        resource.RUSAGE_SELF
-    ).ru_maxrss
+    peak_kb = _proc_status_kb("VmHWM") if reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result = {
         "kind": kind,
         "length": length,
@@ -496,8 +495,15 @@ def measure_memory_child(kind: str, length: int, batch: int, model_name: Optiona
 
 
 def measure_memory(kind: str, length: int, batch: int, model_name: Optional[str]) -> Dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--_measure-memory", kind, str(length),
-           "--batch", str(batch)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--_measure-memory",
+        kind,
+        str(length),
+        "--batch",
+        str(batch),
+    ]
     if model_name:
         cmd += ["--model", model_name]
     env = dict(os.environ)
@@ -507,10 +513,8 @@ def measure_memory(kind: str, length: int, batch: int, model_name: Optional[str]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     for line in proc.stdout.splitlines():
         if line.startswith("MEMORY_RESULT "):
-            return json.loads(line[len("MEMORY_RESULT "):])
-    raise RuntimeError(
-        f"memory child {kind} L={length} failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}"
-    )
+            return json.loads(line[len("MEMORY_RESULT ") :])
+    raise RuntimeError(f"memory child {kind} L={length} failed (rc={proc.returncode}):\n{proc.stderr[-3000:]}")
 
 
 # --------------------------------------------------------------------------- report
@@ -564,8 +568,10 @@ def fmt_ratio(value: float, limit: Optional[float] = None, at_least: bool = Fals
 
 def contention_note(worst: float) -> str:
     """What the CPU use of other processes (in cores, worst phase) means for the numbers."""
-    text = (f"The machine is shared with other processes: they used at most {worst:.2f} "
-            "cores in any measured phase (last row). ")
+    text = (
+        f"The machine is shared with other processes: they used at most {worst:.2f} "
+        "cores in any measured phase (last row). "
+    )
     if worst < BUSY_CORES:
         return text + "That is low enough not to distort the timings noticeably."
     return text + (
@@ -589,45 +595,65 @@ def render(results: List[LengthResult], args: argparse.Namespace, header: List[s
         row(f"**{ref}** time, s ({REF_LABEL[ref]})", [f"{r.median(ref):.3f}" for r in results])
     for key in variant_keys():
         ref = REF_OF[key.split("/")[1]]
-        row(f"{variant_label(key)} time ÷ {ref} (target ≤ 1.3) ¹",
-            [f"{fmt_ratio(r.time_ratio(key), 1.3)} ({r.best_ratio(key):.2f}) "
-             f"[{min(r.round_ratios(key)):.2f}–{max(r.round_ratios(key)):.2f}]"
-             for r in results])
-    row("slowest variant (median time, s)",
-        [f"{variant_label(r.slowest())} ({r.median(r.slowest()):.3f})" for r in results])
+        row(
+            f"{variant_label(key)} time ÷ {ref} (target ≤ 1.3) ¹",
+            [
+                f"{fmt_ratio(r.time_ratio(key), 1.3)} ({r.best_ratio(key):.2f}) "
+                f"[{min(r.round_ratios(key)):.2f}–{max(r.round_ratios(key)):.2f}]"
+                for r in results
+            ],
+        )
+    row(
+        "slowest variant (median time, s)",
+        [f"{variant_label(r.slowest())} ({r.median(r.slowest()):.3f})" for r in results],
+    )
     if all(r.memory for r in results):
         for ref in ("ref_att", "ref_grad"):
-            row(f"**{ref}** peak memory above baseline, MB",
-                [f"{r.memory[ref]['delta_mb']:.1f}" for r in results])
+            row(f"**{ref}** peak memory above baseline, MB", [f"{r.memory[ref]['delta_mb']:.1f}" for r in results])
         for key in variant_keys():
             ref = REF_OF[key.split("/")[1]]
-            row(f"{variant_label(key)} peak memory ÷ {ref} (target ≤ 1.5)",
-                [fmt_ratio(r.mem_ratio(key), 1.5) for r in results])
+            row(
+                f"{variant_label(key)} peak memory ÷ {ref} (target ≤ 1.5)",
+                [fmt_ratio(r.mem_ratio(key), 1.5) for r in results],
+            )
     if all(r.captum for r in results):
         head = variant_label("/".join(HEADLINE))
         for i, res in enumerate(results[0].captum):
             name = res.name
-            row(f"**Captum {name}** time for the batch, s ²",
-                [f"{r.captum[i].seconds_full:.1f} ({r.captum[i].seconds_measured:.1f} s on "
-                 f"{r.captum[i].note})" for r in results])
+            row(
+                f"**Captum {name}** time for the batch, s ²",
+                [
+                    f"{r.captum[i].seconds_full:.1f} ({r.captum[i].seconds_measured:.1f} s on {r.captum[i].note})"
+                    for r in results
+                ],
+            )
             target = 30.0 if name == "LIG" else None
             suffix = " (target ≥ 30)" if target else ""
-            row(f"speed-up of {head} over {name}{suffix}",
-                [fmt_ratio(r.captum[i].seconds_full / r.median("/".join(HEADLINE)), target,
-                           at_least=True) for r in results])
-            row(f"speed-up of the slowest variant over {name}{suffix}",
-                [fmt_ratio(r.captum[i].seconds_full / r.median(r.slowest()), target,
-                           at_least=True) for r in results])
-    row("CPU used by other processes while timing the variants / running Captum / over the "
-        "whole length, cores",
-        [f"{r.other_cpu_timing:.2f} / {r.other_cpu_captum:.2f} / {r.other_cpu_all:.2f}"
-         for r in results])
+            row(
+                f"speed-up of {head} over {name}{suffix}",
+                [
+                    fmt_ratio(r.captum[i].seconds_full / r.median("/".join(HEADLINE)), target, at_least=True)
+                    for r in results
+                ],
+            )
+            row(
+                f"speed-up of the slowest variant over {name}{suffix}",
+                [
+                    fmt_ratio(r.captum[i].seconds_full / r.median(r.slowest()), target, at_least=True)
+                    for r in results
+                ],
+            )
+    row(
+        "CPU used by other processes while timing the variants / running Captum / over the whole length, cores",
+        [f"{r.other_cpu_timing:.2f} / {r.other_cpu_captum:.2f} / {r.other_cpu_all:.2f}" for r in results],
+    )
     if any(r.attempts > 1 for r in results):
-        row("timing runs of this length (redone when other processes were busy)",
-            [str(r.attempts) for r in results])
+        row(
+            "timing runs of this length (redone when other processes were busy)",
+            [str(r.attempts) for r in results],
+        )
     if any(r.waited_s for r in results):
-        row("waited for the machine to be quiet before this length, s",
-            [f"{r.waited_s:.0f}" for r in results])
+        row("waited for the machine to be quiet before this length, s", [f"{r.waited_s:.0f}" for r in results])
     lines += [
         "",
         "¹ Median over the rounds of (variant time ÷ reference time in the same round); in "
@@ -645,8 +671,7 @@ def render(results: List[LengthResult], args: argparse.Namespace, header: List[s
         "Peak memory: peak RSS minus RSS just before the pass, each pass in a fresh child "
         "process (see benchmarks/README.md).",
         "",
-        contention_note(max(max(r.other_cpu_timing, r.other_cpu_captum, r.other_cpu_all)
-                            for r in results)),
+        contention_note(max(max(r.other_cpu_timing, r.other_cpu_captum, r.other_cpu_all) for r in results)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -663,11 +688,14 @@ def code_version() -> Tuple[str, str]:
             with open(os.path.join(package, name), "rb") as fh:
                 digest.update(name.encode() + fh.read())
     try:
-        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", root, "status", "--porcelain", "captum_attn_shapley"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.split("\n")
         changed = sorted(line[3:] for line in dirty if line.strip())
         desc = f"git {head}"
@@ -685,9 +713,7 @@ def machine_header(args: argparse.Namespace, model_path: str) -> List[str]:
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as fh:
-            cpu = next(
-                line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")
-            )
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
     return [
@@ -710,27 +736,41 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[32, 128, 512])
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--repeats", type=int, default=9,
-                        help="timing rounds per length (max(3, N // 3) at length >= 512)")
-    parser.add_argument("--skip-captum", action="store_true",
-                        help="do not run the Captum LIG / ShapleyValueSampling / KernelShap "
-                        "baselines")
-    parser.add_argument("--skip-memory", action="store_true",
-                        help="do not run the per-measurement memory child processes")
-    parser.add_argument("--no-lig-sdpa", action="store_true",
-                        help="do not also time LIG with sdpa attention")
-    parser.add_argument("--wait-quiet", type=float, default=0.0, metavar="SECONDS",
-                        help="before each length, wait up to SECONDS until other processes "
-                        "use < 0.25 cores (default 0: do not wait)")
-    parser.add_argument("--busy-retries", type=int, default=1,
-                        help=f"time a length again (after waiting for quiet) when other "
-                        f"processes used > {BUSY_CORES} cores meanwhile, at most this many "
-                        "times (default 1)")
-    parser.add_argument("--model", default=None,
-                        help="model directory or id (default: the offline all-MiniLM-L6-v2 asset)")
+    parser.add_argument(
+        "--repeats", type=int, default=9, help="timing rounds per length (max(3, N // 3) at length >= 512)"
+    )
+    parser.add_argument(
+        "--skip-captum",
+        action="store_true",
+        help="do not run the Captum LIG / ShapleyValueSampling / KernelShap baselines",
+    )
+    parser.add_argument(
+        "--skip-memory", action="store_true", help="do not run the per-measurement memory child processes"
+    )
+    parser.add_argument("--no-lig-sdpa", action="store_true", help="do not also time LIG with sdpa attention")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="before each length, wait up to SECONDS until other processes "
+        "use < 0.25 cores (default 0: do not wait)",
+    )
+    parser.add_argument(
+        "--busy-retries",
+        type=int,
+        default=1,
+        help=f"time a length again (after waiting for quiet) when other "
+        f"processes used > {BUSY_CORES} cores meanwhile, at most this many "
+        "times (default 1)",
+    )
+    parser.add_argument(
+        "--model", default=None, help="model directory or id (default: the offline all-MiniLM-L6-v2 asset)"
+    )
     parser.add_argument("--out", default=None, help="also write the markdown table here")
-    parser.add_argument("--_measure-memory", nargs=2, metavar=("KIND", "LENGTH"),
-                        dest="measure_memory", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--_measure-memory", nargs=2, metavar=("KIND", "LENGTH"), dest="measure_memory", help=argparse.SUPPRESS
+    )
     return parser.parse_args(argv)
 
 
@@ -764,39 +804,52 @@ def main(argv: Optional[List[str]] = None) -> None:
             res.other_cpu_timing, res.waited_s, res.attempts = timing_cpu.stop(), waited, attempts
             if res.other_cpu_timing < BUSY_CORES or attempts > args.busy_retries:
                 break
-            print(f"[L={length}] other processes used {res.other_cpu_timing:.2f} cores while "
-                  "timing: waiting for the machine to be quiet, then timing again", flush=True)
+            print(
+                f"[L={length}] other processes used {res.other_cpu_timing:.2f} cores while "
+                "timing: waiting for the machine to be quiet, then timing again",
+                flush=True,
+            )
             waited += wait_until_quiet(max(args.wait_quiet, 60.0))
         del fns
         gc.collect()
-        print(f"[L={length}] timing done in {time.perf_counter() - t_len:.0f} s: "
-              + ", ".join(f"{k}={res.median(k):.3f}s" for k in res.times), flush=True)
+        print(
+            f"[L={length}] timing done in {time.perf_counter() - t_len:.0f} s: "
+            + ", ".join(f"{k}={res.median(k):.3f}s" for k in res.times),
+            flush=True,
+        )
         if not args.skip_captum:
             t0 = time.perf_counter()
             captum_cpu = OtherCpu()
-            res.captum = run_captum(model, tokenizer, input_ids, mask, args.batch,
-                                    lig_sdpa=not args.no_lig_sdpa)
+            res.captum = run_captum(model, tokenizer, input_ids, mask, args.batch, lig_sdpa=not args.no_lig_sdpa)
             res.other_cpu_captum = captum_cpu.stop()
-            print(f"[L={length}] Captum done in {time.perf_counter() - t0:.0f} s: "
-                  + ", ".join(f"{c.name}={c.seconds_measured:.1f}s (x{c.scale:g})"
-                              for c in res.captum), flush=True)
+            print(
+                f"[L={length}] Captum done in {time.perf_counter() - t0:.0f} s: "
+                + ", ".join(f"{c.name}={c.seconds_measured:.1f}s (x{c.scale:g})" for c in res.captum),
+                flush=True,
+            )
         if not args.skip_memory:
             t0 = time.perf_counter()
             for kind in ["ref_att", "ref_grad"] + variant_keys():
                 res.memory[kind] = measure_memory(kind, length, args.batch, args.model)
-            print(f"[L={length}] memory done in {time.perf_counter() - t0:.0f} s: "
-                  + ", ".join(f"{k}={v['delta_mb']:.0f}MB" for k, v in res.memory.items()),
-                  flush=True)
+            print(
+                f"[L={length}] memory done in {time.perf_counter() - t0:.0f} s: "
+                + ", ".join(f"{k}={v['delta_mb']:.0f}MB" for k, v in res.memory.items()),
+                flush=True,
+            )
         res.other_cpu_all = all_cpu.stop()
         results.append(res)
 
     total = time.perf_counter() - start
-    header.append(f"- total run time: {total / 60:.1f} min ({total:.0f} s); command: "
-                  f"`{' '.join(['bench_speed_memory.py'] + (argv or sys.argv[1:]))}`")
+    header.append(
+        f"- total run time: {total / 60:.1f} min ({total:.0f} s); command: "
+        f"`{' '.join(['bench_speed_memory.py'] + (argv or sys.argv[1:]))}`"
+    )
     header.append(f"- code: {code_desc}; package sources sha256 {code_digest}")
     if code_version()[1] != code_digest:
-        header.append("- **WARNING: the package sources changed during the run**: the timings "
-                      "used the version loaded at the start, later memory children the new one")
+        header.append(
+            "- **WARNING: the package sources changed during the run**: the timings "
+            "used the version loaded at the start, later memory children the new one"
+        )
     table = render(results, args, header)
     print(table)
     if args.out:

@@ -17,6 +17,7 @@ noisy when other jobs share the cores)::
 
     .venv/bin/python benchmarks/bench_token_tcav.py --out benchmarks/results/token_tcav_speed.md
 """
+
 import argparse
 import pathlib
 import tempfile
@@ -28,8 +29,9 @@ from captum.concept import TCAV
 from torch import nn
 
 from captum_attn_shapley import TokenTCAV, image_concept
-from captum_attn_shapley.textures import TEXTURE_CONCEPTS, concept_images, make_texture_dataset
-from captum_attn_shapley.vision_model import load_texture_classifier, to_pixel_values
+from captum_attn_shapley.demos import load_texture_classifier, make_texture_dataset
+from captum_attn_shapley.demos.textures import TEXTURE_CONCEPTS, concept_images
+from captum_attn_shapley.demos.vision_model import to_pixel_values
 
 
 class Logits(nn.Module):
@@ -55,17 +57,27 @@ def main() -> None:
     torch.manual_seed(0)
     vit, _, info = load_texture_classifier()
     model = Logits(vit).eval()
-    concepts = [image_concept(i, name, to_pixel_values(concept_images(name, args.concept_images, seed=10 + i)))
-                for i, name in enumerate(TEXTURE_CONCEPTS)]
-    randoms = [image_concept(100 + r, f"random{r}",
-                             to_pixel_values(concept_images("random", args.concept_images, seed=500 + r)))
-               for r in range(args.repeats)]
+    concepts = [
+        image_concept(i, name, to_pixel_values(concept_images(name, args.concept_images, seed=10 + i)))
+        for i, name in enumerate(TEXTURE_CONCEPTS)
+    ]
+    randoms = [
+        image_concept(
+            100 + r, f"random{r}", to_pixel_values(concept_images("random", args.concept_images, seed=500 + r))
+        )
+        for r in range(args.repeats)
+    ]
     data = make_texture_dataset(args.targets, seed=99)
     targets = to_pixel_values(data.images)
     labels = data.labels.tolist()
 
-    ours = TokenTCAV(model, layers=args.layers, repeats=args.repeats, batch_size=args.batch_size,
-                     save_path=tempfile.mkdtemp(prefix="bench-ttcav-"))
+    ours = TokenTCAV(
+        model,
+        layers=args.layers,
+        repeats=args.repeats,
+        batch_size=args.batch_size,
+        save_path=tempfile.mkdtemp(prefix="bench-ttcav-"),
+    )
     layers = ours.layers
     n_cavs = len(TEXTURE_CONCEPTS) * args.repeats * len(layers)
 
@@ -109,9 +121,11 @@ def main() -> None:
     for name, a, b in rows:
         lines.append(f"| {name} | {a:.1f} | {b:.1f} | {a / b:.2f}x |")
     lines.append("")
-    lines.append(f"Seconds: TokenTCAV {ours_train:.1f} s training + {ours_score:.2f} s scoring; "
-                 f"Captum {captum_train:.1f} s training + {captum_score:.2f} s scoring "
-                 f"({n_cavs} CAVs each).")
+    lines.append(
+        f"Seconds: TokenTCAV {ours_train:.1f} s training + {ours_score:.2f} s scoring; "
+        f"Captum {captum_train:.1f} s training + {captum_score:.2f} s scoring "
+        f"({n_cavs} CAVs each)."
+    )
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:

@@ -13,7 +13,7 @@ cd "$root"
 venv="${1:-$root/.venv}"
 shift || true
 python="${PYTHON:-python3}"
-extras="${EXTRAS:-test}"
+extras="${EXTRAS:-test,docs}"
 case ",$extras," in
   *,insights,*) default_lock=requirements/captum08.lock ;;
   *) default_lock=requirements/captum09.lock ;;

@@ -6,6 +6,7 @@
 Exits with status 1 and lists the differences otherwise (a package missing from the lock, or installed at
 another version, means the lock no longer describes the environment: regenerate it with scripts/lock.sh).
 """
+
 import importlib.metadata
 import re
 import sys
@@ -29,10 +30,16 @@ def main(path: str) -> int:
         if name in ("pip", "setuptools", "wheel", "captum-attn-shapley"):
             continue
         installed[name] = dist.version
-    problems = [f"{name}: installed {installed.get(name)}, locked {version}"
-                for name, version in sorted(locked.items()) if installed.get(name) != version]
-    problems += [f"{name}: installed {version}, not in the lock"
-                 for name, version in sorted(installed.items()) if name not in locked]
+    problems = [
+        f"{name}: installed {installed.get(name)}, locked {version}"
+        for name, version in sorted(locked.items())
+        if installed.get(name) != version
+    ]
+    problems += [
+        f"{name}: installed {version}, not in the lock"
+        for name, version in sorted(installed.items())
+        if name not in locked
+    ]
     if problems:
         print(f"The environment differs from {path} (regenerate the lock with scripts/lock.sh):", file=sys.stderr)
         print("\n".join(f"  {problem}" for problem in problems), file=sys.stderr)

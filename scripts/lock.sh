@@ -35,9 +35,9 @@ lock() {  # lock NAME EXTRAS [CONSTRAINT_FILE]
 }
 
 lock captum08 test,insights
-key_packages="$("$work/captum08/bin/python" -c 'from captum_attn_shapley.model_cache import KEY_PACKAGES; print(*KEY_PACKAGES)')"
+key_packages="$("$work/captum08/bin/python" -c 'from captum_attn_shapley.demos.model_cache import KEY_PACKAGES; print(*KEY_PACKAGES)')"
 shared="$work/shared-versions.txt"
 for package in $key_packages; do
   grep -i "^${package}==" requirements/captum08.lock >> "$shared" || true
 done
-lock captum09 test "$shared"
+lock captum09 test,docs "$shared"

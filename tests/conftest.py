@@ -22,9 +22,9 @@ def default_classifier():
     """The default tweet classifier ``(model, tokenizer, info)``.
 
     Trained once per machine on first use (a few minutes on CPU) and cached under the user
-    cache directory (see :mod:`captum_attn_shapley.model_cache`).
+    cache directory (see :mod:`captum_attn_shapley.demos.model_cache`).
     """
-    from captum_attn_shapley.default_model import load_default_classifier
+    from captum_attn_shapley.demos import load_default_classifier
 
     return load_default_classifier(progress=False)
 
@@ -44,23 +44,23 @@ def minilm_classifier():
 
 @pytest.fixture(scope="session")
 def planted_classifier():
-    """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.planted_model`).
+    """The planted-word classifier ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.demos.planted_model`).
 
     Trained once per environment on first use (80 s on 2 CPU cores) and cached beside the default one.
     """
-    from captum_attn_shapley.planted_model import load_planted_classifier
+    from captum_attn_shapley.demos import load_planted_classifier
 
     return load_planted_classifier(progress=False)
 
 
 @pytest.fixture(scope="session")
 def texture_classifier():
-    """The texture-image ViT ``(model, processor, info)`` (:mod:`captum_attn_shapley.vision_model`).
+    """The texture-image ViT ``(model, processor, info)`` (:mod:`captum_attn_shapley.demos.vision_model`).
 
     Trained from scratch once per machine on first use (a few minutes on 2 CPU cores) and cached
     beside the text classifiers.
     """
-    from captum_attn_shapley.vision_model import load_texture_classifier
+    from captum_attn_shapley.demos import load_texture_classifier
 
     return load_texture_classifier(progress=False)
 
@@ -69,8 +69,11 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "insights: needs Captum Insights (captum 0.8 with the `insights` extra)")
     config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
     config.addinivalue_line("markers", "notebook: executes a tutorial notebook (test.sh: captum 0.9 run only)")
-    config.addinivalue_line("markers", "claims: the claims tier (tests/claims/): published claims about the "
-                                       "trained embedded models, at the benchmarks' sizes")
+    config.addinivalue_line(
+        "markers",
+        "claims: the claims tier (tests/claims/): published claims about the "
+        "trained embedded models, at the benchmarks' sizes",
+    )
 
 
 _CLAIMS = pathlib.Path(__file__).resolve().parent / "claims"
@@ -82,7 +85,7 @@ def pytest_collection_modifyitems(config, items):
     scripts/test.sh runs the suite in both environments, so each test runs (and is not skipped)
     in the environment it is about; elsewhere it is deselected.
     """
-    from captum_attn_shapley.insights import insights_available
+    from captum_attn_shapley.visualization.insights import insights_available
 
     for item in items:
         if _CLAIMS in pathlib.Path(str(item.fspath)).resolve().parents:

@@ -1,17 +1,10 @@
 """Attention capture: every architecture, one pass, gradients, model state, wrappers, errors."""
+
 import functools
 
 import pytest
 import torch
 from captum.attr import NoiseTunnel
-
-from captum_attn_shapley import (
-    AttentionCapture,
-    AttnGradShapley,
-    discover_attention_modules,
-    find_model,
-    influence_matrix,
-)
 from tiny_models import (
     IMAGE_ARCHS,
     IMAGE_SIZE,
@@ -23,6 +16,14 @@ from tiny_models import (
     text_batch,
     tiny_image_model,
     tiny_text_model,
+)
+
+from captum_attn_shapley import AttnGradShapley
+from captum_attn_shapley.capture import (
+    AttentionCapture,
+    discover_attention_modules,
+    find_model,
+    influence_matrix,
 )
 
 VARIANTS = [(g, w) for g in ("cls", "mutual", "max_mutual") for w in ("attention", "grad_attention")]
@@ -57,8 +58,9 @@ def test_text_architectures_all_variants(arch):
     assert before["impl"] == "sdpa"  # HF's default: switched to eager for the call only
     explainer = AttnGradShapley(model, special_token_ids=SPECIAL_IDS)
     for game, weighting in VARIANTS:
-        attr, delta = explainer.attribute(ids, additional_forward_args=(mask,), game=game,
-                                          weighting=weighting, return_convergence_delta=True)
+        attr, delta = explainer.attribute(
+            ids, additional_forward_args=(mask,), game=game, weighting=weighting, return_convergence_delta=True
+        )
         assert attr.shape == ids.shape
         special = torch.isin(ids, torch.tensor(SPECIAL_IDS)) | (mask == 0)
         assert bool((attr[special] == 0).all())
@@ -90,7 +92,7 @@ def test_image_architectures_all_variants(arch):
 @pytest.mark.parametrize("arch", TEXT_ARCHS + IMAGE_ARCHS)
 def test_capture_is_one_forward_one_backward(arch, monkeypatch):
     model = tiny_text_model(arch) if arch in TEXT_ARCHS else tiny_image_model(arch)
-    inputs, extra = (text_batch() if arch in TEXT_ARCHS else (image_batch(), None))
+    inputs, extra = text_batch() if arch in TEXT_ARCHS else (image_batch(), None)
     calls = {"forward": 0, "backward": 0}
     model.register_forward_pre_hook(lambda *a: calls.__setitem__("forward", calls["forward"] + 1))
     real_grad = torch.autograd.grad
@@ -120,7 +122,7 @@ def test_grad_weighted_matrix_equals_per_example_autograd(arch):
     try:
         for b in range(ids.shape[0]):
             n = int(mask[b].sum())
-            res = model(ids[b: b + 1, :n], attention_mask=mask[b: b + 1, :n], output_attentions=True)
+            res = model(ids[b : b + 1, :n], attention_mask=mask[b : b + 1, :n], output_attentions=True)
             grads = torch.autograd.grad(res.logits[0, target[b]], res.attentions)
             reference = torch.stack(
                 [(a * g.clamp_min(0)).mean(dim=1)[0] for a, g in zip(res.attentions, grads)]
@@ -142,7 +144,7 @@ def test_padded_batch_equals_each_example_alone(arch, game, weighting):
     batched = explainer.attribute(ids, additional_forward_args=(mask,))
     for b in range(ids.shape[0]):
         n = int(mask[b].sum())
-        alone = explainer.attribute(ids[b: b + 1, :n], additional_forward_args=(mask[b: b + 1, :n],))
+        alone = explainer.attribute(ids[b : b + 1, :n], additional_forward_args=(mask[b : b + 1, :n],))
         assert torch.allclose(batched[b, :n], alone[0], atol=1e-6, rtol=1e-4)
         assert bool((batched[b, n:] == 0).all())
 
@@ -175,25 +177,31 @@ def test_wrappers_find_the_model_and_agree():
     model = GLOBAL_MODEL
     ids, mask = text_batch()
     reference = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(
-        ids, additional_forward_args=(mask,))
+        ids, additional_forward_args=(mask,)
+    )
 
     def closure_forward(i, m):
         return model(input_ids=i, attention_mask=m).logits
 
-    wrappers = [closure_forward, _global_forward, functools.partial(model.forward),
-                model.forward, lambda i, m: model(i, m)[0]]
+    wrappers = [
+        closure_forward,
+        _global_forward,
+        functools.partial(model.forward),
+        model.forward,
+        lambda i, m: model(i, m)[0],
+    ]
     for forward in wrappers:
         assert find_model(forward) is model
         got = AttnGradShapley(forward, special_token_ids=SPECIAL_IDS).attribute(
-            ids, additional_forward_args=(mask,))
+            ids, additional_forward_args=(mask,)
+        )
         assert torch.allclose(got, reference, atol=1e-7)
 
 
 def test_special_tokens_default_from_tokenizer_saved_with_the_model(minilm_classifier):
     model, tokenizer = minilm_classifier
     enc = tokenizer(["the crew was rude", "late"], return_tensors="pt", padding=True)
-    attr = AttnGradShapley(model).attribute(enc["input_ids"],
-                                            additional_forward_args=(enc["attention_mask"],))
+    attr = AttnGradShapley(model).attribute(enc["input_ids"], additional_forward_args=(enc["attention_mask"],))
     special = torch.isin(enc["input_ids"], torch.tensor(tokenizer.all_special_ids))
     assert bool((attr[special] == 0).all())
     assert bool((attr[~special] != 0).all())
@@ -207,8 +215,13 @@ def test_real_minilm_works(minilm_classifier):
     assert len(discover_attention_modules(model)) == 6
     explainer = AttnGradShapley(model, special_token_ids=tokenizer.all_special_ids)
     for game, weighting in VARIANTS:
-        attr, delta = explainer.attribute(enc["input_ids"], additional_forward_args=(enc["attention_mask"],),
-                                          game=game, weighting=weighting, return_convergence_delta=True)
+        attr, delta = explainer.attribute(
+            enc["input_ids"],
+            additional_forward_args=(enc["attention_mask"],),
+            game=game,
+            weighting=weighting,
+            return_convergence_delta=True,
+        )
         assert attr.shape == enc["input_ids"].shape
         assert float(delta.abs().max()) < 1e-5
     assert_state_unchanged(before, model)
@@ -242,8 +255,7 @@ def test_frozen_and_training_models_are_left_as_found():
     for p in model.parameters():
         p.requires_grad_(False)
     before = model_state(model)
-    attr = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(
-        ids, additional_forward_args=(mask,))
+    attr = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
     assert bool((attr != 0).any())
     assert_state_unchanged(before, model)
     model.train()
@@ -300,7 +312,8 @@ def test_module_wrapper_reads_inputs_where_the_transformer_receives_them():
     out = AttentionCapture(wrapper).capture(ids, additional_forward_args=(mask,), with_gradients=False)
     assert torch.equal(out.model_inputs["attention_mask"], mask)
     reference = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(
-        ids, additional_forward_args=(mask,))
+        ids, additional_forward_args=(mask,)
+    )
     got = AttnGradShapley(wrapper, special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
     assert torch.allclose(got, reference, atol=1e-7)
     assert model.config._attn_implementation == "sdpa"

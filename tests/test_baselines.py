@@ -1,14 +1,15 @@
 """Att, Grad-SAM and Shapley-Input against independent references (autograd, brute force, Captum)."""
+
 import itertools
 import math
 
 import pytest
 import torch
 from captum.attr import ShapleyValues
+from tiny_models import MASK_ID, PATCH, SPECIAL_IDS, image_batch, text_batch, tiny_image_model, tiny_text_model
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM, ShapleyInput
-from captum_attn_shapley import patch_attributions_to_pixels
-from tiny_models import MASK_ID, PATCH, SPECIAL_IDS, image_batch, text_batch, tiny_image_model, tiny_text_model
+from captum_attn_shapley.visualization import patch_attributions_to_pixels
 
 
 def eager_reference(model, ids, mask, target):
@@ -30,13 +31,14 @@ def test_att_and_grad_sam_match_hand_computed_references(arch):
     sam = GradSAM(model, special_token_ids=SPECIAL_IDS).attribute(ids, target=1, additional_forward_args=(mask,))
     for b in range(ids.shape[0]):
         n = int(mask[b].sum())
-        attns, grads = eager_reference(model, ids[b: b + 1, :n], mask[b: b + 1, :n], 1)
+        attns, grads = eager_reference(model, ids[b : b + 1, :n], mask[b : b + 1, :n], 1)
         players = [i for i in range(1, n) if int(ids[b, i]) not in SPECIAL_IDS]
         for i in players:
             # mean over layers, heads and (real) query rows of the column of token i
             expected_att = sum(float(a[0, :, :, i].mean()) for a in attns) / len(attns)
-            expected_sam = sum(float((a * g.clamp_min(0))[0, :, :, i].mean())
-                               for a, g in zip(attns, grads)) / len(attns)
+            expected_sam = sum(float((a * g.clamp_min(0))[0, :, :, i].mean()) for a, g in zip(attns, grads)) / len(
+                attns
+            )
             assert math.isclose(float(att[b, i]), expected_att, rel_tol=1e-5, abs_tol=1e-7)
             assert math.isclose(float(sam[b, i]), expected_sam, rel_tol=1e-4, abs_tol=1e-12)
         others = [i for i in range(ids.shape[1]) if i not in players]
@@ -83,14 +85,16 @@ def test_shapley_input_equals_brute_force_on_text():
     model = tiny_text_model("bert", seed=6)
     ids, mask = text_batch(seed=6, length=7)
     method = ShapleyInput(model, special_token_ids=SPECIAL_IDS)
-    phi, delta = method.attribute(ids, baselines=MASK_ID, additional_forward_args=(mask,),
-                                  batch_size=5, return_convergence_delta=True)
+    phi, delta = method.attribute(
+        ids, baselines=MASK_ID, additional_forward_args=(mask,), batch_size=5, return_convergence_delta=True
+    )
     predicted = model(ids, attention_mask=mask).logits.argmax(dim=1)
     for b in range(ids.shape[0]):
         n = int(mask[b].sum())
         players = [i for i in range(1, n) if int(ids[b, i]) not in SPECIAL_IDS]
-        expected, total = brute_force_model_shapley(model, ids[b: b + 1], mask[b: b + 1], players,
-                                                    int(predicted[b]), MASK_ID)
+        expected, total = brute_force_model_shapley(
+            model, ids[b : b + 1], mask[b : b + 1], players, int(predicted[b]), MASK_ID
+        )
         for p in players:
             assert math.isclose(float(phi[b, p]), expected[p], abs_tol=1e-6)
         assert math.isclose(float(phi[b].sum()), total, abs_tol=1e-6)
@@ -108,7 +112,8 @@ def test_shapley_input_on_images_agrees_with_captum_shapley_values():
     patch_ids = torch.arange(4).reshape(1, 1, 2, 2)
     feature_mask = patch_ids.repeat_interleave(PATCH, dim=2).repeat_interleave(PATCH, dim=3)
     captum_values = ShapleyValues(probabilities).attribute(
-        pixels, baselines=0.0, target=2, feature_mask=feature_mask.expand(1, 3, 8, 8).contiguous())
+        pixels, baselines=0.0, target=2, feature_mask=feature_mask.expand(1, 3, 8, 8).contiguous()
+    )
     # Captum spreads each group's value over its pixels; read one pixel per patch
     per_patch = captum_values[0, 0, ::PATCH, ::PATCH]
     assert torch.allclose(ours[0], per_patch.to(ours.dtype), atol=1e-6)
@@ -128,6 +133,11 @@ def test_pixel_maps_for_visualize_image_attr():
     # nearest upsampling: each patch is a uniform block holding its score
     assert torch.equal(maps[:, 0, ::PATCH, ::PATCH], patches)
     image = (pixels[0] - pixels[0].min()) / (pixels[0].max() - pixels[0].min())
-    fig, _ = viz.visualize_image_attr(maps[0].permute(1, 2, 0).numpy(), image.permute(1, 2, 0).numpy(),
-                                      method="blended_heat_map", sign="all", use_pyplot=False)
+    fig, _ = viz.visualize_image_attr(
+        maps[0].permute(1, 2, 0).numpy(),
+        image.permute(1, 2, 0).numpy(),
+        method="blended_heat_map",
+        sign="all",
+        use_pyplot=False,
+    )
     assert fig is not None

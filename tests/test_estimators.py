@@ -1,4 +1,4 @@
-"""Tests of the Shapley value estimators in ``captum_attn_shapley.estimators``.
+"""Tests of the Shapley value estimators in ``captum_attn_shapley.shapley.estimators``.
 
 The statistical tests use fixed seeds (so they are deterministic), but their thresholds are
 derived from the sampling distribution rather than tuned to the seeds: replicate-based
@@ -13,14 +13,16 @@ import pytest
 import torch
 from scipy import stats
 
-from captum_attn_shapley.estimators import (
-    _kernel_size_probabilities,
-    _kernel_solve,
-    _sample_kernel_coalitions,
+from captum_attn_shapley.shapley import (
     exact_shapley,
     kernel_shapley,
     permutation_shapley,
     shapley_kernel_matrix,
+)
+from captum_attn_shapley.shapley.estimators import (
+    _kernel_size_probabilities,
+    _kernel_solve,
+    _sample_kernel_coalitions,
 )
 
 F64 = torch.float64
@@ -67,7 +69,7 @@ def pairwise_game(m, coalitions):
 
 
 def random_table(n, seed):
-    return torch.rand(2 ** n, generator=torch.Generator().manual_seed(seed), dtype=F64)
+    return torch.rand(2**n, generator=torch.Generator().manual_seed(seed), dtype=F64)
 
 
 def random_matrix(n, seed, dtype=F64):
@@ -207,17 +209,13 @@ def test_exact_batching_and_dtype():
         assert coalitions.dtype == torch.bool and coalitions.shape[1] == n
         return game(m, coalitions)
 
-    torch.testing.assert_close(
-        exact_shapley(counting_game, m, batch_size=100), reference, rtol=0, atol=1e-12
-    )
-    assert max(calls) <= 100 and sum(calls) == 2 ** n
+    torch.testing.assert_close(exact_shapley(counting_game, m, batch_size=100), reference, rtol=0, atol=1e-12)
+    assert max(calls) <= 100 and sum(calls) == 2**n
 
     m32 = random_matrix(5, seed=1, dtype=torch.float32)
     phi32 = exact_shapley(quadratic_game, m32)
     assert phi32.dtype == torch.float32
-    torch.testing.assert_close(
-        phi32.double(), exact_shapley(quadratic_game, m32.double()), rtol=0, atol=1e-4
-    )
+    torch.testing.assert_close(phi32.double(), exact_shapley(quadratic_game, m32.double()), rtol=0, atol=1e-4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -307,8 +305,10 @@ def test_sampling_few_players_is_exact(name, flag):
     for n, n_samples in cases:
         game, m = lookup_instance(n, seed=40 + n)
         torch.testing.assert_close(
-            run_sampler(name, game, m, n_samples, seed=0, flag=flag), exact_shapley(game, m),
-            rtol=0, atol=1e-12,
+            run_sampler(name, game, m, n_samples, seed=0, flag=flag),
+            exact_shapley(game, m),
+            rtol=0,
+            atol=1e-12,
         )
 
 
@@ -328,8 +328,7 @@ def test_antithetic_permutations_are_exact_for_quadratic_games(n):
 
 def replicates(name, game, m, n_samples, flag, count, first_seed=1000):
     return torch.stack(
-        [run_sampler(name, game, m, n_samples, seed=first_seed + r, flag=flag)
-         for r in range(count)]
+        [run_sampler(name, game, m, n_samples, seed=first_seed + r, flag=flag) for r in range(count)]
     )
 
 
@@ -362,13 +361,9 @@ def assert_unbiased(estimates, exact, alpha=1e-3):
     spread = estimates.std(dim=0)
     random_players = spread > 1e-12 * (1 + exact.abs())
     # players whose estimate does not vary (e.g. exact by construction) must be exact
-    torch.testing.assert_close(
-        estimates.mean(dim=0)[~random_players], exact[~random_players], rtol=0, atol=1e-9
-    )
+    torch.testing.assert_close(estimates.mean(dim=0)[~random_players], exact[~random_players], rtol=0, atol=1e-9)
     if random_players.any():
-        result = stats.ttest_1samp(
-            estimates[:, random_players].numpy(), exact[random_players].numpy(), axis=0
-        )
+        result = stats.ttest_1samp(estimates[:, random_players].numpy(), exact[random_players].numpy(), axis=0)
         assert result.pvalue.min() > alpha / n, (result.pvalue, estimates.mean(0), exact)
 
 
@@ -387,9 +382,7 @@ def test_unbiasedness_test_has_power(name, flag):
     # Sanity check of the test itself: shifting the target by 10 % of its spread is detected.
     game, m = lookup_instance(6, seed=306)
     estimates = replicates(name, game, m, 4, flag, count=400)
-    shifted = exact_shapley(game, m) + 0.1 * estimates.std(dim=0) * torch.tensor(
-        [0, 0, 4.0, 0, 0, 0], dtype=F64
-    )
+    shifted = exact_shapley(game, m) + 0.1 * estimates.std(dim=0) * torch.tensor([0, 0, 4.0, 0, 0, 0], dtype=F64)
     with pytest.raises(AssertionError):
         assert_unbiased(estimates, shifted)
 
@@ -401,12 +394,10 @@ def test_unbiasedness_test_has_power(name, flag):
 
 def enumerated_kernel_moments(n):
     """A = E[z z^T] and P(z) under the Shapley kernel distribution, by enumeration."""
-    masks = torch.arange(1, 2 ** n - 1)
+    masks = torch.arange(1, 2**n - 1)
     z = ((masks.unsqueeze(1) >> torch.arange(n)) & 1).to(F64)
     sizes = z.sum(dim=1).long()
-    size_weight = torch.tensor(
-        [(n - 1) / (k * (n - k)) if 0 < k < n else 0.0 for k in range(n + 1)], dtype=F64
-    )
+    size_weight = torch.tensor([(n - 1) / (k * (n - k)) if 0 < k < n else 0.0 for k in range(n + 1)], dtype=F64)
     binomial = torch.tensor([math.comb(n, k) for k in range(n + 1)], dtype=F64)
     prob = size_weight[sizes] / binomial[sizes]
     prob = prob / prob.sum()
@@ -437,7 +428,7 @@ def test_kernel_sampler_matches_kernel_distribution(paired):
     # the counted draws are independent).
     independent = z[0::2] if paired else z
     enumerated_z, prob, a_enumerated = enumerated_kernel_moments(n)
-    observed = torch.bincount(masks_of(independent.bool()), minlength=2 ** n)
+    observed = torch.bincount(masks_of(independent.bool()), minlength=2**n)
     observed = observed[masks_of(enumerated_z.bool())].numpy()
     assert observed.sum() == independent.shape[0]
     assert stats.chisquare(observed, prob.numpy() * observed.sum()).pvalue > 1e-3
@@ -528,8 +519,9 @@ def test_many_players_permutation_plain(pairwise_200):
     n = w64.shape[0]
     big_n = n - 1
     off_diagonal = w64[~torch.eye(n, dtype=torch.bool)].view(n, big_n)
-    variance = (big_n * off_diagonal.var(dim=1, unbiased=False) / 6
-                + off_diagonal.sum(dim=1) ** 2 * (big_n + 2) / (12 * big_n))
+    variance = big_n * off_diagonal.var(dim=1, unbiased=False) / 6 + off_diagonal.sum(dim=1) ** 2 * (big_n + 2) / (
+        12 * big_n
+    )
     standard_error = (variance / n_samples).sqrt()
     # 5 standard errors: two-sided normal tail 5.7e-7 per player, 1.1e-4 for all 200
     assert ((phi.double() - exact).abs() < 5 * standard_error).all()
@@ -537,9 +529,7 @@ def test_many_players_permutation_plain(pairwise_200):
 
 def test_many_players_kernel_unbiased(pairwise_200):
     w32, w64, exact = pairwise_200
-    estimates = torch.stack(
-        [kernel_shapley(pairwise_game, w32, n_samples=400, seed=s) for s in range(40)]
-    )
+    estimates = torch.stack([kernel_shapley(pairwise_game, w32, n_samples=400, seed=s) for s in range(40)])
     for phi in estimates:
         check_float32_result(phi, exact, w64)
     assert_unbiased(estimates, exact)

@@ -1,4 +1,5 @@
 """Faithfulness metrics against hand-computed cases and a model whose token importance is known."""
+
 import math
 import random
 from types import SimpleNamespace
@@ -10,16 +11,16 @@ from sklearn.metrics import f1_score
 from torch import nn
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.faithfulness import (
+from captum_attn_shapley.metrics import (
     DEFAULT_BINS,
     comprehensiveness,
     f1_of_predictions,
     faithfulness_curves,
-    selection_size,
     sufficiency,
     sufficiency_f1,
     sufficiency_predictions,
 )
+from captum_attn_shapley.metrics.faithfulness import selection_size
 from tests.tiny_models import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_IDS, VOCAB, text_batch, tiny_text_model
 
 UNK_ID = 5
@@ -58,8 +59,15 @@ def test_hand_computed_case():
     mask = torch.ones_like(ids)
     attr = torch.tensor([[0.0, 2.0, -1.0, 0.5, 0.0, 0.0]])
     bins = (0, 25, 50)  # n = 4 players -> |r_k| = 0, 1, 2: r_25 = {10}, r_50 = {10, 12}
-    curves = faithfulness_curves(model, ids, attr, additional_forward_args=(mask,), bins=bins,
-                                 replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    curves = faithfulness_curves(
+        model,
+        ids,
+        attr,
+        additional_forward_args=(mask,),
+        bins=bins,
+        replacement=MASK_ID,
+        special_token_ids=SPECIAL_IDS,
+    )
     p = _sigmoid(1.5)  # predicted class 1
     comp_drops = [0.0, p - _sigmoid(-0.5), p - _sigmoid(-1.0)]
     suff_drops = [p - 0.5, p - _sigmoid(2.0), p - _sigmoid(2.5)]
@@ -106,8 +114,15 @@ def test_matches_plain_python_reference_on_padded_batches(bins):
     gen = torch.Generator().manual_seed(5)
     attr = torch.randn(ids.shape, generator=gen)
     attr[0, 3] = attr[0, 4]  # a tie, broken by position
-    curves = faithfulness_curves(model, ids, attr, additional_forward_args=(mask,), bins=bins,
-                                 replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    curves = faithfulness_curves(
+        model,
+        ids,
+        attr,
+        additional_forward_args=(mask,),
+        bins=bins,
+        replacement=MASK_ID,
+        special_token_ids=SPECIAL_IDS,
+    )
     for b in range(ids.shape[0]):
         comp, suff = _reference(w, ids[b], mask[b], attr[b], bins, MASK_ID, SPECIAL_IDS)
         assert float(curves.comprehensiveness()[b]) == pytest.approx(comp, abs=1e-6)
@@ -119,8 +134,15 @@ def test_explicit_target_is_explained():
     model = BagOfWords(w)
     ids, mask = text_batch(seed=4, batch=4, length=10)
     attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(0))
-    got = comprehensiveness(model, ids, attr, target=0, additional_forward_args=(mask,),
-                            replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    got = comprehensiveness(
+        model,
+        ids,
+        attr,
+        target=0,
+        additional_forward_args=(mask,),
+        replacement=MASK_ID,
+        special_token_ids=SPECIAL_IDS,
+    )
     for b in range(ids.shape[0]):
         comp, _ = _reference(w, ids[b], mask[b], attr[b], DEFAULT_BINS, MASK_ID, SPECIAL_IDS, target=0)
         assert float(got[b]) == pytest.approx(comp, abs=1e-6)
@@ -180,8 +202,15 @@ def test_special_tokens_and_padding_never_replaced():
         return model(x, m)
 
     attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(2))
-    curves = faithfulness_curves(forward, ids, attr, additional_forward_args=(mask,), bins=(0, 10, 20, 50, 100),
-                                 replacement=UNK_ID, special_token_ids=SPECIAL_IDS)
+    curves = faithfulness_curves(
+        forward,
+        ids,
+        attr,
+        additional_forward_args=(mask,),
+        bins=(0, 10, 20, 50, 100),
+        replacement=UNK_ID,
+        special_token_ids=SPECIAL_IDS,
+    )
     fixed = torch.isin(ids, torch.tensor(SPECIAL_IDS))
     fixed[:, 0] = True
     players = ~fixed
@@ -208,16 +237,21 @@ def test_named_replacements_from_tokenizer():
     model = BagOfWords(w)
     ids, mask = text_batch(seed=8, batch=3, length=8)
     attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(3))
-    tok = SimpleNamespace(mask_token_id=MASK_ID, pad_token_id=PAD_ID, unk_token_id=UNK_ID,
-                          all_special_ids=SPECIAL_IDS)
+    tok = SimpleNamespace(
+        mask_token_id=MASK_ID, pad_token_id=PAD_ID, unk_token_id=UNK_ID, all_special_ids=SPECIAL_IDS
+    )
     common = dict(additional_forward_args=(mask,), tokenizer=tok)
     by_name = comprehensiveness(model, ids, attr, replacement="unk", **common)
     assert torch.allclose(by_name, comprehensiveness(model, ids, attr, replacement=UNK_ID, **common))
     assert not torch.allclose(by_name, comprehensiveness(model, ids, attr, **common))  # mask is the default
-    assert torch.allclose(comprehensiveness(model, ids, attr, **common),
-                          comprehensiveness(model, ids, attr, replacement=MASK_ID, **common))
-    assert torch.allclose(comprehensiveness(model, ids, attr, replacement="pad", **common),
-                          comprehensiveness(model, ids, attr, replacement=PAD_ID, **common))
+    assert torch.allclose(
+        comprehensiveness(model, ids, attr, **common),
+        comprehensiveness(model, ids, attr, replacement=MASK_ID, **common),
+    )
+    assert torch.allclose(
+        comprehensiveness(model, ids, attr, replacement="pad", **common),
+        comprehensiveness(model, ids, attr, replacement=PAD_ID, **common),
+    )
 
 
 def test_f1_on_sufficiency_inputs_matches_sklearn():
@@ -240,15 +274,17 @@ def test_f1_on_sufficiency_inputs_matches_sklearn():
     expected = f1_score(labels, preds.numpy(), average="macro")
     assert sufficiency_f1(model, ids, attr, labels, k=20, **common) == pytest.approx(expected)
     assert f1_of_predictions(labels, preds, average="binary") == pytest.approx(
-        f1_score(labels, preds.numpy(), average="binary"))
+        f1_score(labels, preds.numpy(), average="binary")
+    )
 
 
 def test_works_with_hf_model_and_our_attributions():
     model = tiny_text_model("bert", num_labels=3)
     ids, mask = text_batch(seed=0, batch=3, length=9)
     attr = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
-    curves = faithfulness_curves(model, ids, attr, additional_forward_args=(mask,), replacement=MASK_ID,
-                                 special_token_ids=SPECIAL_IDS)
+    curves = faithfulness_curves(
+        model, ids, attr, additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS
+    )
     with torch.no_grad():
         probs = torch.softmax(model(ids, mask).logits.double(), 1)
     assert torch.equal(curves.target, probs.argmax(1))
@@ -256,8 +292,9 @@ def test_works_with_hf_model_and_our_attributions():
     assert curves.comprehensiveness().shape == (3,)
     # k = 0: nothing removed for comprehensiveness, everything for sufficiency
     assert torch.allclose(curves.comprehensiveness_drops[:, 0], torch.zeros(3, dtype=torch.float64))
-    removed_all = torch.where(torch.isin(ids, torch.tensor(SPECIAL_IDS)) | (torch.arange(9) == 0), ids,
-                              torch.full_like(ids, MASK_ID))
+    removed_all = torch.where(
+        torch.isin(ids, torch.tensor(SPECIAL_IDS)) | (torch.arange(9) == 0), ids, torch.full_like(ids, MASK_ID)
+    )
     with torch.no_grad():
         p_all = torch.softmax(model(removed_all, mask).logits.double(), 1)[torch.arange(3), curves.target]
     assert torch.allclose(curves.sufficiency_drops[:, 0], curves.probability - p_all)
@@ -289,11 +326,13 @@ def test_bad_input_raises_clear_errors():
     with pytest.raises(ValueError, match="integer token ids"):
         comprehensiveness(model, ids.float(), attr, **common)
     with pytest.raises(ValueError, match="Unknown replacement"):
-        comprehensiveness(model, ids, attr, additional_forward_args=(mask,), replacement="blank",
-                          special_token_ids=SPECIAL_IDS)
+        comprehensiveness(
+            model, ids, attr, additional_forward_args=(mask,), replacement="blank", special_token_ids=SPECIAL_IDS
+        )
     with pytest.raises(ValueError, match="special tokens"):
-        comprehensiveness(lambda x, m: model(x, m), ids, attr, additional_forward_args=(mask,),
-                          replacement=MASK_ID)
+        comprehensiveness(
+            lambda x, m: model(x, m), ids, attr, additional_forward_args=(mask,), replacement=MASK_ID
+        )
     with pytest.raises(ValueError, match="not one of the bins"):
         faithfulness_curves(model, ids, attr, **common).predictions_at(30)
     with pytest.raises(ValueError, match="out of range"):

@@ -1,11 +1,12 @@
 """Closed-form Shapley values of the attention games against brute-force enumeration."""
+
 import itertools
 import math
 
 import pytest
 import torch
 
-from captum_attn_shapley.games import (
+from captum_attn_shapley.shapley import (
     BUILTIN_GAMES,
     game_function,
     grand_coalition_value,
@@ -82,8 +83,8 @@ def test_batch_with_different_player_counts_matches_single_examples(game):
     players[3, [1, 4, 6]] = True  # example 2 has no players at all
     batched = shapley_values(matrix, players, game)
     for b in range(4):
-        alone = shapley_values(matrix[b: b + 1], players[b: b + 1], game)
-        assert torch.equal(batched[b: b + 1], alone)
+        alone = shapley_values(matrix[b : b + 1], players[b : b + 1], game)
+        assert torch.equal(batched[b : b + 1], alone)
     assert bool((batched[2] == 0).all())
     assert float(grand_coalition_value(matrix, players, game)[2]) == 0.0
 

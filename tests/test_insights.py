@@ -4,6 +4,7 @@ The ``insights`` tests run in the captum 0.8 environment (with the ``insights`` 
 ``no_insights`` ones in the captum 0.9 environment (see conftest.py); scripts/test.sh runs both.
 Screenshots of the browser runs are kept in ``$TEST_ARTIFACTS`` (default: ``test-artifacts/``).
 """
+
 import base64
 import io
 import os
@@ -20,24 +21,30 @@ import pytest
 import torch
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
-from captum_attn_shapley.images import patch_attributions_to_pixels
-from captum_attn_shapley.insights import (
+from captum_attn_shapley.demos.insights_app import embedded_visualizer
+from captum_attn_shapley.demos.vision_model import to_pixel_values
+from captum_attn_shapley.visualization import patch_attributions_to_pixels
+from captum_attn_shapley.visualization.insights import (
     INSIGHTS_HELP,
     InsightsUnavailableError,
-    embedded_visualizer,
     image_visualizer,
     insights_available,
     parse_layers,
     register_insights_methods,
     text_visualizer,
 )
-from captum_attn_shapley.vision_model import to_pixel_values
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 ARTIFACTS = pathlib.Path(os.environ.get("TEST_ARTIFACTS", ROOT / "test-artifacts"))
 CHROMIUM_FLAGS = (
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-    "--disable-component-update", "--disable-sync", "--window-size=1400,1200",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1200",
 )
 TEXTS = ["the flight was late and the crew was rude", "thanks for the lovely and friendly service"]
 
@@ -126,13 +133,16 @@ def test_our_methods_are_listed_next_to_captums_with_their_options(default_class
 
 
 @pytest.mark.insights
-@pytest.mark.parametrize("method, arguments", [
-    ("AttnGradShapley", {"game": "cls", "weighting": "attention", "layers": ""}),
-    ("AttnGradShapley", {"game": "max_mutual", "weighting": "grad_attention", "layers": "0 1"}),
-    ("AttnGradShapley", {"game": "mutual", "weighting": "grad_attention", "layers": "-2"}),
-    ("Grad-SAM", {"layers": "2, 3"}),
-    ("Att", {"layers": ""}),
-])
+@pytest.mark.parametrize(
+    "method, arguments",
+    [
+        ("AttnGradShapley", {"game": "cls", "weighting": "attention", "layers": ""}),
+        ("AttnGradShapley", {"game": "max_mutual", "weighting": "grad_attention", "layers": "0 1"}),
+        ("AttnGradShapley", {"game": "mutual", "weighting": "grad_attention", "layers": "-2"}),
+        ("Grad-SAM", {"layers": "2, 3"}),
+        ("Att", {"layers": ""}),
+    ],
+)
 def test_text_results_equal_our_attributions_on_the_token_ids(default_classifier, method, arguments):
     model, tokenizer, _ = default_classifier
     labels = [0, 1]
@@ -153,8 +163,15 @@ def test_text_results_equal_our_attributions_on_the_token_ids(default_classifier
         layers = parse_layers(arguments["layers"])
         if method == "AttnGradShapley":
             explainer = AttnGradShapley(model, special_token_ids=special)
-            expected = _direct(explainer, model, ids, predicted, layers=layers, game=arguments["game"],
-                               weighting=arguments["weighting"])
+            expected = _direct(
+                explainer,
+                model,
+                ids,
+                predicted,
+                layers=layers,
+                game=arguments["game"],
+                weighting=arguments["weighting"],
+            )
         else:
             explainer = (GradSAM if method == "Grad-SAM" else AttentionReceived)(model, special_token_ids=special)
             expected = _direct(explainer, model, ids, predicted, layers=layers)
@@ -170,8 +187,9 @@ def test_captums_own_methods_still_run_in_the_same_visualizer(default_classifier
     feature = outputs[0][0]["feature_outputs"][0]
     assert len(feature["modified"]) == len(feature["base"])
     assert max(abs(v) for v in feature["modified"]) == pytest.approx(100)
-    ours = _outputs(visualizer, "AttnGradShapley",
-                    {"game": "max_mutual", "weighting": "grad_attention", "layers": ""})
+    ours = _outputs(
+        visualizer, "AttnGradShapley", {"game": "max_mutual", "weighting": "grad_attention", "layers": ""}
+    )
     shown = {tuple(o[0]["feature_outputs"][0]["base"]) for o in ours}
     assert shown == {tuple(o[0]["feature_outputs"][0]["base"]) for o in outputs} and len(shown) == 2
 
@@ -180,8 +198,8 @@ def test_captums_own_methods_still_run_in_the_same_visualizer(default_classifier
 def test_image_results_are_our_patch_maps_at_pixel_resolution(texture_classifier):
     from captum.insights.attr_vis.features import ImageFeature
 
-    from captum_attn_shapley.insights import ImageLogitsForward, InsightsAttnGradShapley
-    from captum_attn_shapley.textures import make_texture_dataset
+    from captum_attn_shapley.demos import make_texture_dataset
+    from captum_attn_shapley.visualization.insights import ImageLogitsForward, InsightsAttnGradShapley
 
     vit, processor, _ = texture_classifier
     data = make_texture_dataset(2, seed=3)
@@ -192,13 +210,17 @@ def test_image_results_are_our_patch_maps_at_pixel_resolution(texture_classifier
     expected = patch_attributions_to_pixels(patches, data.images).expand(-1, 3, -1, -1) / 3
     torch.testing.assert_close(ours, expected, atol=1e-6, rtol=1e-5)
 
-    outputs = _outputs(image_visualizer(vit, data.images, data.labels.tolist(), processor=processor),
-                       "AttnGradShapley", {"game": "cls", "weighting": "grad_attention", "layers": "0 1"})
+    outputs = _outputs(
+        image_visualizer(vit, data.images, data.labels.tolist(), processor=processor),
+        "AttnGradShapley",
+        {"game": "cls", "weighting": "grad_attention", "layers": "0 1"},
+    )
     feature = outputs[0][0]["feature_outputs"][0]
     assert feature["type"] == "image"
     target = outputs[0][0]["active_index"]
-    direct = AttnGradShapley(vit, game="cls").attribute(to_pixel_values(data.images[:1]), target=target,
-                                                        layers=[0, 1])
+    direct = AttnGradShapley(vit, game="cls").attribute(
+        to_pixel_values(data.images[:1]), target=target, layers=[0, 1]
+    )
     pixels = patch_attributions_to_pixels(direct, data.images[:1]).expand(-1, 3, -1, -1) / 3
     reference = ImageFeature("Image", None, None).visualize(pixels, data.images[:1], 1.0)
     assert _png(feature["modified"]).shape == _png(reference.modified).shape
@@ -251,8 +273,16 @@ class _Server:
         self.port = _free_port()
         self.log = ARTIFACTS / f"insights_{task}_server.log"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "captum_attn_shapley.cli", "insights", "--task", task,
-                   "--port", str(self.port)]
+        command = [
+            sys.executable,
+            "-m",
+            "captum_attn_shapley.cli",
+            "insights",
+            "--task",
+            task,
+            "--port",
+            str(self.port),
+        ]
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.time() + 180
@@ -306,8 +336,13 @@ def _run_in_page(task, method, arguments, wait_for, screenshot):
     try:
         browser.get(server.url)
         WebDriverWait(browser, 60).until(
-            lambda b: method in [o.get_attribute("value") for o in
-                                 b.find_elements(By.CSS_SELECTOR, "select[name=selected_method] option")]
+            lambda b: (
+                method
+                in [
+                    o.get_attribute("value")
+                    for o in b.find_elements(By.CSS_SELECTOR, "select[name=selected_method] option")
+                ]
+            )
         )
         Select(browser.find_element(By.CSS_SELECTOR, "select[name=selected_method]")).select_by_value(method)
         for name, value in arguments.items():
@@ -343,7 +378,7 @@ return {examples: examples, words: words.length, fetched: document.body.innerTex
 
 @pytest.mark.insights
 def test_browser_runs_attngradshapley_on_text_through_the_ui(default_classifier):
-    from captum_attn_shapley.data import load_tweets
+    from captum_attn_shapley.demos import load_tweets
 
     model, tokenizer, _ = default_classifier
     arguments = {"game": "cls", "weighting": "attention", "layers": "0 1"}
@@ -368,7 +403,7 @@ def test_browser_runs_attngradshapley_on_text_through_the_ui(default_classifier)
 def test_browser_runs_grad_sam_on_images_through_the_ui(texture_classifier):
     from captum.insights.attr_vis.features import ImageFeature
 
-    from captum_attn_shapley.textures import make_texture_dataset
+    from captum_attn_shapley.demos import make_texture_dataset
 
     vit, _, _ = texture_classifier
     page = _run_in_page("image", "Grad-SAM", {"layers": "1"}, "img[alt=attribution]", "insights_image.png")
@@ -380,9 +415,9 @@ def test_browser_runs_grad_sam_on_images_through_the_ui(texture_classifier):
     with torch.no_grad():
         predicted = vit(pixel_values=pixel_values).logits.argmax(dim=1)
     for i, shown in enumerate(examples):
-        image = data.images[i: i + 1]
+        image = data.images[i : i + 1]
         maps = {
-            name: method(vit).attribute(pixel_values[i: i + 1], target=int(predicted[i]), layers=[1])
+            name: method(vit).attribute(pixel_values[i : i + 1], target=int(predicted[i]), layers=[1])
             for name, method in (("Grad-SAM", GradSAM), ("Att", AttentionReceived))
         }
         drawn = {

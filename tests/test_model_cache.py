@@ -1,4 +1,5 @@
 """The embedded models' cache: reproducible training, keyed reuse, recorded weight digests, the locks."""
+
 import json
 import logging
 import pathlib
@@ -8,9 +9,10 @@ import sys
 import pytest
 import torch
 
-from captum_attn_shapley import data, default_model, model_cache, planted, planted_model, vision_model
-from captum_attn_shapley.fingerprint import model_fingerprint, state_digest
-from captum_attn_shapley.model_cache import (
+from captum_attn_shapley._utils.fingerprint import model_fingerprint, state_digest
+from captum_attn_shapley.demos import datasets as data
+from captum_attn_shapley.demos import default_model, model_cache, planted, planted_model, vision_model
+from captum_attn_shapley.demos.model_cache import (
     KEY_PACKAGES,
     build_cached,
     key_digest,
@@ -19,7 +21,7 @@ from captum_attn_shapley.model_cache import (
     weights_digest,
     write_metrics,
 )
-from captum_attn_shapley.training import TRAIN_THREADS, reproducible_training
+from captum_attn_shapley.demos.training import TRAIN_THREADS, reproducible_training
 from tests.tiny_models import tiny_text_model
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -27,6 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 def _tiny_train(seed, calls):
     """A stand-in training: a tiny BERT, a tokenizer file and metrics, as the real ones write them."""
+
     def train(out_dir):
         calls.append(out_dir)
         with reproducible_training(seed):
@@ -34,6 +37,7 @@ def _tiny_train(seed, calls):
         model.save_pretrained(out_dir)
         (out_dir / "tokenizer_config.json").write_text("{}")
         write_metrics(out_dir, {"accuracy": 1.0, "threads_inside": torch.get_num_threads()})
+
     return train
 
 
@@ -65,20 +69,22 @@ def test_fine_tuning_gives_identical_weights_whatever_the_callers_thread_count()
     try:
         for threads in (1, 2, 1):
             torch.set_num_threads(threads)
-            model, _ = default_model.fine_tune(base, tweets.texts, tweets.labels, data.LABEL_NAMES,
-                                               batch_size=4, max_length=24, progress=False)
+            model, _ = default_model.fine_tune(
+                base, tweets.texts, tweets.labels, data.LABEL_NAMES, batch_size=4, max_length=24, progress=False
+            )
             digests.append(state_digest(model.state_dict()))
     finally:
         torch.set_num_threads(before)
     assert digests[0] == digests[1] == digests[2]
     # and the training did change the weights (a different seed gives other ones)
-    other, _ = default_model.fine_tune(base, tweets.texts, tweets.labels, data.LABEL_NAMES, batch_size=4,
-                                       max_length=24, progress=False, seed=1)
+    other, _ = default_model.fine_tune(
+        base, tweets.texts, tweets.labels, data.LABEL_NAMES, batch_size=4, max_length=24, progress=False, seed=1
+    )
     assert state_digest(other.state_dict()) != digests[0]
 
 
 def test_texture_vit_training_is_reproducible():
-    from captum_attn_shapley.textures import make_texture_dataset
+    from captum_attn_shapley.demos import make_texture_dataset
 
     images = make_texture_dataset(24, seed=5)
     first = vision_model.train_texture_vit(images, epochs=1, batch_size=8, progress=False)
@@ -123,8 +129,9 @@ def test_other_versions_or_code_train_their_own_model(monkeypatch, tmp_path, cap
     monkeypatch.setattr(model_cache, "package_versions", newer_transformers)
     newer = build_cached("tiny", _tiny_train(0, calls), [data])
     assert newer not in (first, other_code) and len(calls) == 3
-    assert json.loads((newer / "metrics.json").read_text())["training"]["key"]["packages"]["transformers"] \
-        == "99.0.0"
+    assert (
+        json.loads((newer / "metrics.json").read_text())["training"]["key"]["packages"]["transformers"] == "99.0.0"
+    )
     assert first.is_dir()  # the other environment's model is kept for it
 
     # a record that claims this key but was made by other versions is not trusted
@@ -132,7 +139,7 @@ def test_other_versions_or_code_train_their_own_model(monkeypatch, tmp_path, cap
     record = json.loads((first / "metrics.json").read_text())
     record["training"]["key"]["packages"]["numpy"] = "0.0.1"
     write_metrics(first, record)
-    with caplog.at_level(logging.WARNING, logger="captum_attn_shapley.model_cache"):
+    with caplog.at_level(logging.WARNING, logger="captum_attn_shapley.demos.model_cache"):
         assert build_cached("tiny", _tiny_train(0, calls), [data]) == first
     assert len(calls) == 4 and "other code or versions" in caplog.text
 
@@ -142,7 +149,7 @@ def test_weights_that_do_not_match_their_digest_are_trained_again(monkeypatch, t
     calls = []
     path = build_cached("tiny", _tiny_train(0, calls), [data])
     tiny_text_model("bert", seed=1).save_pretrained(path)  # corrupted / replaced weights
-    with caplog.at_level(logging.WARNING, logger="captum_attn_shapley.model_cache"):
+    with caplog.at_level(logging.WARNING, logger="captum_attn_shapley.demos.model_cache"):
         assert build_cached("tiny", _tiny_train(0, calls), [data]) == path
     assert len(calls) == 2 and "do not match their recorded digest" in caplog.text
     assert weights_digest(path) == state_digest(tiny_text_model("bert", seed=0).state_dict())
@@ -183,8 +190,11 @@ def test_check_lock_lists_every_difference(tmp_path):
     import importlib.metadata
 
     lock = tmp_path / "test.lock"
-    lines = [f"{dist.metadata['Name']}=={dist.version}" for dist in importlib.metadata.distributions()
-             if dist.metadata["Name"].lower() not in ("pip", "setuptools", "wheel", "captum-attn-shapley")]
+    lines = [
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in importlib.metadata.distributions()
+        if dist.metadata["Name"].lower() not in ("pip", "setuptools", "wheel", "captum-attn-shapley")
+    ]
     lock.write_text("# header\n" + "\n".join(lines) + "\n")
     script = [sys.executable, str(ROOT / "scripts" / "check_lock.py"), str(lock)]
     assert subprocess.run(script, capture_output=True, text=True).returncode == 0
@@ -197,11 +207,14 @@ def test_check_lock_lists_every_difference(tmp_path):
     assert "numpy: installed" in result.stderr and "locked 0.0." in result.stderr
 
 
-@pytest.mark.parametrize("module, load", [
-    (default_model, default_model.load_default_classifier),
-    (planted_model, planted_model.load_planted_classifier),
-    (vision_model, vision_model.load_texture_classifier),
-])
+@pytest.mark.parametrize(
+    "module, load",
+    [
+        (default_model, default_model.load_default_classifier),
+        (planted_model, planted_model.load_planted_classifier),
+        (vision_model, vision_model.load_texture_classifier),
+    ],
+)
 def test_interrupted_training_leaves_no_partial_cache(module, load, monkeypatch, tmp_path):
     def interrupted(out_dir, progress):
         (out_dir / "config.json").write_text("{}")

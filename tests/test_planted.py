@@ -1,18 +1,15 @@
 """Tests of the planted-word ground-truth task: data, token masks, recovery metrics, classifier."""
 
-
 import numpy as np
 import pytest
 import torch
 from transformers import AutoTokenizer
 
-from captum_attn_shapley import default_model
-from captum_attn_shapley.default_model import fine_tune
-from captum_attn_shapley.planted import (
+from captum_attn_shapley.demos import default_model, make_planted_dataset, planted_token_mask
+from captum_attn_shapley.demos.default_model import fine_tune
+from captum_attn_shapley.demos.planted import (
     FILLER_WORDS,
     lexicon_split,
-    make_planted_dataset,
-    planted_token_mask,
     sentiment_lexicon,
     token_recovery,
     vader_entries,
@@ -188,7 +185,7 @@ def _brute_force_average_precision(scores, flags):
 def _players(batch, seq, lengths):
     players = torch.zeros(batch, seq, dtype=torch.bool)
     for row, n in enumerate(lengths):
-        players[row, 1:1 + n] = True  # position 0 ([CLS]) and the tail are not players
+        players[row, 1 : 1 + n] = True  # position 0 ([CLS]) and the tail are not players
     return players
 
 
@@ -198,11 +195,12 @@ def test_token_recovery_of_a_perfect_and_a_reversed_ranking():
     planted_mask[:, [2, 4]] = True  # players 1..5: planted at 2 and 4
     perfect = torch.tensor([[9.0, 0.1, 0.9, 0.2, 0.8, 0.3, 9.0]] * 2)
     reversed_ = torch.tensor([[-9.0, 0.9, 0.1, 0.8, 0.2, 0.7, -9.0]] * 2)
-    for name, scores, auprc, p_k, p_1 in (("perfect", perfect, 1.0, 1.0, 1.0),
-                                          ("reversed", reversed_, (1 / 4 + 2 / 5) / 2, 0.0, 0.0)):
+    for name, scores, auprc, p_k, p_1 in (
+        ("perfect", perfect, 1.0, 1.0, 1.0),
+        ("reversed", reversed_, (1 / 4 + 2 / 5) / 2, 0.0, 0.0),
+    ):
         out = token_recovery(scores, planted_mask, players)
-        assert set(out) == {"auprc", "precision_at_k", "recall_at_k", "precision_at_1",
-                            "n_planted", "n_players"}
+        assert set(out) == {"auprc", "precision_at_k", "recall_at_k", "precision_at_1", "n_planted", "n_players"}
         for key in ("auprc", "precision_at_k", "recall_at_k", "precision_at_1"):
             assert out[key].shape == (2,) and out[key].dtype == torch.float64
         torch.testing.assert_close(out["auprc"], torch.full((2,), auprc, dtype=torch.float64))
@@ -250,7 +248,8 @@ def test_token_recovery_auprc_matches_brute_force_average_precision():
     for row in range(batch):
         row_scores, flags = scores[row][players[row]], planted_mask[row][players[row]]
         assert out["auprc"][row].item() == pytest.approx(
-            _brute_force_average_precision(row_scores.numpy(), flags.numpy()), abs=1e-12)
+            _brute_force_average_precision(row_scores.numpy(), flags.numpy()), abs=1e-12
+        )
         k = int(flags.sum())
         top_k = torch.argsort(row_scores, descending=True)[:k]
         assert out["precision_at_k"][row].item() == pytest.approx(float(flags[top_k].float().mean()))

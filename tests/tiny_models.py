@@ -1,4 +1,5 @@
 """Tiny random-init models of every supported architecture, for fast offline tests."""
+
 import torch
 from torch import nn
 from transformers import (
@@ -27,27 +28,46 @@ def tiny_text_model(arch: str, num_labels: int = 3, seed: int = 0, layers: int =
     torch.manual_seed(seed)
     common = dict(vocab_size=VOCAB, num_labels=num_labels, pad_token_id=PAD_ID)
     if arch == "bert":
-        cfg = BertConfig(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                         intermediate_size=32, max_position_embeddings=64, **common)
+        cfg = BertConfig(
+            hidden_size=16,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=64,
+            **common,
+        )
         model = BertForSequenceClassification(cfg)
     elif arch == "roberta":
-        cfg = RobertaConfig(hidden_size=16, num_hidden_layers=layers, num_attention_heads=2,
-                            intermediate_size=32, max_position_embeddings=70, **common)
+        cfg = RobertaConfig(
+            hidden_size=16,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=70,
+            **common,
+        )
         model = RobertaForSequenceClassification(cfg)
     elif arch == "distilbert":
-        cfg = DistilBertConfig(dim=16, n_layers=layers, n_heads=2, hidden_dim=32,
-                               max_position_embeddings=64, **common)
+        cfg = DistilBertConfig(
+            dim=16, n_layers=layers, n_heads=2, hidden_dim=32, max_position_embeddings=64, **common
+        )
         model = DistilBertForSequenceClassification(cfg)
     else:
         raise ValueError(arch)
     return model.eval()
 
 
-def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int = 2,
-                     image_size: int = IMAGE_SIZE):
+def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int = 2, image_size: int = IMAGE_SIZE):
     torch.manual_seed(seed)
-    common = dict(image_size=image_size, patch_size=PATCH, hidden_size=16, num_hidden_layers=layers,
-                  num_attention_heads=2, intermediate_size=32, num_labels=num_labels)
+    common = dict(
+        image_size=image_size,
+        patch_size=PATCH,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=32,
+        num_labels=num_labels,
+    )
     if arch == "vit":
         model = ViTForImageClassification(ViTConfig(**common))
     elif arch == "deit":
@@ -97,8 +117,9 @@ class ToyAttention(nn.Module):
 class ToyTransformer(nn.Module):
     """A non-Hugging Face token classifier: position 0 is a learned class token."""
 
-    def __init__(self, vocab: int = VOCAB, dim: int = 8, heads: int = 2, layers: int = 2,
-                 classes: int = 2) -> None:
+    def __init__(
+        self, vocab: int = VOCAB, dim: int = 8, heads: int = 2, layers: int = 2, classes: int = 2
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.cls = nn.Parameter(torch.randn(1, 1, dim))

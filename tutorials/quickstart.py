@@ -4,11 +4,12 @@ Run with ``.venv/bin/python tutorials/quickstart.py`` after ``scripts/bootstrap.
 The first run fine-tunes the default classifier (a few minutes on CPU); later runs load it
 from the cache.
 """
+
 import torch
 from captum.attr import LayerIntegratedGradients
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.default_model import load_default_classifier
+from captum_attn_shapley.demos import load_default_classifier
 
 model, tokenizer, info = load_default_classifier()
 print(f"default classifier: held-out accuracy {info['accuracy']:.3f}")

@@ -1,22 +1,28 @@
 """Claims tier: what the docs publish about the embedded models (accuracy, token recovery).
 
 These tests need the three trained models (trained on first use, deterministically; see
-``captum_attn_shapley.model_cache``) and fail when a retrained model no longer supports a published claim:
+``captum_attn_shapley.demos.model_cache``) and fail when a retrained model no longer supports a published claim:
 then rerun the benchmarks and update the docs (docs/reproducibility.md).
 """
+
 import json
 import pathlib
 import warnings
 
 import torch
 
-from captum_attn_shapley import planted_model, vision_model
-from captum_attn_shapley.data import load_tweets
-from captum_attn_shapley.default_model import evaluate_accuracy
-from captum_attn_shapley.planted import make_planted_dataset, planted_token_mask, token_recovery
-from captum_attn_shapley.textures import CLASS_NAMES, make_texture_dataset
-from captum_attn_shapley.vision_model import evaluate_texture_classifier
-
+from captum_attn_shapley.demos import (
+    load_tweets,
+    make_planted_dataset,
+    make_texture_dataset,
+    planted_model,
+    planted_token_mask,
+    vision_model,
+)
+from captum_attn_shapley.demos.default_model import evaluate_accuracy
+from captum_attn_shapley.demos.planted import token_recovery
+from captum_attn_shapley.demos.textures import CLASS_NAMES
+from captum_attn_shapley.demos.vision_model import evaluate_texture_classifier
 
 PUBLISHED = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "reproducibility.json"
 
@@ -28,8 +34,11 @@ def _metrics(info):
     published = json.loads(PUBLISHED.read_text())["runs"][-1]["models"][name]["weights_sha256"]
     assert metrics["training"]["weights_sha256"] == info["training"]["weights_sha256"]
     if metrics["training"]["weights_sha256"] != published:
-        warnings.warn(f"{name}: these weights are not the ones behind the published figures ({PUBLISHED}); "
-                      "check the claims below, rerun the benchmarks and update the docs", UserWarning)
+        warnings.warn(
+            f"{name}: these weights are not the ones behind the published figures ({PUBLISHED}); "
+            "check the claims below, rerun the benchmarks and update the docs",
+            UserWarning,
+        )
     return metrics
 
 
@@ -69,12 +78,14 @@ def test_exact_variants_rank_a_planted_word_first(planted_classifier):
     data = make_planted_dataset(80, seed=1000, split="test")  # bench_ground_truth.py's sentences (seed 0)
     input_ids, attention_mask, planted_mask = planted_token_mask(tokenizer, data)
     players = attention_mask.bool() & ~torch.isin(input_ids, torch.tensor(tokenizer.all_special_ids))
-    chance = token_recovery(torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(0)),
-                            planted_mask, players)
+    chance = token_recovery(
+        torch.rand(input_ids.shape, generator=torch.Generator().manual_seed(0)), planted_mask, players
+    )
     for game in ("cls", "mutual", "max_mutual"):
         for weighting in ("attention", "grad_attention"):
             attributions = AttnGradShapley(model, game=game, weighting=weighting).attribute(
-                input_ids, target=torch.tensor(data.labels), additional_forward_args=(attention_mask,))
+                input_ids, target=torch.tensor(data.labels), additional_forward_args=(attention_mask,)
+            )
             found = token_recovery(attributions, planted_mask, players)
             variant = f"{game}/{weighting}"
             assert found["precision_at_1"].sum() >= 79, (variant, found["precision_at_1"].sum())

@@ -7,6 +7,7 @@ concept has T-TCAV > 0.5 with p < 0.01 and no other concept of its set has. When
 differ from the published ones (``benchmarks/results/tcav_ground_truth/report.json``), a warning says
 that the published figures are stale.
 """
+
 import json
 import math
 import pathlib
@@ -14,7 +15,11 @@ import warnings
 
 import pytest
 
-from captum_attn_shapley.tcav_ground_truth import text_ground_truth, tweet_ground_truth, vision_ground_truth
+from captum_attn_shapley.demos.tcav_ground_truth import (
+    text_ground_truth,
+    tweet_ground_truth,
+    vision_ground_truth,
+)
 
 BENCHMARK = dict(n_targets=50, n_random=10, repeats=50, seed=0)
 PUBLISHED = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tcav_ground_truth"
@@ -29,8 +34,11 @@ def _rows(report, layer):
 
 def _localises(report, layer, classes=None):
     """The localisation claim of docs/token_tcav.md: pointing game >= 0.8 and mass inside > chance + 0.3."""
-    locs = [loc for loc in report.localisation
-            if loc["layer"] == layer and (classes is None or loc["target_class"] in classes)]
+    locs = [
+        loc
+        for loc in report.localisation
+        if loc["layer"] == layer and (classes is None or loc["target_class"] in classes)
+    ]
     assert locs, f"no heatmaps at {layer}"
     for loc in locs:
         assert loc["pointing_game"] >= 0.8, loc
@@ -39,21 +47,25 @@ def _localises(report, layer, classes=None):
 
 def _same_as_published(task, report):
     """Warn (loudly, without failing) when the benchmark's published rows are not what this model gives."""
+
     def key(rows):
         return [(r["target_class"], r["concept"], r["layer"], round(r["t_tcav"], 3), r["ok"]) for r in rows]
 
     published = json.loads((PUBLISHED / "report.json").read_text())[task]["rows"]
     if key(report.rows) != key(published):
-        warnings.warn(f"TokenTCAV ground truth ({task}): this model's rows differ from the published ones in "
-                      f"{PUBLISHED}; rerun benchmarks/bench_tcav_ground_truth.py and update the docs",
-                      UserWarning)
+        warnings.warn(
+            f"TokenTCAV ground truth ({task}): this model's rows differ from the published ones in "
+            f"{PUBLISHED}; rerun benchmarks/bench_tcav_ground_truth.py and update the docs",
+            UserWarning,
+        )
 
 
 @pytest.fixture(scope="module")
 def text_report(planted_classifier, tmp_path_factory):
     model, tokenizer, _ = planted_classifier
-    report = text_ground_truth(model, tokenizer, layers=(2, 3), n_words=40,
-                               save_path=str(tmp_path_factory.mktemp("cav")), **BENCHMARK)
+    report = text_ground_truth(
+        model, tokenizer, layers=(2, 3), n_words=40, save_path=str(tmp_path_factory.mktemp("cav")), **BENCHMARK
+    )
     _same_as_published("text", report)
     return report
 
@@ -73,8 +85,9 @@ def test_planted_words_are_found_and_localised(text_report, block):
 def test_tweets_depend_on_their_polarity_words(default_classifier, tmp_path):
     """docs: on real tweets every row passes the strict test at blocks 2-4."""
     model, tokenizer, _ = default_classifier
-    report = tweet_ground_truth(model, tokenizer, layers=(2, 3, 4), n_words=40, save_path=str(tmp_path),
-                                **BENCHMARK)
+    report = tweet_ground_truth(
+        model, tokenizer, layers=(2, 3, 4), n_words=40, save_path=str(tmp_path), **BENCHMARK
+    )
     _same_as_published("tweets", report)
     assert len(report.rows) == 12 and not report.localisation
     assert report.passed(), report.to_markdown()
@@ -83,13 +96,17 @@ def test_tweets_depend_on_their_polarity_words(default_classifier, tmp_path):
 def test_planted_textures_are_found_and_localised(texture_classifier, tmp_path):
     """docs: for each texture class, at blocks 1 and 2 the planted texture is significant (T-TCAV > 0.5,
     p < 0.01) and has the highest T-TCAV of its set; the block-1 heatmaps localise the object."""
-    report = vision_ground_truth(texture_classifier[0], layers=(1, 2), n_concept=40, save_path=str(tmp_path),
-                                 **BENCHMARK)
+    report = vision_ground_truth(
+        texture_classifier[0], layers=(1, 2), n_concept=40, save_path=str(tmp_path), **BENCHMARK
+    )
     _same_as_published("vision", report)
     for layer in ("vit.layers.1", "vit.layers.2"):
         for class_name in TEXTURES:
-            rows = [row for row in _rows(report, layer)
-                    if row["target_class"] == class_name and row["concept_set"] == "striped / dotted / zigzag"]
+            rows = [
+                row
+                for row in _rows(report, layer)
+                if row["target_class"] == class_name and row["concept_set"] == "striped / dotted / zigzag"
+            ]
             assert len(rows) == 3, rows
             planted = next(row for row in rows if row["planted"])
             assert planted["t_tcav"] > 0.5 and planted["p_value"] < 0.01, planted

@@ -1,0 +1,22 @@
+"""The attribution methods, as Captum :class:`~captum.attr.Attribution` classes."""
+
+from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
+from captum_attn_shapley.attr.att import AttentionReceived
+from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
+from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
+from captum_attn_shapley.attr.grad_sam import GradSAM
+from captum_attn_shapley.attr.shap_text import ShapText
+from captum_attn_shapley.attr.shapley_input import ShapleyInput
+
+__all__ = [
+    "AttentionAttribution",
+    "AttentionReceived",
+    "AttnGradShapley",
+    "ESTIMATORS",
+    "GradSAM",
+    "PAPER_VARIANTS",
+    "ReceivedAttentionAttribution",
+    "ShapText",
+    "ShapleyInput",
+    "variant_name",
+]

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Shared base of the attention-based Captum attributions (AttnGradShapley, Att, Grad-SAM)."""
+
+from dataclasses import dataclass
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+
+import torch
+from captum.attr import Attribution
+from torch import Tensor
+from torch.nn import Module
+
+from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley.capture.attention import (
+    AttentionCapture,
+    CapturedAttention,
+    ModuleSpec,
+    OutputSelector,
+)
+from captum_attn_shapley.capture.influence_matrix import check_weighting, influence_matrix
+from captum_attn_shapley.capture.players import (
+    TokenLayout,
+    as_tuple,
+    check_player_mask,
+    default_player_mask,
+    infer_layout,
+    model_special_token_ids,
+    real_token_mask,
+    unique_ids,
+)
+
+
+@dataclass
+class PreparedBatch:
+    r"""
+    One batch after the capture pass.
+
+    Attributes:
+        captured (CapturedAttention): The raw capture.
+        matrix (Tensor): The influence matrix ``M``, shape ``(batch, T, T)``.
+        players (Tensor): Bool player mask, shape ``(batch, T)``.
+        real_tokens (Tensor): Bool mask of non-padding tokens, shape ``(batch, T)``.
+        layout (TokenLayout): How tokens map back onto the inputs.
+    """
+
+    captured: CapturedAttention
+    matrix: Tensor
+    players: Tensor
+    real_tokens: Tensor
+    layout: TokenLayout
+
+
+class AttentionAttribution(Attribution):
+    r"""
+    Base class of attributions computed from a transformer's attention (and its
+    gradients) captured in one forward and one backward pass.
+
+    Args:
+        forward_func (Callable or Module): The model, or a Captum-style function wrapping
+                    it that returns logits (or a Hugging Face output with ``logits``).
+        model (Module, optional): The model behind ``forward_func``, when it cannot be
+                    found automatically (e.g. a wrapper that reaches the model through an
+                    object attribute).
+        attention_modules (sequence of str or Module, optional): The self-attention
+                    modules, for models that do not declare them (non-Hugging Face
+                    models). Default: discovered automatically.
+        attention_output_index (int, None or Callable): Where user-named attention
+                    modules put the attention probabilities in their output: an index
+                    (default 1), None if the module outputs the probabilities, or a callable.
+        special_token_ids (sequence of int, optional): Token ids that are never players
+                    (e.g. ``tokenizer.all_special_ids``). Default: the ids of the tokenizer
+                    saved with the model if it loads offline, else those in the config.
+        switch_to_eager (bool): Switch ``sdpa``/flash attention to eager for each call
+                    (restored afterwards); if False, such a model raises an error.
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        model: Optional[Module] = None,
+        attention_modules: Optional[Sequence[ModuleSpec]] = None,
+        attention_output_index: OutputSelector = 1,
+        special_token_ids: Optional[Sequence[int]] = None,
+        switch_to_eager: bool = True,
+    ) -> None:
+        super().__init__(forward_func)
+        self.capturer = AttentionCapture(
+            forward_func,
+            model=model,
+            attention_modules=attention_modules,
+            attention_output_index=attention_output_index,
+            switch_to_eager=switch_to_eager,
+        )
+        self._special_token_ids: Optional[List[int]] = (
+            unique_ids(special_token_ids) if special_token_ids is not None else None
+        )
+
+    @property
+    def model(self) -> Module:
+        """The transformer whose attention is used."""
+        return self.capturer.model
+
+    @property
+    def special_token_ids(self) -> List[int]:
+        """Token ids never treated as players (resolved lazily, see the class docstring)."""
+        if self._special_token_ids is None:
+            self._special_token_ids = model_special_token_ids(self.model)
+        return self._special_token_ids
+
+    def _prepare(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike,
+        additional_forward_args: Any,
+        weighting: str,
+        layers: Optional[Sequence[int]],
+        player_mask: Optional[Tensor],
+    ) -> PreparedBatch:
+        check_weighting(weighting)
+        captured = self.capturer.capture(
+            inputs,
+            target=target,
+            additional_forward_args=additional_forward_args,
+            layers=layers,
+            with_gradients=weighting == "grad_attention",
+        )
+        inputs_tuple = as_tuple(inputs)
+        layout = infer_layout(captured, self.model, inputs_tuple)
+        batch, num_tokens = captured.attentions[0].shape[0], layout.num_tokens
+        if player_mask is None:
+            special = self.special_token_ids if layout.kind == "text" else []
+            players = default_player_mask(captured, layout, inputs_tuple, special)
+        else:
+            players = check_player_mask(player_mask, batch, num_tokens, layout)
+            players = players.to(captured.attentions[0].device)
+        real = real_token_mask(captured, batch, num_tokens, players.device)
+        # The gradients are not needed afterwards: reuse their memory for relu(G) * A.
+        matrix = influence_matrix(captured.attentions, captured.gradients, overwrite_gradients=True)
+        captured.gradients = None
+        return PreparedBatch(captured, matrix, players, real, layout)
+
+    @staticmethod
+    def _format_output(
+        inputs: Union[Tensor, Tuple[Tensor, ...]], token_scores: Tensor, layout: TokenLayout
+    ) -> Union[Tensor, Tuple[Tensor, ...]]:
+        """Token scores in the output layout; for tuple inputs, a tuple (zeros for the rest)."""
+        scores = layout.to_output(token_scores)
+        if not isinstance(inputs, tuple):
+            return scores
+        rest = tuple(torch.zeros_like(t, dtype=scores.dtype) for t in inputs[1:])
+        return (scores,) + rest

@@ -1,0 +1,278 @@
+#!/usr/bin/env python3
+"""AttnGradShapley: exact Shapley values of attention games, as a Captum attribution."""
+
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import torch
+from captum.log import log_usage
+from torch import Tensor
+from torch.nn import Module
+
+from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
+from captum_attn_shapley.capture.attention import ModuleSpec, OutputSelector
+from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.players import players_of
+from captum_attn_shapley.shapley.estimators import (
+    exact_shapley,
+    grand_coalition_gain,
+    kernel_shapley,
+    permutation_shapley,
+)
+from captum_attn_shapley.shapley.games import (
+    GameLike,
+    check_game,
+    game_function,
+    grand_coalition_value,
+    shapley_values,
+)
+
+#: Accepted values of the ``estimator`` option.
+ESTIMATORS = ("exact", "permutation", "kernel")
+
+_GAME_NAMES = {"cls": "CLS", "mutual": "Mutual", "max_mutual": "Max-Mutual"}
+
+
+def variant_name(game: GameLike, weighting: str) -> str:
+    r"""
+    The paper's name of a variant, e.g. ``"Shapley-Grad-Att-Max-Mutual"``.
+
+    Args:
+        game (str or Callable): The game.
+        weighting (str): ``"attention"`` or ``"grad_attention"``.
+
+    Returns:
+        str: The variant's name.
+    """
+    kind = "Grad-Att" if weighting == "grad_attention" else "Att"
+    if callable(game):
+        label = getattr(game, "__name__", "custom")
+    else:
+        label = _GAME_NAMES[game]
+    return f"Shapley-{kind}-{label}"
+
+
+#: The paper's six exact variants, by name: ``(game, weighting)``.
+PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
+    variant_name(game, weighting): (game, weighting)
+    for weighting in ("attention", "grad_attention")
+    for game in ("cls", "mutual", "max_mutual")
+}
+
+
+class AttnGradShapley(AttentionAttribution):
+    r"""
+    Shapley values of a cooperative game between tokens defined by the transformer's
+    attention (SPEC §2-3), from one forward and one backward pass over the batch.
+
+    The influence matrix ``M`` averages the attention probabilities over the selected
+    layers and all heads, optionally weighted elementwise by the ReLU of the gradient of
+    the target logit w.r.t. the attention (``weighting="grad_attention"``). The game is
+    played by the players (text: real tokens except special tokens; images: patches):
+
+    - ``"cls"``: ``v(S) = sum_{i in S} M[0, i]`` (Shapley-[Grad-]Att-CLS),
+    - ``"mutual"``: pairwise ``m_ij + m_ji`` (Shapley-[Grad-]Att-Mutual),
+    - ``"max_mutual"``: pairwise ``max(m_ij, m_ji)`` (Shapley-[Grad-]Att-Max-Mutual),
+    - or a user callable ``game(m, coalitions) -> values``.
+
+    The built-in games are solved EXACTLY in closed form (O(n^2) per example, any
+    length); user games by exact enumeration (up to ``max_players`` players) or by the
+    unbiased permutation / KernelSHAP estimators. The attributions satisfy efficiency:
+    they sum to ``v(N) - v(empty)``; the convergence delta is that gap.
+
+    Args:
+        forward_func (Callable or Module): The model, or a Captum-style function wrapping
+                    it that returns logits (or a Hugging Face output with ``logits``).
+        game (str or Callable): Default game of this instance (see above).
+                    Default: ``"max_mutual"``.
+        weighting (str): Default influence matrix: ``"grad_attention"`` or
+                    ``"attention"``. Default: ``"grad_attention"``.
+        model, attention_modules, attention_output_index, special_token_ids,
+        switch_to_eager: See :class:`~captum_attn_shapley.AttentionAttribution`.
+
+    Examples::
+
+        >>> model = AutoModelForSequenceClassification.from_pretrained(
+        ...     name, attn_implementation="eager").eval()
+        >>> enc = tokenizer(["the crew was rude"], return_tensors="pt", padding=True)
+        >>> explainer = AttnGradShapley(model, game="max_mutual", weighting="grad_attention")
+        >>> attributions, delta = explainer.attribute(
+        ...     enc["input_ids"], additional_forward_args=(enc["attention_mask"],),
+        ...     return_convergence_delta=True)
+        >>> attributions.shape  # (batch, seq_len), zero at [CLS], [SEP] and padding
+    """
+
+    def __init__(
+        self,
+        forward_func: Callable,
+        game: GameLike = "max_mutual",
+        weighting: str = "grad_attention",
+        model: Optional[Module] = None,
+        attention_modules: Optional[Sequence[ModuleSpec]] = None,
+        attention_output_index: OutputSelector = 1,
+        special_token_ids: Optional[Sequence[int]] = None,
+        switch_to_eager: bool = True,
+    ) -> None:
+        super().__init__(
+            forward_func,
+            model=model,
+            attention_modules=attention_modules,
+            attention_output_index=attention_output_index,
+            special_token_ids=special_token_ids,
+            switch_to_eager=switch_to_eager,
+        )
+        self.game = check_game(game)
+        self.weighting = check_weighting(weighting)
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "AttnGradShapley"
+
+    @property
+    def variant_name(self) -> str:
+        """The paper's name of this instance's default variant."""
+        return variant_name(self.game, self.weighting)
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        game: Optional[GameLike] = None,
+        weighting: Optional[str] = None,
+        layers: Optional[Sequence[int]] = None,
+        player_mask: Optional[Tensor] = None,
+        estimator: str = "exact",
+        n_samples: int = 1000,
+        seed: int = 0,
+        max_players: int = 16,
+        return_convergence_delta: bool = False,
+    ) -> Union[Tensor, Tuple[Tensor, ...], Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]]:
+        r"""
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): The model inputs, batch first:
+                        ``input_ids`` (batch, seq_len) for text, ``pixel_values``
+                        (batch, 3, H, W) for images. Called as
+                        ``forward_func(*inputs, *additional_forward_args)``.
+            target (int, list[int], Tensor, optional): Class to explain, as in Captum: one
+                        int for all examples, one per example, or None (default) for the
+                        predicted class.
+            additional_forward_args (Any, optional): Extra positional arguments of
+                        ``forward_func``, e.g. ``(attention_mask,)``.
+            game (str or Callable, optional): Overrides the instance's game.
+            weighting (str, optional): Overrides the instance's weighting.
+            layers (sequence of int, optional): Layers to average over (default: all;
+                        negative indices count from the end).
+            player_mask (Tensor, optional): Bool ``(batch, seq_len)`` mask of the players
+                        (``(batch, rows, cols)`` over the patch grid for images). Default:
+                        real tokens minus special tokens (text), all patches (images).
+            estimator (str): ``"exact"`` (default: closed form for built-in games,
+                        enumeration for user games), ``"permutation"`` or ``"kernel"``
+                        (unbiased sampling estimators, for any game).
+            n_samples (int): Permutations / coalitions drawn by the sampling estimators.
+            seed (int): Seed of the sampling estimators (example ``b`` uses ``seed + b``).
+            max_players (int): Largest number of players exact enumeration accepts.
+            return_convergence_delta (bool): Also return the efficiency gap
+                        ``sum_i phi_i - (v(N) - v(empty))`` per example.
+
+        Returns:
+            **attributions** or 2-element tuple of **attributions**, **delta**:
+            - **attributions** (*Tensor* or *tuple[Tensor, ...]*): Text and generic token
+                        models: shape ``(batch, seq_len)`` aligned with ``input_ids``,
+                        zero for non-players. Images: per-patch scores of shape
+                        ``(batch, rows, cols)``; see
+                        :func:`~captum_attn_shapley.patch_attributions_to_pixels` for
+                        pixel maps. For tuple inputs, a tuple whose first element holds
+                        them (the other elements are zeros).
+            - **delta** (*Tensor*, returned if return_convergence_delta=True): Shape
+                        ``(batch,)``, the efficiency gap (float rounding for the exact
+                        estimators).
+        """
+        game, weighting = self._options(game, weighting)
+        if estimator not in ESTIMATORS:
+            raise ValueError(f"Unknown estimator {estimator!r}: use one of {list(ESTIMATORS)}.")
+        batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
+        phi, total = self._solve(batch, game, estimator, n_samples, seed, max_players)
+        attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
+        if return_convergence_delta:
+            return attributions, (phi.sum(dim=1) - total).to(batch.matrix.dtype)
+        return attributions
+
+    def compute_convergence_delta(
+        self,
+        attributions: Union[Tensor, Tuple[Tensor, ...]],
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        game: Optional[GameLike] = None,
+        weighting: Optional[str] = None,
+        layers: Optional[Sequence[int]] = None,
+        player_mask: Optional[Tensor] = None,
+    ) -> Tensor:
+        r"""
+        The efficiency gap of given attributions: ``sum_i phi_i - (v(N) - v(empty))``.
+
+        Args:
+            attributions (Tensor or tuple): As returned by :meth:`attribute`.
+            inputs, target, additional_forward_args, game, weighting, layers,
+            player_mask: The arguments :meth:`attribute` was called with.
+
+        Returns:
+            Tensor: Shape ``(batch,)``.
+        """
+        game, weighting = self._options(game, weighting)
+        batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
+        first = attributions[0] if isinstance(attributions, tuple) else attributions
+        total = self._grand_values(batch, game)
+        return first.reshape(first.shape[0], -1).sum(dim=1).to(total.dtype) - total
+
+    def _options(self, game: Optional[GameLike], weighting: Optional[str]) -> Tuple[GameLike, str]:
+        """The call's game and weighting: the arguments, else the instance's defaults."""
+        return (
+            check_game(self.game if game is None else game),
+            check_weighting(self.weighting if weighting is None else weighting),
+        )
+
+    def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:
+        """``v(N) - v(empty)`` per example, float64."""
+        matrix = batch.matrix.double()
+        if isinstance(game, str):
+            return grand_coalition_value(matrix, batch.players, game)
+        values = []
+        for b in range(matrix.shape[0]):
+            idx = players_of(batch.players[b])
+            values.append(grand_coalition_gain(game, matrix[b][idx][:, idx]).to(matrix.device))
+        return torch.stack(values)
+
+    def _solve(
+        self,
+        batch: PreparedBatch,
+        game: GameLike,
+        estimator: str,
+        n_samples: int,
+        seed: int,
+        max_players: int,
+    ) -> Tuple[Tensor, Tensor]:
+        """Shapley values (float64, ``(batch, T)``) and ``v(N) - v(empty)``."""
+        matrix = batch.matrix.double()
+        if isinstance(game, str) and estimator == "exact":
+            return shapley_values(matrix, batch.players, game), self._grand_values(batch, game)
+        phi = torch.zeros_like(matrix[:, 0, :])
+        for b in range(matrix.shape[0]):
+            idx = players_of(batch.players[b])
+            if idx.numel() == 0:
+                continue
+            m = matrix[b][idx][:, idx]
+            value = game if callable(game) else game_function(game, cls_row=matrix[b, 0, idx])
+            if estimator == "exact":
+                values = exact_shapley(value, m, max_players=max_players)
+            elif estimator == "permutation":
+                values = permutation_shapley(value, m, n_samples, seed=seed + b)
+            else:
+                values = kernel_shapley(value, m, n_samples, seed=seed + b)
+            phi[b, idx] = values.to(device=phi.device, dtype=phi.dtype)
+        return phi, self._grand_values(batch, game)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Shapley-Input, exact Shapley values of the model itself (SPEC §4), as a Captum attribution."""
+
+from typing import Any, List, Optional, Tuple, Union
+
+import torch
+from captum.log import log_usage
+from torch import Tensor
+
+from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
+from captum_attn_shapley.capture.attention import logits_from_output
+from captum_attn_shapley.capture.players import TokenLayout, as_tuple, players_of
+from captum_attn_shapley.shapley.estimators import exact_shapley, grand_coalition_gain
+
+AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
+
+
+class ShapleyInput(AttentionAttribution):
+    r"""
+    Exact Shapley values of the model itself ("Shapley-Input", SPEC §4):
+    ``v(S)`` is the softmax probability of the target class when the players outside
+    ``S`` are replaced (text: by the ``baselines`` token id, typically ``[MASK]``; images:
+    their patch's pixels by the ``baselines`` value). All ``2^n`` coalitions are
+    evaluated with batched forward passes, so only short inputs are feasible: more than
+    ``max_players`` players raise an error.
+
+    Args: see :class:`~captum_attn_shapley.AttentionAttribution`.
+
+    Examples::
+
+        >>> shap = ShapleyInput(model)
+        >>> phi = shap.attribute(input_ids, baselines=tokenizer.mask_token_id,
+        ...                      additional_forward_args=(attention_mask,))
+    """
+
+    @classmethod
+    def get_name(cls) -> str:
+        return "Shapley-Input"
+
+    def has_convergence_delta(self) -> bool:
+        return True
+
+    @log_usage()
+    def attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        baselines: Union[int, float, None] = None,
+        target: TargetLike = None,
+        additional_forward_args: Any = None,
+        player_mask: Optional[Tensor] = None,
+        max_players: int = 14,
+        batch_size: int = 256,
+        return_convergence_delta: bool = False,
+    ) -> Union[AttributionOutput, Tuple[AttributionOutput, Tensor]]:
+        r"""
+        Args:
+            inputs (Tensor or tuple[Tensor, ...]): As in :meth:`AttnGradShapley.attribute`;
+                        the first tensor is the one whose players are replaced.
+            baselines (int or float): The replacement: a token id for text (required,
+                        e.g. ``tokenizer.mask_token_id``), a pixel value for images
+                        (default 0).
+            target, additional_forward_args, player_mask: As in
+                        :meth:`AttnGradShapley.attribute`.
+            max_players (int): Largest number of players accepted (``2^n`` forwards).
+            batch_size (int): Coalitions per forward pass.
+            return_convergence_delta (bool): Also return the efficiency gap.
+
+        Returns:
+            Attributions in the same layout as :meth:`AttnGradShapley.attribute`
+            (and the delta, shape ``(batch,)``, if requested).
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1.")
+        prepared = self._prepare(inputs, target, additional_forward_args, "attention", None, player_mask)
+        if prepared.layout.kind == "text" and baselines is None:
+            raise ValueError(
+                "ShapleyInput needs `baselines`, the replacement token id for text, e.g. "
+                "baselines=tokenizer.mask_token_id."
+            )
+        counts = prepared.players.sum(dim=1)
+        if int(counts.max()) > max_players:
+            raise ValueError(
+                f"Shapley-Input enumerates 2^n coalitions: an example has {int(counts.max())} players, "
+                f"above max_players={max_players}. Use shorter inputs, raise max_players, or use a "
+                "sampling method (captum.attr.ShapleyValueSampling)."
+            )
+        phi = torch.zeros(prepared.players.shape, dtype=torch.float64)
+        totals: List[Tensor] = []
+        for b in range(prepared.players.shape[0]):
+            game = _ModelGame(self, prepared, b, inputs, baselines, additional_forward_args, batch_size)
+            idx = players_of(prepared.players[b]).cpu()
+            unused = torch.zeros(idx.numel(), idx.numel())  # the model game ignores the matrix
+            if idx.numel():
+                phi[b, idx] = exact_shapley(game, unused, max_players=max_players).double().cpu()
+            totals.append(grand_coalition_gain(game, unused).cpu())
+        dtype = prepared.matrix.dtype
+        device = prepared.matrix.device
+        attributions = self._format_output(inputs, phi.to(device=device, dtype=dtype), prepared.layout)
+        if return_convergence_delta:
+            delta = phi.sum(dim=1) - torch.stack(totals)
+            return attributions, delta.to(device=device, dtype=dtype)
+        return attributions
+
+
+class _ModelGame:
+    """``v(S)`` = target probability with non-coalition players replaced, in batches."""
+
+    def __init__(
+        self,
+        method: ShapleyInput,
+        prepared: PreparedBatch,
+        index: int,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        baselines: Union[int, float, None],
+        additional_forward_args: Any,
+        batch_size: int,
+    ) -> None:
+        self.method = method
+        self.layout: TokenLayout = prepared.layout
+        self.players = players_of(prepared.players[index])
+        self.target = int(prepared.captured.target[index])
+        inputs_tuple = as_tuple(inputs)
+        self.first = inputs_tuple[0][index : index + 1]
+        self.rest = tuple(_row(t, index, inputs_tuple[0].shape[0]) for t in inputs_tuple[1:])
+        extra = additional_forward_args
+        extra = () if extra is None else (extra if isinstance(extra, tuple) else (extra,))
+        self.extra = tuple(_row(a, index, inputs_tuple[0].shape[0]) for a in extra)
+        self.baseline = 0.0 if baselines is None else baselines
+        self.batch_size = batch_size
+
+    def _masked(self, coalitions: Tensor) -> Tensor:
+        k = coalitions.shape[0]
+        x = self.first.expand(k, *self.first.shape[1:]).clone()
+        dropped = ~coalitions.to(x.device)
+        if self.layout.kind == "image" and self.layout.grid is not None:
+            rows, cols = self.layout.grid
+            patch_h, patch_w = x.shape[-2] // rows, x.shape[-1] // cols
+            grid = torch.zeros(k, rows * cols, dtype=torch.bool, device=x.device)
+            grid[:, self.players.to(x.device) - self.layout.num_prefix_tokens] = dropped
+            blocks = grid.reshape(k, 1, rows, cols)
+            blocks = blocks.repeat_interleave(patch_h, dim=2).repeat_interleave(patch_w, dim=3)
+            pad_h, pad_w = x.shape[-2] - blocks.shape[-2], x.shape[-1] - blocks.shape[-1]
+            blocks = torch.nn.functional.pad(blocks, (0, pad_w, 0, pad_h))
+            return torch.where(blocks, torch.full_like(x, float(self.baseline)), x)
+        positions = self.players.to(x.device)
+        replaced = x[:, positions]
+        x[:, positions] = torch.where(dropped, torch.full_like(replaced, self.baseline), replaced)
+        return x
+
+    @torch.no_grad()
+    def __call__(self, m: Tensor, coalitions: Tensor) -> Tensor:
+        values = []
+        for start in range(0, coalitions.shape[0], self.batch_size):
+            chunk = coalitions[start : start + self.batch_size]
+            k = chunk.shape[0]
+            x = self._masked(chunk)
+            rest = tuple(_expand(t, k) for t in self.rest)
+            extra = tuple(_expand(a, k) for a in self.extra)
+            logits = logits_from_output(self.method.forward_func(x, *rest, *extra))
+            values.append(torch.softmax(logits.double(), dim=1)[:, self.target])
+        return torch.cat(values).cpu()
+
+
+def _row(arg: Any, index: int, batch: int) -> Any:
+    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch:
+        return arg[index : index + 1]
+    return arg
+
+
+def _expand(arg: Any, k: int) -> Any:
+    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == 1:
+        return arg.expand(k, *arg.shape[1:])
+    return arg

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""Who the players are: token layout of a batch and the default player mask (SPEC §1).
+
+Text: every real token except the classification token (position 0), the other special
+tokens and padding. Images: every patch token (class, distillation and register tokens
+excluded).
+"""
+
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable, List, Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+
+from captum_attn_shapley.capture.attention import CapturedAttention
+
+
+@dataclass
+class TokenLayout:
+    r"""
+    How the attention's token axis maps back onto the inputs.
+
+    Attributes:
+        kind (str): ``"text"`` (tokens aligned with ``input_ids``), ``"image"`` (patch
+                    tokens on a grid) or ``"tokens"`` (any other sequence).
+        num_tokens (int): ``T``, the attention's sequence length.
+        grid (tuple[int, int] or None): For images, the patch grid ``(rows, cols)``.
+        num_prefix_tokens (int): For images, the tokens before the patches.
+    """
+
+    kind: str
+    num_tokens: int
+    grid: Optional[Tuple[int, int]] = None
+    num_prefix_tokens: int = 1
+
+    def to_output(self, token_scores: Tensor) -> Tensor:
+        r"""
+        Reshapes ``(batch, T)`` token scores to the user-facing layout: unchanged for
+        text and generic tokens, ``(batch, rows, cols)`` patch maps for images.
+
+        Args:
+            token_scores (Tensor): Shape ``(batch, T)``.
+
+        Returns:
+            Tensor: The attributions in the output layout.
+        """
+        if self.kind != "image" or self.grid is None:
+            return token_scores
+        patches = token_scores[:, self.num_prefix_tokens :]
+        return patches.reshape(token_scores.shape[0], *self.grid)
+
+
+def _config_value(model: Module, name: str) -> Any:
+    for sub in model.modules():
+        cfg = getattr(sub, "config", None)
+        value = getattr(cfg, name, None) if cfg is not None else None
+        if value is not None:
+            return value
+    return None
+
+
+def config_special_token_ids(model: Module) -> List[int]:
+    r"""
+    Special token ids named in a Hugging Face config (pad, bos, eos, sep, cls, mask).
+
+    Args:
+        model (Module): The model.
+
+    Returns:
+        list[int]: The ids found (possibly empty).
+    """
+    ids = set()
+    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "mask_token_id"):
+        value = _config_value(model, name)
+        if isinstance(value, int):
+            ids.add(value)
+        elif isinstance(value, (list, tuple)):
+            ids.update(v for v in value if isinstance(v, int))
+    return sorted(ids)
+
+
+def offline_tokenizer(model: Module) -> Any:
+    r"""
+    The tokenizer saved beside the model, if it loads offline from ``model.name_or_path``
+    (a local directory or the local hub cache).
+
+    Args:
+        model (Module): A Hugging Face model.
+
+    Returns:
+        The tokenizer, or None if none was found.
+    """
+    path = getattr(model, "name_or_path", None) or _config_value(model, "_name_or_path")
+    if not path:
+        return None
+    try:
+        from transformers import AutoTokenizer
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception:  # noqa: BLE001 - any failure means "no tokenizer available offline"
+        return None
+
+
+def tokenizer_special_token_ids(model: Module) -> Optional[List[int]]:
+    r"""
+    Special token ids of the tokenizer saved beside the model (:func:`offline_tokenizer`).
+
+    Args:
+        model (Module): A Hugging Face model.
+
+    Returns:
+        list[int] or None: ``tokenizer.all_special_ids``, or None if no tokenizer was found.
+    """
+    tokenizer = offline_tokenizer(model)
+    if tokenizer is None:
+        return None
+    return sorted(set(int(i) for i in tokenizer.all_special_ids))
+
+
+def model_special_token_ids(model: Module) -> List[int]:
+    r"""
+    The special token ids of a model: those of its config and of the tokenizer saved
+    beside it.
+
+    Args:
+        model (Module): A Hugging Face model.
+
+    Returns:
+        list[int]: Sorted ids (possibly empty).
+    """
+    ids = set(config_special_token_ids(model))
+    ids.update(tokenizer_special_token_ids(model) or [])
+    return sorted(ids)
+
+
+def infer_layout(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
+    r"""
+    Works out whether the batch is text, image patches or a generic token sequence.
+
+    Args:
+        captured (CapturedAttention): The capture of this batch.
+        model (Module): The model (its config gives the patch size).
+        inputs (tuple): The inputs passed to ``attribute``.
+
+    Returns:
+        TokenLayout: The layout.
+    """
+    num_tokens = captured.attentions[0].shape[-1]
+    pixels = captured.model_inputs.get("pixel_values")
+    if isinstance(pixels, Tensor) and pixels.dim() == 4:
+        patch = _config_value(model, "patch_size")
+        if isinstance(patch, (list, tuple)):
+            patch_h, patch_w = int(patch[0]), int(patch[1])
+        elif isinstance(patch, int):
+            patch_h = patch_w = patch
+        else:
+            patch_h = patch_w = 0
+        if patch_h > 0:
+            grid = (pixels.shape[-2] // patch_h, pixels.shape[-1] // patch_w)
+            prefix = num_tokens - grid[0] * grid[1]
+            if prefix >= 0:
+                return TokenLayout("image", num_tokens, grid, prefix)
+    if text_ids(captured, inputs) is not None:
+        return TokenLayout("text", num_tokens)
+    return TokenLayout("tokens", num_tokens)
+
+
+def text_ids(captured: CapturedAttention, inputs: Tuple[Any, ...]) -> Optional[Tensor]:
+    r"""
+    The token ids of a text batch: those the model received, else integer ``inputs``.
+
+    Args:
+        captured (CapturedAttention): The capture of this batch.
+        inputs (tuple): The inputs passed to ``attribute``.
+
+    Returns:
+        Tensor or None: Shape ``(batch, T)``, or None if the batch is not text.
+    """
+    num_tokens = captured.attentions[0].shape[-1]
+    candidates = [captured.model_inputs.get("input_ids")]
+    candidates += [t for t in inputs if isinstance(t, Tensor)]
+    for ids in candidates:
+        if (
+            isinstance(ids, Tensor)
+            and ids.dim() == 2
+            and not ids.is_floating_point()
+            and ids.shape[1] == num_tokens
+        ):
+            return ids
+    return None
+
+
+def real_token_mask(captured: CapturedAttention, batch: int, num_tokens: int, device: torch.device) -> Tensor:
+    r"""
+    The non-padding tokens of a batch, from the ``attention_mask`` the model received.
+
+    Args:
+        captured (CapturedAttention): The capture of this batch.
+        batch (int): Examples in the batch.
+        num_tokens (int): ``T``.
+        device (torch.device): Device of the result.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``; all true when the model got no mask of
+        that shape (images, unpadded text).
+    """
+    attention_mask = captured.model_inputs.get("attention_mask")
+    if isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens):
+        return attention_mask.to(device).bool()
+    return torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
+
+
+def default_player_mask(
+    captured: CapturedAttention,
+    layout: TokenLayout,
+    inputs: Tuple[Any, ...],
+    special_token_ids: Iterable[int],
+) -> Tensor:
+    r"""
+    The default players of each example.
+
+    Args:
+        captured (CapturedAttention): The capture of this batch.
+        layout (TokenLayout): Its layout.
+        inputs (tuple): The inputs passed to ``attribute``.
+        special_token_ids (iterable of int): Ids never treated as players (text).
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``.
+    """
+    batch = captured.attentions[0].shape[0]
+    device = captured.attentions[0].device
+    num_tokens = layout.num_tokens
+    positions = torch.arange(num_tokens, device=device).unsqueeze(0).expand(batch, -1)
+    if layout.kind == "image":
+        return positions >= layout.num_prefix_tokens
+    real = real_token_mask(captured, batch, num_tokens, device)
+    if layout.kind == "text":
+        ids = text_ids(captured, inputs)
+        assert ids is not None
+        return text_player_mask(ids.to(device), real, special_token_ids)
+    return (positions >= 1) & real  # position 0 is the classification token
+
+
+def text_player_mask(
+    input_ids: Tensor, attention_mask: Optional[Tensor], special_token_ids: Iterable[int]
+) -> Tensor:
+    r"""
+    The players of a text batch: real tokens except position 0 (the classification
+    token) and the special tokens.
+
+    Args:
+        input_ids (Tensor): Shape ``(batch, T)``.
+        attention_mask (Tensor, optional): Shape ``(batch, T)``; zeros mark padding.
+        special_token_ids (iterable of int): Ids never treated as players.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``.
+    """
+    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+    mask = (positions >= 1).unsqueeze(0).expand(input_ids.shape[0], -1)
+    special = torch.as_tensor(sorted(set(special_token_ids)), dtype=input_ids.dtype, device=input_ids.device)
+    if special.numel() > 0:
+        mask = mask & ~torch.isin(input_ids, special)
+    if attention_mask is not None:
+        mask = mask & attention_mask.to(input_ids.device).bool()
+    return mask
+
+
+def check_player_mask(player_mask: Tensor, batch: int, num_tokens: int, layout: TokenLayout) -> Tensor:
+    r"""
+    Validates a user-given player mask and returns it as a ``(batch, T)`` bool tensor.
+
+    Args:
+        player_mask (Tensor): Shape ``(batch, T)`` (or ``(batch, rows, cols)`` for images,
+                    over the patch grid).
+        batch (int): The batch size.
+        num_tokens (int): ``T``.
+        layout (TokenLayout): The layout.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``.
+    """
+    if not isinstance(player_mask, Tensor):
+        player_mask = torch.as_tensor(player_mask)
+    if layout.kind == "image" and layout.grid is not None and player_mask.dim() == 3:
+        if tuple(player_mask.shape) != (batch, *layout.grid):
+            raise ValueError(
+                f"player_mask has shape {tuple(player_mask.shape)}, expected (batch, rows, cols) = "
+                f"{(batch, *layout.grid)} over the patch grid."
+            )
+        prefix = torch.zeros(batch, layout.num_prefix_tokens, dtype=torch.bool, device=player_mask.device)
+        return torch.cat([prefix, player_mask.reshape(batch, -1).bool()], dim=1)
+    if tuple(player_mask.shape) != (batch, num_tokens):
+        raise ValueError(
+            f"player_mask has shape {tuple(player_mask.shape)}, expected (batch, tokens) = "
+            f"{(batch, num_tokens)}: one flag per token of each example."
+        )
+    return player_mask.bool()
+
+
+def players_of(mask_row: Tensor) -> Tensor:
+    """Indices of the players in one example's mask."""
+    return torch.nonzero(mask_row, as_tuple=False).flatten()
+
+
+def as_tuple(inputs: Any) -> Tuple[Any, ...]:
+    """Captum's tuple convention for inputs."""
+    return inputs if isinstance(inputs, tuple) else (inputs,)
+
+
+def unique_ids(ids: Optional[Sequence[int]]) -> List[int]:
+    """Sorted, de-duplicated ids."""
+    return sorted(set(int(i) for i in ids)) if ids is not None else []

@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""TokenTCAV on tasks whose answer is known: which concept each class depends on, and where.
+
+- Vision: the texture images of :mod:`captum_attn_shapley.demos.textures` and the small ViT of
+  :mod:`captum_attn_shapley.demos.vision_model`. Each class depends on one concept
+  (:data:`~captum_attn_shapley.demos.textures.PLANTED_CONCEPT`), and the object mask says where.
+- Text: the planted-word sentences of :mod:`captum_attn_shapley.demos.planted` and their classifier,
+  with positive and negative VADER words as concepts. A sentence's label is the polarity of
+  its planted words, and the planted-token mask says where they are.
+
+Each check runs :meth:`TokenTCAV.interpret` per target class (with Captum's random-concept
+test) and measures where the planted concept's heatmap puts its positive mass (fraction
+inside the object / planted words, pointing game, and the chance level of both).
+"""
+
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from captum.concept import Concept
+from captum.concept._utils.classifier import Classifier
+from torch import Tensor
+from torch.nn import Module
+
+from captum_attn_shapley.concept.builders import image_concept, text_concept
+from captum_attn_shapley.concept.scores import TokenTCAVScores
+from captum_attn_shapley.concept.token_tcav import TokenTCAV
+from captum_attn_shapley.metrics.localisation import mass_inside, pointing_game
+
+#: The significance level of the ground-truth checks.
+ALPHA = 0.01
+
+
+@dataclass
+class GroundTruthReport:
+    r"""
+    Results of a ground-truth check.
+
+    Attributes:
+        rows (list[dict]): One row per (target class, concept set, layer, concept): the
+                    columns of :func:`~captum_attn_shapley.tcav_table` plus ``target_class``,
+                    ``planted`` (the class depends on this concept) and ``ok``: a planted
+                    concept must have T-TCAV > 0.5 with a t-test p-value < ``alpha``; any
+                    other concept must not. Captum's random-concept p-value is reported
+                    beside it (``p_value_random``) but not part of ``ok``.
+        localisation (list[dict]): One row per (target class, layer): ``mass_inside``
+                    (mean fraction of the planted concept's positive heatmap mass inside the
+                    object / planted tokens), ``pointing_game`` (fraction of examples whose
+                    top cell is inside), ``chance`` (the mean area fraction of the region)
+                    and ``n``.
+        scores (dict): Target class name -> the :class:`TokenTCAVScores`.
+        alpha (float): The significance level.
+    """
+
+    rows: List[Dict[str, Any]] = field(default_factory=list)
+    localisation: List[Dict[str, Any]] = field(default_factory=list)
+    scores: Dict[str, TokenTCAVScores] = field(default_factory=dict)
+    alpha: float = ALPHA
+
+    def passed(self, layers: Optional[Sequence[str]] = None) -> bool:
+        r"""Whether every significance row (at ``layers``, default all) is ``ok``."""
+        return all(r["ok"] for r in self.rows if layers is None or r["layer"] in layers)
+
+    def to_markdown(self) -> str:
+        r"""The significance rows and the localisation rows as two Markdown tables."""
+        head = (
+            "| class | concept set | concept | layer | T-TCAV | sd | p (t-test) | p (random) | planted "
+            "| ok |\n|---|---|---|---|---|---|---|---|---|---|\n"
+        )
+        lines = [
+            f"| {r['target_class']} | {r['concept_set']} | {r['concept']} | {r['layer']} | {r['t_tcav']:.3f} | "
+            f"{r['t_tcav_sd']:.3f} | {_p(r['p_value'])} | {_p(r['p_value_random'])} | "
+            f"{'yes' if r['planted'] else ''} | {'yes' if r['ok'] else 'NO'} |\n"
+            for r in self.rows
+        ]
+        loc = (
+            "\n| class | concept | layer | mass inside | pointing game | chance | n |\n"
+            "|---|---|---|---|---|---|---|\n"
+        )
+        loc += "".join(
+            f"| {r['target_class']} | {r['concept']} | {r['layer']} | {r['mass_inside']:.3f} | "
+            f"{r['pointing_game']:.3f} | {r['chance']:.3f} | {r['n']} |\n"
+            for r in self.localisation
+        )
+        return head + "".join(lines) + (loc if self.localisation else "")
+
+
+def _p(value: float) -> str:
+    if value != value:
+        return "–"
+    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
+
+
+def _annotate(
+    report: GroundTruthReport, class_name: str, scores: TokenTCAVScores, planted: str, alpha: float
+) -> None:
+    for row in scores.rows():
+        row = {"target_class": class_name, **row, "planted": row["concept"] == planted}
+        significant_above = row["t_tcav"] > 0.5 and row["p_value"] < alpha
+        row["ok"] = significant_above if row["planted"] else not significant_above
+        report.rows.append(row)
+
+
+def _localise(
+    report: GroundTruthReport,
+    class_name: str,
+    concept: str,
+    layer: str,
+    maps: Tensor,
+    region: Tensor,
+    cells: Optional[Tensor] = None,
+) -> None:
+    """``cells``: which map cells exist (default all); chance = the region's share of them."""
+    cells = torch.ones_like(region) if cells is None else cells.float()
+    share = region.reshape(region.shape[0], -1).float().sum(1) / cells.reshape(cells.shape[0], -1).sum(1)
+    report.localisation.append(
+        {
+            "target_class": class_name,
+            "concept": concept,
+            "layer": layer,
+            "mass_inside": float(mass_inside(maps, region).nanmean()),
+            "pointing_game": float(pointing_game(maps, region).float().mean()),
+            "chance": float(share.mean()),
+            "n": int(maps.shape[0]),
+        }
+    )
+
+
+def texture_concept_sets(
+    groups: Sequence[str] = ("textures", "colours"), n_concept: int = 30, seed: int = 0
+) -> List[List[Concept]]:
+    r"""
+    The concept sets of the texture task, as image concepts for the texture ViT.
+
+    Args:
+        groups (sequence of str): ``"textures"`` (striped, dotted, zigzag) and/or
+                    ``"colours"`` (red, blue, green, yellow). Default: both.
+        n_concept (int): Images per concept. Default: 30
+        seed (int): Seed of the images. Default: 0
+
+    Returns:
+        list[list[Concept]]: One set per group, ids numbered from 0 in order.
+    """
+    from captum_attn_shapley.demos import textures
+    from captum_attn_shapley.demos.vision_model import to_pixel_values
+
+    known = {"textures": textures.TEXTURE_CONCEPTS, "colours": textures.COLOUR_CONCEPTS}
+    unknown = [g for g in groups if g not in known]
+    if unknown or not groups:
+        raise ValueError(f"Unknown concept groups {unknown}: choose from {sorted(known)}.")
+    concepts: Dict[str, Concept] = {}
+    sets: List[List[Concept]] = []
+    for group in groups:
+        for name in known[group]:
+            if name not in concepts:
+                cid = len(concepts)
+                pixels = to_pixel_values(textures.concept_images(name, n_concept, seed=seed + 101 * (cid + 1)))
+                concepts[name] = image_concept(cid, name, pixels)
+        sets.append([concepts[name] for name in known[group]])
+    return sets
+
+
+def vision_ground_truth(
+    model: Optional[Module] = None,
+    layers: Sequence[int] = (1, 2),
+    n_targets: int = 40,
+    n_concept: int = 30,
+    n_random: int = 4,
+    repeats: int = 20,
+    seed: int = 0,
+    classes: Optional[Sequence[str]] = None,
+    groups: Sequence[str] = ("textures", "colours"),
+    save_path: Optional[str] = None,
+    alpha: float = ALPHA,
+    show_progress: bool = False,
+    classifier: Optional[Classifier] = None,
+) -> GroundTruthReport:
+    r"""
+    TokenTCAV on the texture task: per class, the texture set (striped, dotted, zigzag) and
+    the colour set (red, blue, green, yellow), with ``n_random`` random concepts; and the
+    planted concept's heatmap against the object masks.
+
+    Args:
+        model (Module, optional): The texture ViT; default: the cached default
+                    (:func:`~captum_attn_shapley.demos.vision_model.load_texture_classifier`).
+        layers (sequence of int): Blocks probed. Default: (1, 2)
+        n_targets (int): Target images per class (a held-out seed). Default: 40
+        n_concept (int): Images per concept. Default: 30
+        n_random (int): Random concepts (>= 3) for Captum's test. Default: 4
+        repeats (int): R. Default: 20
+        seed (int): Seed of the images and the draws. Default: 0
+        classes (sequence of str, optional): Classes to check; default: all.
+        groups (sequence of str): Concept sets: ``"textures"`` (striped, dotted, zigzag)
+                    and/or ``"colours"`` (red, blue, green, yellow). Default: both.
+        save_path (str, optional): CAV cache; default: a temporary directory.
+        alpha (float): Significance level. Default: 0.01
+        show_progress (bool): Progress bars. Default: False
+        classifier (Classifier, optional): The CAV classifier; default TokenTCAV's.
+
+    Returns:
+        GroundTruthReport: The rows, localisation and scores.
+    """
+    from captum_attn_shapley.demos import textures
+    from captum_attn_shapley.demos.vision_model import load_texture_classifier, to_pixel_values
+
+    if model is None:
+        model = load_texture_classifier(progress=show_progress)[0]
+    names = list(textures.CLASS_NAMES)
+    chosen = list(classes) if classes is not None else names
+    sets = texture_concept_sets(groups, n_concept, seed)
+    concepts = {c.name: c for s in sets for c in s}
+    randoms = [
+        image_concept(
+            1000 + i,
+            f"random{i}",
+            to_pixel_values(textures.concept_images("random", n_concept, seed=seed + 7919 * (i + 1))),
+        )
+        for i in range(n_random)
+    ]
+    data = textures.make_texture_dataset(n_targets * len(names), seed=seed + 12345)
+    tcav = TokenTCAV(
+        model,
+        layers=list(layers),
+        repeats=repeats,
+        seed=seed,
+        show_progress=show_progress,
+        save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"),
+        classifier=classifier,
+    )
+    patch = int(getattr(model.config, "patch_size", 8))  # type: ignore[union-attr]
+    report = GroundTruthReport(alpha=alpha)
+    for class_name in chosen:
+        label = names.index(class_name)
+        idx = torch.nonzero(data.labels == label).flatten()[:n_targets]
+        pixels = to_pixel_values(data.images[idx])
+        scores = tcav.interpret(pixels, sets, target=label, random_concepts=randoms)
+        report.scores[class_name] = scores
+        planted = textures.PLANTED_CONCEPT[class_name]
+        _annotate(report, class_name, scores, planted, alpha)
+        the_set = next((s for s in sets if any(c.name == planted for c in s)), None)
+        if the_set is None:
+            continue
+        region = textures.patch_mask_fraction(data.masks[idx], patch)
+        for layer in tcav.layers:
+            maps = tcav.token_sensitivity(pixels, the_set, concepts[planted], layer, target=label)
+            _localise(report, class_name, planted, layer, maps, region)
+    return report
+
+
+def polarity_concepts(
+    tokenizer: Any, n_words: int = 40, n_random: int = 0, seed: int = 0
+) -> Tuple[Concept, Concept, List[Concept]]:
+    r"""
+    The text concepts: positive and negative VADER words (the training split of
+    :func:`~captum_attn_shapley.demos.planted.lexicon_split`) and random filler-word concepts.
+
+    Args:
+        tokenizer: The model's tokenizer.
+        n_words (int): Words per concept. Default: 40
+        n_random (int): Random concepts (ids 1000, 1001, ...). Default: 0
+        seed (int): Seed of the draws. Default: 0
+
+    Returns:
+        tuple: ``(positive, negative, randoms)`` with ids 0 and 1.
+    """
+    from captum_attn_shapley.demos import planted as planted_task
+
+    rng = np.random.default_rng(seed)
+    lexicon = planted_task.lexicon_split()
+    positive = text_concept(
+        0, "positive words", list(rng.choice(lexicon["train"][1], n_words, replace=False)), tokenizer
+    )
+    negative = text_concept(
+        1, "negative words", list(rng.choice(lexicon["train"][0], n_words, replace=False)), tokenizer
+    )
+    pool = list(planted_task.FILLER_WORDS)
+    randoms = [
+        text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
+        for i in range(n_random)
+    ]
+    return positive, negative, randoms
+
+
+def _polarity_check(
+    report: GroundTruthReport,
+    tcav: TokenTCAV,
+    ids: Tensor,
+    mask: Tensor,
+    labels: Tensor,
+    n_targets: int,
+    concepts: Tuple[Concept, Concept, List[Concept]],
+    planted_mask: Optional[Tensor] = None,
+) -> None:
+    """Per class (positive, negative): T-TCAV of the word concepts, and heatmaps against ``planted_mask``."""
+    positive, negative, randoms = concepts
+    for label, class_name, concept in ((1, "positive", positive), (0, "negative", negative)):
+        idx = torch.nonzero(labels == label).flatten()[:n_targets]
+        scores = tcav.interpret(
+            ids[idx],
+            [[positive, negative]],
+            target=label,
+            additional_forward_args=(mask[idx],),
+            random_concepts=randoms,
+        )
+        report.scores[class_name] = scores
+        _annotate(report, class_name, scores, concept.name, report.alpha)
+        if planted_mask is None:
+            continue
+        special = torch.isin(ids[idx], torch.tensor(tcav._special_ids, dtype=ids.dtype))
+        words = mask[idx].bool() & ~special  # the cells of a text heatmap
+        for layer in tcav.layers:
+            maps = tcav.token_sensitivity(
+                ids[idx], [positive, negative], concept, layer, target=label, additional_forward_args=(mask[idx],)
+            )
+            _localise(report, class_name, concept.name, layer, maps, planted_mask[idx].float(), words)
+
+
+def tweet_ground_truth(
+    model: Optional[Module] = None,
+    tokenizer: Any = None,
+    layers: Sequence[int] = (2, 3, 4),
+    n_targets: int = 50,
+    n_words: int = 40,
+    n_random: int = 8,
+    repeats: int = 20,
+    seed: int = 0,
+    save_path: Optional[str] = None,
+    alpha: float = ALPHA,
+    show_progress: bool = False,
+) -> GroundTruthReport:
+    r"""
+    TokenTCAV on real tweets: the default sentiment classifier, held-out positive and
+    negative tweets as targets, positive and negative VADER words as the concepts (as in
+    :func:`text_ground_truth`). The expected answer is the polarity of the class; where the
+    sentiment sits in a tweet is unknown, so there is no localisation.
+
+    Args:
+        model, tokenizer: Default: the embedded tweet classifier
+                    (:func:`~captum_attn_shapley.demos.default_model.load_default_classifier`).
+        layers, n_targets, n_words, n_random, repeats, seed, save_path, alpha, show_progress:
+                    As for :func:`text_ground_truth` (``n_targets`` tweets per class).
+
+    Returns:
+        GroundTruthReport: The significance rows and scores.
+    """
+    from captum_attn_shapley.demos.datasets import load_tweets
+    from captum_attn_shapley.demos.default_model import load_default_classifier
+
+    if model is None or tokenizer is None:
+        model, tokenizer, _ = load_default_classifier(progress=show_progress)
+    positive, negative, randoms = polarity_concepts(tokenizer, n_words, n_random, seed)
+    tweets = load_tweets("test", n_per_class=n_targets, seed=seed)
+    enc = tokenizer(tweets.texts, return_tensors="pt", padding=True, truncation=True, max_length=64)
+    labels = torch.tensor(tweets.labels)
+    tcav = TokenTCAV(
+        model,
+        layers=list(layers),
+        repeats=repeats,
+        seed=seed,
+        show_progress=show_progress,
+        save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"),
+    )
+    report = GroundTruthReport(alpha=alpha)
+    _polarity_check(
+        report, tcav, enc["input_ids"], enc["attention_mask"], labels, n_targets, (positive, negative, randoms)
+    )
+    return report
+
+
+def text_ground_truth(
+    model: Optional[Module] = None,
+    tokenizer: Any = None,
+    layers: Sequence[int] = (2, 3, 4),
+    n_targets: int = 40,
+    n_words: int = 40,
+    n_random: int = 8,
+    repeats: int = 20,
+    seed: int = 0,
+    save_path: Optional[str] = None,
+    alpha: float = ALPHA,
+    show_progress: bool = False,
+    classifier: Optional[Classifier] = None,
+) -> GroundTruthReport:
+    r"""
+    TokenTCAV on the planted-word task: the concept set (positive words, negative words) of
+    the VADER lexicon's training-split words; target sentences plant held-out words of one
+    polarity; random concepts are random draws of the neutral filler words. The planted
+    concept of the positive class is "positive words", of the negative class "negative
+    words"; the heatmap should sit on the planted word-pieces.
+
+    Args:
+        model, tokenizer: The planted-word classifier; default: the cached one
+                    (:func:`~captum_attn_shapley.demos.planted_model.load_planted_classifier`).
+        layers (sequence of int): Blocks probed. Default: (2, 3, 4)
+        n_targets (int): Sentences per class. Default: 40
+        n_words (int): Words per concept. Default: 40
+        n_random (int): Random concepts (>= 3). Default: 8
+        repeats (int): R. Default: 20
+        seed (int): Seed. Default: 0
+        save_path (str, optional): CAV cache; default: a temporary directory.
+        alpha (float): Significance level. Default: 0.01
+        show_progress (bool): Progress bars. Default: False
+        classifier (Classifier, optional): The CAV classifier; default TokenTCAV's.
+
+    Returns:
+        GroundTruthReport: The rows, localisation and scores.
+    """
+    from captum_attn_shapley.demos import planted as planted_task
+    from captum_attn_shapley.demos.planted_model import load_planted_classifier
+
+    if model is None or tokenizer is None:
+        model, tokenizer, _ = load_planted_classifier(progress=show_progress)
+    positive, negative, randoms = polarity_concepts(tokenizer, n_words, n_random, seed)
+    data = planted_task.make_planted_dataset(4 * n_targets, seed=seed + 777, split="test")
+    ids, mask, planted_mask = planted_task.planted_token_mask(tokenizer, data)
+    labels = torch.tensor(data.labels)
+    tcav = TokenTCAV(
+        model,
+        layers=list(layers),
+        repeats=repeats,
+        seed=seed,
+        show_progress=show_progress,
+        save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"),
+        classifier=classifier,
+    )
+    report = GroundTruthReport(alpha=alpha)
+    _polarity_check(report, tcav, ids, mask, labels, n_targets, (positive, negative, randoms), planted_mask)
+    return report

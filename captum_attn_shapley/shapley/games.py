@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Attention games and their exact Shapley values (SPEC §3).
+
+Three built-in games are defined on an influence matrix ``M`` (``T x T``) and a set of
+players (tokens). ``m`` is ``M`` restricted to the players (``n x n``).
+
+- ``"cls"``:        ``v(S) = sum_{i in S} M[0, i]``  (additive: ``phi_i = M[0, i]``)
+- ``"mutual"``:     ``v({i}) = m_ii``, ``v(S) = sum_{i<j in S} (m_ij + m_ji)`` for ``|S| >= 2``
+- ``"max_mutual"``: ``v({i}) = m_ii``, ``v(S) = sum_{i<j in S} max(m_ij, m_ji)`` for ``|S| >= 2``
+
+For the two pairwise games, with ``w_ij`` the pair weight, the Shapley value is
+
+    phi_i = 1/2 sum_{j != i} w_ij + (m_ii - mean_k m_kk) / (n - 1)    (n >= 2)
+    phi_1 = m_11                                                       (n = 1)
+
+(each pair gives half its weight to each member; each singleton term ``m_kk [S = {k}]``
+gives ``1/n`` of it to ``k`` and ``-1/(n(n-1))`` to every other player). Every function
+here is vectorised over a padded batch: non-players get exactly zero.
+"""
+
+from typing import Union
+
+import torch
+from torch import Tensor
+
+from captum_attn_shapley.shapley.estimators import GameFunction
+
+#: The built-in games, by their option name.
+BUILTIN_GAMES = ("cls", "mutual", "max_mutual")
+
+GameLike = Union[str, GameFunction]
+
+
+def check_game(game: GameLike) -> GameLike:
+    r"""
+    Validates the ``game`` option.
+
+    Args:
+        game (str or Callable): One of ``"cls"``, ``"mutual"``, ``"max_mutual"``, or a
+                    user :data:`GameFunction`.
+
+    Returns:
+        str or Callable: The game.
+    """
+    if callable(game):
+        return game
+    if game not in BUILTIN_GAMES:
+        raise ValueError(
+            f"Unknown game {game!r}: use one of {list(BUILTIN_GAMES)} or a callable game(m, coalitions) -> values."
+        )
+    return game
+
+
+def pair_weights(matrix: Tensor, game: str) -> Tensor:
+    r"""
+    The symmetric pair weights ``w_ij`` of a pairwise game.
+
+    Args:
+        matrix (Tensor): Influence matrices, shape ``(..., n, n)``.
+        game (str): ``"mutual"`` (``m_ij + m_ji``) or ``"max_mutual"``
+                    (``max(m_ij, m_ji)``).
+
+    Returns:
+        Tensor: Shape ``(..., n, n)``, symmetric.
+    """
+    transposed = matrix.transpose(-1, -2)
+    if game == "mutual":
+        return matrix + transposed
+    if game == "max_mutual":
+        return torch.maximum(matrix, transposed)
+    raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+
+
+def _masked_pairs(matrix: Tensor, players: Tensor, game: str) -> Tensor:
+    p = players.to(matrix.dtype)
+    weights = pair_weights(matrix, game) * p.unsqueeze(2) * p.unsqueeze(1)
+    return weights - torch.diag_embed(torch.diagonal(weights, dim1=-2, dim2=-1))
+
+
+def shapley_values(matrix: Tensor, players: Tensor, game: str) -> Tensor:
+    r"""
+    Exact Shapley values of a built-in game, in closed form, for a batch.
+
+    Args:
+        matrix (Tensor): Influence matrices ``M``, shape ``(batch, T, T)``.
+        players (Tensor): Bool player mask, shape ``(batch, T)``.
+        game (str): ``"cls"``, ``"mutual"`` or ``"max_mutual"``.
+
+    Returns:
+        Tensor: Shape ``(batch, T)``; zero for non-players.
+
+    Examples::
+
+        >>> M = torch.rand(2, 5, 5)
+        >>> players = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 1, 0, 0]], dtype=torch.bool)
+        >>> phi = shapley_values(M, players, "max_mutual")
+    """
+    p = players.to(matrix.dtype)
+    zero = torch.zeros((), dtype=matrix.dtype, device=matrix.device)
+    if game == "cls":
+        return torch.where(players, matrix[:, 0, :], zero)
+    weights = _masked_pairs(matrix, players, game)
+    n = p.sum(dim=1, keepdim=True)
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1) * p
+    mean_diag = diag.sum(dim=1, keepdim=True) / n.clamp_min(1)
+    phi = 0.5 * weights.sum(dim=2) + (diag - mean_diag) / (n - 1).clamp_min(1)
+    phi = torch.where(n == 1, diag, phi)
+    return torch.where(players, phi, zero)
+
+
+def grand_coalition_value(matrix: Tensor, players: Tensor, game: str) -> Tensor:
+    r"""
+    ``v(N)`` of a built-in game for each example (``v(empty) = 0``): by efficiency, the
+    sum of the Shapley values.
+
+    Args:
+        matrix (Tensor): Shape ``(batch, T, T)``.
+        players (Tensor): Bool, shape ``(batch, T)``.
+        game (str): A built-in game.
+
+    Returns:
+        Tensor: Shape ``(batch,)``.
+    """
+    p = players.to(matrix.dtype)
+    if game == "cls":
+        return (matrix[:, 0, :] * p).sum(dim=1)
+    n = p.sum(dim=1)
+    pairs = 0.5 * _masked_pairs(matrix, players, game).sum(dim=(1, 2))
+    single = (torch.diagonal(matrix, dim1=-2, dim2=-1) * p).sum(dim=1)
+    return torch.where(n == 1, single, torch.where(n >= 2, pairs, torch.zeros_like(pairs)))
+
+
+def game_function(game: str, cls_row: Union[Tensor, None] = None) -> GameFunction:
+    r"""
+    The characteristic function of a built-in game, for enumeration or sampling.
+
+    Args:
+        game (str): A built-in game.
+        cls_row (Tensor, optional): For ``"cls"``: ``M[0, players]``, shape ``(n,)``.
+
+    Returns:
+        GameFunction: ``v(m, coalitions) -> (k,)``.
+    """
+    if game == "cls":
+        if cls_row is None:
+            raise ValueError("The 'cls' game needs the classification token's row `cls_row`.")
+        row = cls_row
+
+        def cls_value(m: Tensor, coalitions: Tensor) -> Tensor:
+            return coalitions.to(row.dtype) @ row.to(coalitions.device)
+
+        return cls_value
+
+    check_game(game)
+
+    def pairwise_value(m: Tensor, coalitions: Tensor) -> Tensor:
+        s = coalitions.to(m.dtype)
+        weights = pair_weights(m, game)
+        weights = weights - torch.diag_embed(torch.diagonal(weights))
+        pairs = 0.5 * torch.einsum("ki,ij,kj->k", s, weights, s)
+        single = s @ torch.diagonal(m)
+        size = s.sum(dim=1)
+        return torch.where(size == 1, single, torch.where(size >= 2, pairs, torch.zeros_like(pairs)))
+
+    return pairwise_value
