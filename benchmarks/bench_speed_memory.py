@@ -419,20 +419,10 @@ def warm_up_captum(model: torch.nn.Module, tokenizer: object) -> None:
         ids, baselines=base, target=0, additional_forward_args=(att,), n_steps=4
     )
     ShapleyValueSampling(forward_logits).attribute(
-        ids,
-        baselines=base,
-        target=0,
-        additional_forward_args=(att,),
-        n_samples=1,
-        perturbations_per_eval=8,
+        ids, baselines=base, target=0, additional_forward_args=(att,), n_samples=1, perturbations_per_eval=8
     )
     KernelShap(forward_logits).attribute(
-        ids,
-        baselines=base,
-        target=0,
-        additional_forward_args=(att,),
-        n_samples=16,
-        perturbations_per_eval=8,
+        ids, baselines=base, target=0, additional_forward_args=(att,), n_samples=16, perturbations_per_eval=8
     )
 
 

@@ -19,12 +19,7 @@ from tiny_models import (
 )
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.capture import (
-    AttentionCapture,
-    discover_attention_modules,
-    find_model,
-    influence_matrix,
-)
+from captum_attn_shapley.capture import AttentionCapture, discover_attention_modules, find_model, influence_matrix
 
 VARIANTS = [(g, w) for g in ("cls", "mutual", "max_mutual") for w in ("attention", "grad_attention")]
 

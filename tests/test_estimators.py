@@ -13,12 +13,7 @@ import pytest
 import torch
 from scipy import stats
 
-from captum_attn_shapley.shapley import (
-    exact_shapley,
-    kernel_shapley,
-    permutation_shapley,
-    shapley_kernel_matrix,
-)
+from captum_attn_shapley.shapley import exact_shapley, kernel_shapley, permutation_shapley, shapley_kernel_matrix
 from captum_attn_shapley.shapley.estimators import (
     _kernel_size_probabilities,
     _kernel_solve,
@@ -180,8 +175,7 @@ def test_exact_zero_and_one_player():
 
     table = torch.tensor([2.0, 7.5], dtype=F64)
     torch.testing.assert_close(
-        exact_shapley(lookup_game(table), torch.zeros(1, 1, dtype=F64)),
-        torch.tensor([5.5], dtype=F64),
+        exact_shapley(lookup_game(table), torch.zeros(1, 1, dtype=F64)), torch.tensor([5.5], dtype=F64)
     )
 
 
@@ -305,10 +299,7 @@ def test_sampling_few_players_is_exact(name, flag):
     for n, n_samples in cases:
         game, m = lookup_instance(n, seed=40 + n)
         torch.testing.assert_close(
-            run_sampler(name, game, m, n_samples, seed=0, flag=flag),
-            exact_shapley(game, m),
-            rtol=0,
-            atol=1e-12,
+            run_sampler(name, game, m, n_samples, seed=0, flag=flag), exact_shapley(game, m), rtol=0, atol=1e-12
         )
 
 

@@ -13,11 +13,7 @@ from transformers import BertConfig, BertForSequenceClassification
 
 from captum_attn_shapley.attr import ShapText
 
-TEXTS = [
-    "the plot was slow but the actors were wonderful",
-    "what a terrible film",
-    "good movie",
-]
+TEXTS = ["the plot was slow but the actors were wonderful", "what a terrible film", "good movie"]
 # whole words of the MiniLM vocabulary (each one word-piece), for games computed by hand
 WORDS = "the plot was slow but the actors were wonderful and the music was great".split()
 

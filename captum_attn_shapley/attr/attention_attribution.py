@@ -10,12 +10,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.capture.attention import (
-    AttentionCapture,
-    CapturedAttention,
-    ModuleSpec,
-    OutputSelector,
-)
+from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.influence_matrix import check_weighting, influence_matrix
 from captum_attn_shapley.capture.players import (
     TokenLayout,

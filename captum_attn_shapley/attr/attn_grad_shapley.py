@@ -249,13 +249,7 @@ class AttnGradShapley(AttentionAttribution):
         return torch.stack(values)
 
     def _solve(
-        self,
-        batch: PreparedBatch,
-        game: GameLike,
-        estimator: str,
-        n_samples: int,
-        seed: int,
-        max_players: int,
+        self, batch: PreparedBatch, game: GameLike, estimator: str, n_samples: int, seed: int, max_players: int
     ) -> Tuple[Tensor, Tensor]:
         """Shapley values (float64, ``(batch, T)``) and ``v(N) - v(empty)``."""
         matrix = batch.matrix.double()

@@ -303,12 +303,7 @@ class ShapText(Attribution):
         return text
 
     def _probability_function(
-        self,
-        target: int,
-        device: torch.device,
-        mask_dtype: torch.dtype,
-        extra: Tuple[Any, ...],
-        batch_size: int,
+        self, target: int, device: torch.device, mask_dtype: torch.dtype, extra: Tuple[Any, ...], batch_size: int
     ) -> Callable[[Any], np.ndarray]:
         """The model as shap sees it: strings -> probability of ``target`` (float64)."""
 

@@ -215,9 +215,7 @@ def _hf_attention_specs(model: Module) -> List[Tuple[Optional[type], Optional[st
 
 
 def discover_attention_modules(
-    model: Module,
-    attention_modules: Optional[Sequence[ModuleSpec]] = None,
-    output_selector: OutputSelector = 1,
+    model: Module, attention_modules: Optional[Sequence[ModuleSpec]] = None, output_selector: OutputSelector = 1
 ) -> List[Tuple[str, Module, OutputSelector]]:
     r"""
     Lists the self-attention modules of a model, in forward (layer) order.

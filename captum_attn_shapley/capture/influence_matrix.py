@@ -26,9 +26,7 @@ def check_weighting(weighting: str) -> str:
 
 
 def influence_matrix(
-    attentions: Sequence[Tensor],
-    gradients: Optional[List[Tensor]] = None,
-    overwrite_gradients: bool = False,
+    attentions: Sequence[Tensor], gradients: Optional[List[Tensor]] = None, overwrite_gradients: bool = False
 ) -> Tensor:
     r"""
     Averages attention (times ReLU'd gradients) over the given layers and all heads.

@@ -215,10 +215,7 @@ def real_token_mask(captured: CapturedAttention, batch: int, num_tokens: int, de
 
 
 def default_player_mask(
-    captured: CapturedAttention,
-    layout: TokenLayout,
-    inputs: Tuple[Any, ...],
-    special_token_ids: Iterable[int],
+    captured: CapturedAttention, layout: TokenLayout, inputs: Tuple[Any, ...], special_token_ids: Iterable[int]
 ) -> Tensor:
     r"""
     The default players of each example.

@@ -14,11 +14,7 @@ from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import PAPER_VARIANTS, AttnGradShapley
 from captum_attn_shapley.attr.grad_sam import GradSAM
 from captum_attn_shapley.capture.players import text_player_mask
-from captum_attn_shapley.visualization.token_table import (
-    format_token_table,
-    scores_as_lists,
-    token_table_html,
-)
+from captum_attn_shapley.visualization.token_table import format_token_table, scores_as_lists, token_table_html
 
 #: Every exact variant, by its paper name: (game, weighting).
 VARIANTS = PAPER_VARIANTS
@@ -289,11 +285,7 @@ def compare(args: argparse.Namespace) -> int:
 
     from captum_attn_shapley.demos.datasets import load_text_dataset, select_view
     from captum_attn_shapley.demos.default_model import load_classifier
-    from captum_attn_shapley.evaluation.comparison import (
-        run_comparison,
-        standard_method_names,
-        standard_methods,
-    )
+    from captum_attn_shapley.evaluation.comparison import run_comparison, standard_method_names, standard_methods
 
     if args.list_methods:
         print("\n".join(standard_method_names()))

@@ -9,12 +9,7 @@ from torch import Tensor
 
 
 def text_concept(
-    id: int,
-    name: str,
-    texts: Sequence[str],
-    tokenizer: Any,
-    batch_size: int = 64,
-    max_length: int = 64,
+    id: int, name: str, texts: Sequence[str], tokenizer: Any, batch_size: int = 64, max_length: int = 64
 ) -> Concept:
     r"""
     A text concept: its examples are texts (sentences, phrases or single words), whose

@@ -54,12 +54,7 @@ from captum_attn_shapley.capture.players import (
 )
 from captum_attn_shapley.concept.classifier import TokenLogisticClassifier
 from captum_attn_shapley.concept.scores import TokenTCAVScores
-from captum_attn_shapley.concept.stats import (
-    CORRECTIONS,
-    correct_pvalues,
-    random_concept_test,
-    ttest_against_half,
-)
+from captum_attn_shapley.concept.stats import CORRECTIONS, correct_pvalues, random_concept_test, ttest_against_half
 
 LayerSpec = Union[str, int]
 #: Bumped whenever the way CAVs are trained changes, so that older cached CAVs are not reused.
@@ -464,10 +459,7 @@ class TokenTCAV(TCAV):
         return CAV(concepts, layer, stats_dict, self.save_path, self._cav_folder(repeats))
 
     def compute_cavs(
-        self,
-        experimental_sets: List[List[Concept]],
-        force_train: bool = False,
-        processes: Optional[int] = None,
+        self, experimental_sets: List[List[Concept]], force_train: bool = False, processes: Optional[int] = None
     ) -> Dict[str, Dict[str, CAV]]:
         r"""
         Loads or trains the relative token CAVs of every experimental set at every layer.

@@ -14,12 +14,7 @@ from typing import Any, Dict, List
 from captum_attn_shapley.demos import default_model, planted
 from captum_attn_shapley.demos.datasets import LABEL_NAMES
 from captum_attn_shapley.demos.model_cache import build_cached, write_metrics
-from captum_attn_shapley.demos.planted import (
-    MAX_LENGTH,
-    TEST_WORD_FRACTION,
-    WORD_SPLIT_SEED,
-    make_planted_dataset,
-)
+from captum_attn_shapley.demos.planted import MAX_LENGTH, TEST_WORD_FRACTION, WORD_SPLIT_SEED, make_planted_dataset
 
 #: Name of the cached planted classifier inside ``model_cache.cache_dir()`` (a change of its code or of
 #: the package versions trains a new one: see :func:`~captum_attn_shapley.demos.model_cache.training_key`).

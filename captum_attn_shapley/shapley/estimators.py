@@ -275,11 +275,7 @@ def _kernel_solve(b: Tensor, total: Tensor, n: int) -> Tensor:
 
 
 def exact_shapley(
-    game: GameFunction,
-    m: Tensor,
-    max_players: int = 16,
-    *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    game: GameFunction, m: Tensor, max_players: int = 16, *, batch_size: int = DEFAULT_BATCH_SIZE
 ) -> Tensor:
     r"""Exact Shapley values by enumerating all :math:`2^n` coalitions.
 

@@ -108,9 +108,7 @@ def text_records(
 
 
 def image_attr_maps(
-    patch_scores: Tensor,
-    image_size: Union[Tuple[int, int], Tensor],
-    mode: str = "nearest",
+    patch_scores: Tensor, image_size: Union[Tuple[int, int], Tensor], mode: str = "nearest"
 ) -> np.ndarray:
     r"""
     Per-patch scores as the ``(H, W, 1)`` arrays of Captum's ``visualize_image_attr``.

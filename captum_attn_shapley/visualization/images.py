@@ -8,9 +8,7 @@ from torch import Tensor
 
 
 def patch_attributions_to_pixels(
-    patch_attributions: Tensor,
-    image_size: Union[Tuple[int, int], Tensor],
-    mode: str = "nearest",
+    patch_attributions: Tensor, image_size: Union[Tuple[int, int], Tensor], mode: str = "nearest"
 ) -> Tensor:
     r"""
     Upsamples per-patch scores ``(batch, rows, cols)`` to pixel maps ``(batch, 1, H, W)``

@@ -368,8 +368,7 @@ def register_insights_methods() -> List[str]:
     for name, cls in INSIGHTS_METHODS.items():
         config.ATTRIBUTION_NAMES_TO_METHODS[name] = cls
         config.ATTRIBUTION_METHOD_CONFIG[name] = config.ConfigParameters(
-            params=params[name],
-            post_process={"layers": parse_layers},
+            params=params[name], post_process={"layers": parse_layers}
         )
     return list(INSIGHTS_METHODS)
 
@@ -449,10 +448,7 @@ def text_visualizer(
         return list(tokenizer.convert_ids_to_tokens(ids.reshape(-1).tolist()))
 
     feature = features.TextFeature(
-        "Text",
-        baseline_transforms=None,
-        input_transforms=[forward.embed],
-        visualization_transform=to_tokens,
+        "Text", baseline_transforms=None, input_transforms=[forward.embed], visualization_transform=to_tokens
     )
     return insights.AttributionVisualizer(
         models=[forward],

@@ -109,9 +109,7 @@ TCAV_COLOURS = ("#4C72B0", "#B0B0B0")
 
 
 def plot_tcav_scores(
-    scores: "TokenTCAVScores",
-    title: Optional[str] = None,
-    panel_size: Tuple[float, float] = (3.6, 3.2),
+    scores: "TokenTCAVScores", title: Optional[str] = None, panel_size: Tuple[float, float] = (3.6, 3.2)
 ) -> Any:
     r"""
     T-TCAV bar chart: one panel per (experimental set, layer), one bar per concept at its

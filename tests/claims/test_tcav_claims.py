@@ -15,11 +15,7 @@ import warnings
 
 import pytest
 
-from captum_attn_shapley.demos.tcav_ground_truth import (
-    text_ground_truth,
-    tweet_ground_truth,
-    vision_ground_truth,
-)
+from captum_attn_shapley.demos.tcav_ground_truth import text_ground_truth, tweet_ground_truth, vision_ground_truth
 
 BENCHMARK = dict(n_targets=50, n_random=10, repeats=50, seed=0)
 PUBLISHED = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "tcav_ground_truth"
