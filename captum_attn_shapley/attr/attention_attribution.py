@@ -9,12 +9,12 @@ from captum.attr import Attribution
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.forward import as_tuple
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.influence_matrix import check_weighting, influence_matrix
 from captum_attn_shapley.capture.players import (
     TokenLayout,
-    as_tuple,
     check_player_mask,
     default_player_mask,
     infer_layout,

@@ -9,8 +9,8 @@ from captum.attr import Attribution
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_attn_shapley._utils.forward import logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-from captum_attn_shapley.capture.attention import logits_from_output
 
 SHAP_INSTALL_HINT = 'pip install "captum-attn-shapley[shap]"'
 

@@ -7,10 +7,10 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_attn_shapley._utils.forward import as_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
-from captum_attn_shapley.capture.attention import logits_from_output
-from captum_attn_shapley.capture.players import TokenLayout, as_tuple, players_of
+from captum_attn_shapley.capture.players import TokenLayout, players_of
 from captum_attn_shapley.shapley.estimators import exact_shapley, grand_coalition_gain
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]

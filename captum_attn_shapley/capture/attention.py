@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.forward import forward_args_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 
 #: Where the attention probabilities sit in an attention module's output: an index into
@@ -79,45 +80,6 @@ def _first_tensor(output: Any) -> Optional[Tensor]:
     if isinstance(output, (tuple, list)) and len(output) > 0 and isinstance(output[0], Tensor):
         return output[0]
     return getattr(output, "last_hidden_state", None)
-
-
-def forward_args_tuple(additional_forward_args: Any) -> Tuple[Any, ...]:
-    """Captum's ``additional_forward_args`` as a tuple: ``()`` for None, a single argument wrapped."""
-    if additional_forward_args is None:
-        return ()
-    return additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,)
-
-
-def logits_from_output(output: Any) -> Tensor:
-    r"""
-    Extracts the classification logits from a model's output.
-
-    Args:
-        output (Any): A tensor, a Hugging Face ``ModelOutput`` with a ``logits`` field, or a
-                    tuple/list whose first element is the logits.
-
-    Returns:
-        Tensor: The logits, shape ``(batch, num_classes)``.
-    """
-    logits = getattr(output, "logits", None)
-    if logits is None and isinstance(output, (tuple, list)) and len(output) > 0:
-        logits = output[0]
-    if logits is None and isinstance(output, Tensor):
-        logits = output
-    if not isinstance(logits, Tensor):
-        raise TypeError(
-            f"The forward function returned {type(output).__name__}, which holds no logits. "
-            "It must return a tensor of logits of shape (batch, num_classes), or a Hugging Face "
-            "output with a `logits` field."
-        )
-    if logits.dim() == 1:
-        logits = logits.unsqueeze(1)
-    if logits.dim() != 2:
-        raise ValueError(
-            f"Expected logits of shape (batch, num_classes), got shape {tuple(logits.shape)}. "
-            "Wrap the model in a forward function that returns one row of class scores per example."
-        )
-    return logits
 
 
 def _modules_referenced_by(func: Any, depth: int = 0) -> List[Module]:

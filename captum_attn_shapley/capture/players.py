@@ -305,11 +305,6 @@ def players_of(mask_row: Tensor) -> Tensor:
     return torch.nonzero(mask_row, as_tuple=False).flatten()
 
 
-def as_tuple(inputs: Any) -> Tuple[Any, ...]:
-    """Captum's tuple convention for inputs."""
-    return inputs if isinstance(inputs, tuple) else (inputs,)
-
-
 def unique_ids(ids: Optional[Sequence[int]]) -> List[int]:
     """Sorted, de-duplicated ids."""
     return sorted(set(int(i) for i in ids)) if ids is not None else []

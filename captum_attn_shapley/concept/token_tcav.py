@@ -37,14 +37,9 @@ from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
 from captum_attn_shapley._utils.fingerprint import model_fingerprint, settings_digest
+from captum_attn_shapley._utils.forward import forward_args_tuple
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.capture.attention import (
-    AttentionCapture,
-    CapturedAttention,
-    ModuleSpec,
-    OutputSelector,
-    forward_args_tuple,
-)
+from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.players import (
     default_player_mask,
     infer_layout,

@@ -27,8 +27,9 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_attn_shapley._utils.forward import logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-from captum_attn_shapley.capture.attention import find_model, logits_from_output
+from captum_attn_shapley.capture.attention import find_model
 from captum_attn_shapley.capture.players import (
     model_special_token_ids,
     offline_tokenizer,

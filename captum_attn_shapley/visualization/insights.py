@@ -24,15 +24,16 @@ from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.forward import as_tuple, forward_args_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import AttnGradShapley
 from captum_attn_shapley.attr.grad_sam import GradSAM
-from captum_attn_shapley.capture.attention import find_model, forward_args_tuple, logits_from_output
+from captum_attn_shapley.capture.attention import find_model
 from captum_attn_shapley.capture.influence_matrix import WEIGHTINGS
-from captum_attn_shapley.capture.players import as_tuple, text_player_mask
+from captum_attn_shapley.capture.players import text_player_mask
 from captum_attn_shapley.shapley.games import BUILTIN_GAMES
 from captum_attn_shapley.visualization.images import patch_attributions_to_pixels
 

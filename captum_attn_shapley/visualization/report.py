@@ -36,8 +36,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from captum_attn_shapley._utils.forward import forward_args_tuple
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-from captum_attn_shapley.capture.attention import forward_args_tuple
 from captum_attn_shapley.capture.players import text_player_mask
 from captum_attn_shapley.metrics.faithfulness import (
     DEFAULT_BINS,
@@ -315,7 +315,7 @@ def _pct(k: float) -> str:
 
 
 def _predict(forward_func: Callable, inputs: Tensor, extra: Tuple[Any, ...]) -> Tensor:
-    from captum_attn_shapley.capture.attention import logits_from_output
+    from captum_attn_shapley._utils.forward import logits_from_output
 
     with torch.no_grad():
         logits = logits_from_output(forward_func(inputs, *extra))
