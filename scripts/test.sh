@@ -2,7 +2,9 @@
 # The whole check, as CI runs it (.ci/run):
 #   scripts/test.sh [--fast] [--latest] [PYTEST_ARGS ...]
 # Creates the locked environments (scripts/bootstrap.sh with requirements/captum09.lock and
-# requirements/captum08.lock), runs flake8 and mypy, then the test suite offline, in two tiers:
+# requirements/captum08.lock), runs ruff (lint, import order, formatting), the import layers contract
+# (import-linter), mypy, builds the documentation site with warnings as errors, then the test suite offline,
+# in two tiers:
 #   1. the fast tier (pytest -m "not claims"): properties: exactness, invariants, references, errors;
 #   2. the claims tier (pytest -m claims, tests/claims/): what the trained embedded models' explanations show,
 #      as published in the docs, at the benchmarks' sizes.
@@ -35,8 +37,12 @@ if [ "$latest" = 1 ]; then
 else
   venv="$(scripts/bootstrap.sh "$root/.venv" | tail -n1)"
 fi
-"$venv/bin/python" -m flake8 captum_attn_shapley tests benchmarks tutorials scripts
+"$venv/bin/ruff" check .
+"$venv/bin/ruff" format --check .
+"$venv/bin/lint-imports"
 "$venv/bin/python" -m mypy captum_attn_shapley
+echo "== documentation site (docs/_build/html)"
+"$venv/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
 version() { "$1/bin/python" -c 'import captum, numpy, transformers; print("captum", captum.__version__, "numpy", numpy.__version__, "transformers", transformers.__version__)'; }
 echo "== fast tier with $(version "$venv")"
 "$venv/bin/python" -m pytest --durations=8 -m "not claims" ${args[@]+"${args[@]}"}
