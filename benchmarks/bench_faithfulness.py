@@ -3,8 +3,8 @@
 
 For each view of the data (``short``: at most 15 word-pieces, ``all``, ``long``: the longest
 examples), balanced over the classes and drawn with a pinned seed, every method of
-:func:`captum_attn_shapley.evaluation.comparison.standard_methods` is run by
-:func:`captum_attn_shapley.evaluation.comparison.run_comparison` on the same batches: comprehensiveness
+:func:`captum_attn_shapley.evaluation.standard_methods` is run by
+:func:`captum_attn_shapley.evaluation.run_comparison` on the same batches: comprehensiveness
 and sufficiency (bins 0/10/20/50%, [MASK] replacement), F1 at 20%, examples per second. It
 also reports how close the unbiased sampling estimators get to the exact
 Shapley-Grad-Att-Max-Mutual values, and the throughput of every exact variant relative to
@@ -40,6 +40,7 @@ from captum_attn_shapley.evaluation import (
     standard_methods,
     summary_markdown,
 )
+from captum_attn_shapley.visualization import plot_comparison
 
 EXACT = "Shapley-Grad-Att-Max-Mutual"
 PAPER_VARIANTS = standard_method_names()[:6]
@@ -152,6 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             max_length=args.max_length,
             seed=args.seed,
             progress=not args.no_progress,
+            plot=plot_comparison,
         )
         summaries[view] = {
             "summary": result.summary,

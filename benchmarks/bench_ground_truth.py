@@ -5,8 +5,8 @@ Sentences of neutral filler words carry 1-3 planted VADER lexicon words of one p
 which alone decide the label (:mod:`captum_attn_shapley.demos.planted`); the test sentences use
 lexicon words never planted in training. A MiniLM fine-tuned on such sentences
 (:func:`captum_attn_shapley.demos.planted_model.load_planted_classifier`) is explained by every method
-of :func:`captum_attn_shapley.evaluation.comparison.standard_methods` through
-:func:`captum_attn_shapley.evaluation.comparison.run_comparison`, and each method's ranking of the
+of :func:`captum_attn_shapley.evaluation.standard_methods` through
+:func:`captum_attn_shapley.evaluation.run_comparison`, and each method's ranking of the
 word-pieces is scored against the planted ones: average precision (AUPRC), R-precision
 (precision = recall at k = the number of planted word-pieces) and whether the top token is
 planted; comprehensiveness, sufficiency and throughput come with the run.
@@ -26,8 +26,7 @@ import torch
 from captum_attn_shapley.capture import text_player_mask
 from captum_attn_shapley.demos import load_planted_classifier, make_planted_dataset, planted_token_mask
 from captum_attn_shapley.demos.planted import token_recovery
-from captum_attn_shapley.evaluation import run_comparison, standard_method_names, standard_methods
-from captum_attn_shapley.evaluation.comparison import mean_interval
+from captum_attn_shapley.evaluation import mean_interval, run_comparison, standard_method_names, standard_methods
 
 EXPENSIVE = ("ShapleyValueSampling",)
 

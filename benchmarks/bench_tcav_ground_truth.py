@@ -39,7 +39,7 @@ from captum_attn_shapley.visualization import plot_patch_heatmap, plot_token_hea
 def vision_figure(out: pathlib.Path, layer: int, seed: int) -> None:
     """One target image per class with its planted concept's heatmap."""
     from captum_attn_shapley.demos import load_texture_classifier, textures
-    from captum_attn_shapley.demos.vision_model import to_images, to_pixel_values
+    from captum_attn_shapley.demos.texture_vit import to_images, to_pixel_values
 
     model = load_texture_classifier()[0]
     sets = texture_concept_sets(n_concept=30, seed=seed)

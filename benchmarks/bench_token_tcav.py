@@ -30,8 +30,8 @@ from torch import nn
 
 from captum_attn_shapley import TokenTCAV, image_concept
 from captum_attn_shapley.demos import load_texture_classifier, make_texture_dataset
+from captum_attn_shapley.demos.texture_vit import to_pixel_values
 from captum_attn_shapley.demos.textures import TEXTURE_CONCEPTS, concept_images
-from captum_attn_shapley.demos.vision_model import to_pixel_values
 
 
 class Logits(nn.Module):

@@ -42,7 +42,7 @@ fi
 "$venv/bin/lint-imports"
 "$venv/bin/python" -m mypy captum_attn_shapley
 echo "== documentation site (docs/_build/html)"
-"$venv/bin/python" -m sphinx -W --keep-going -q -b html docs docs/_build/html
+"$venv/bin/python" -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 version() { "$1/bin/python" -c 'import captum, numpy, transformers; print("captum", captum.__version__, "numpy", numpy.__version__, "transformers", transformers.__version__)'; }
 echo "== fast tier with $(version "$venv")"
 "$venv/bin/python" -m pytest --durations=8 -m "not claims" ${args[@]+"${args[@]}"}

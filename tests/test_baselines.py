@@ -86,7 +86,11 @@ def test_shapley_input_equals_brute_force_on_text():
     ids, mask = text_batch(seed=6, length=7)
     method = ShapleyInput(model, special_token_ids=SPECIAL_IDS)
     phi, delta = method.attribute(
-        ids, baselines=MASK_ID, additional_forward_args=(mask,), batch_size=5, return_convergence_delta=True
+        ids,
+        baselines=MASK_ID,
+        additional_forward_args=(mask,),
+        perturbations_per_eval=5,
+        return_convergence_delta=True,
     )
     predicted = model(ids, attention_mask=mask).logits.argmax(dim=1)
     for b in range(ids.shape[0]):
@@ -99,6 +103,16 @@ def test_shapley_input_equals_brute_force_on_text():
             assert math.isclose(float(phi[b, p]), expected[p], abs_tol=1e-6)
         assert math.isclose(float(phi[b].sum()), total, abs_tol=1e-6)
     assert float(delta.abs().max()) < 1e-6
+
+
+def test_shapley_input_batch_size_is_a_deprecated_alias_of_perturbations_per_eval():
+    model = tiny_text_model("bert", seed=6)
+    ids, mask = text_batch(seed=6, length=6)
+    method = ShapleyInput(model, special_token_ids=SPECIAL_IDS)
+    common = dict(baselines=MASK_ID, additional_forward_args=(mask,))
+    expected = method.attribute(ids, perturbations_per_eval=3, **common)
+    with pytest.warns(FutureWarning, match="use `perturbations_per_eval=`"):
+        assert torch.equal(method.attribute(ids, batch_size=3, **common), expected)
 
 
 def test_shapley_input_on_images_agrees_with_captum_shapley_values():

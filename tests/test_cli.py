@@ -9,8 +9,9 @@ from tiny_models import tiny_text_model
 from transformers import AutoTokenizer
 
 from captum_attn_shapley import AttnGradShapley
+from captum_attn_shapley.attr import PAPER_VARIANTS
 from captum_attn_shapley.cli import main
-from captum_attn_shapley.cli.main import VARIANTS, resolve_methods
+from captum_attn_shapley.cli.explain import resolve_methods
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_method_names_and_bad_arguments(local_model_dir):
         "Shapley-Att-CLS",
         "Att",
     ]
-    assert resolve_methods(["all"])[:6] == list(VARIANTS)
+    assert resolve_methods(["all"])[:6] == list(PAPER_VARIANTS)
     with pytest.raises(SystemExit, match="unknown method"):
         main(["explain", "hello", "--model", str(path), "--methods", "nope"])
     with pytest.raises(SystemExit, match="text is empty"):

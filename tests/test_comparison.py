@@ -17,12 +17,20 @@ from transformers import AutoTokenizer, BertConfig, BertForSequenceClassificatio
 
 from captum_attn_shapley import AttnGradShapley
 from captum_attn_shapley.cli import main
-from captum_attn_shapley.cli.main import resolve_compare_methods
+from captum_attn_shapley.cli.compare import resolve_compare_methods
 from captum_attn_shapley.demos import load_text_dataset
 from captum_attn_shapley.demos.datasets import TweetSplit, load_hub_dataset, select_view
-from captum_attn_shapley.evaluation import MethodSpec, run_comparison, standard_method_names, standard_methods
-from captum_attn_shapley.evaluation.comparison import classifier_forward, embedding_layer, mean_interval
+from captum_attn_shapley.evaluation import (
+    MethodSpec,
+    classifier_forward,
+    embedding_layer,
+    mean_interval,
+    run_comparison,
+    standard_method_names,
+    standard_methods,
+)
 from captum_attn_shapley.metrics import faithfulness_curves
+from captum_attn_shapley.visualization import plot_comparison
 
 TEXTS = [
     "the flight was late and the crew was rude",
@@ -133,7 +141,15 @@ def test_rows_match_per_example_evaluation(small_bert, tokenizer, tmp_path):
 def test_outputs_and_resume(small_bert, tokenizer, tmp_path):
     methods = _methods(small_bert, tokenizer)
     first = run_comparison(
-        small_bert, tokenizer, TEXTS, LABELS, methods, out_dir=tmp_path, batch_size=3, progress=False
+        small_bert,
+        tokenizer,
+        TEXTS,
+        LABELS,
+        methods,
+        out_dir=tmp_path,
+        batch_size=3,
+        progress=False,
+        plot=plot_comparison,
     )
     assert [m.attribution.calls for m in methods] == [2, 2, 2]
     with open(tmp_path / "per_example.csv") as handle:

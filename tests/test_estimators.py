@@ -1,4 +1,4 @@
-"""Tests of the Shapley value estimators in ``captum_attn_shapley.shapley.estimators``.
+"""Tests of the Shapley value estimators in ``captum_attn_shapley.shapley`` (exact, permutation, kernel).
 
 The statistical tests use fixed seeds (so they are deterministic), but their thresholds are
 derived from the sampling distribution rather than tuned to the seeds: replicate-based
@@ -14,11 +14,7 @@ import torch
 from scipy import stats
 
 from captum_attn_shapley.shapley import exact_shapley, kernel_shapley, permutation_shapley, shapley_kernel_matrix
-from captum_attn_shapley.shapley.estimators import (
-    _kernel_size_probabilities,
-    _kernel_solve,
-    _sample_kernel_coalitions,
-)
+from captum_attn_shapley.shapley.kernel import _kernel_size_probabilities, _kernel_solve, _sample_kernel_coalitions
 
 F64 = torch.float64
 SAMPLERS = {"permutation": permutation_shapley, "kernel": kernel_shapley}
@@ -203,7 +199,9 @@ def test_exact_batching_and_dtype():
         assert coalitions.dtype == torch.bool and coalitions.shape[1] == n
         return game(m, coalitions)
 
-    torch.testing.assert_close(exact_shapley(counting_game, m, batch_size=100), reference, rtol=0, atol=1e-12)
+    torch.testing.assert_close(
+        exact_shapley(counting_game, m, perturbations_per_eval=100), reference, rtol=0, atol=1e-12
+    )
     assert max(calls) <= 100 and sum(calls) == 2**n
 
     m32 = random_matrix(5, seed=1, dtype=torch.float32)
@@ -282,7 +280,7 @@ def test_sampling_efficiency_and_batching(name, flag, n_samples):
     per_sample = n - 1 if name == "permutation" else 1
     assert sum(calls) == 2 + n_samples * per_sample  # v(empty), v(N) once, then the samples
     # the batch size changes how samples are grouped, not the statistical properties
-    small = SAMPLERS[name](game, m, n_samples, seed=1, batch_size=10)
+    small = SAMPLERS[name](game, m, n_samples, seed=1, perturbations_per_eval=10)
     assert abs(small.sum().item() - (table[-1] - table[0]).item()) < 1e-10
 
 
@@ -530,3 +528,14 @@ def test_many_players_kernel_unbiased(pairwise_200):
     phi = kernel_shapley(pairwise_game, w32, n_samples=8000, seed=99)
     check_float32_result(phi, exact, w64)
     assert ((phi.double() - exact).abs() < 5 * sigma / math.sqrt(8000)).all()
+
+
+@pytest.mark.parametrize("estimator", [exact_shapley, permutation_shapley, kernel_shapley])
+def test_batch_size_is_a_deprecated_alias_of_perturbations_per_eval(estimator):
+    m = random_matrix(5, seed=2)
+    args = () if estimator is exact_shapley else (64,)
+    expected = estimator(quadratic_game, m, *args, perturbations_per_eval=7)
+    with pytest.warns(FutureWarning, match="use `perturbations_per_eval=`"):
+        torch.testing.assert_close(estimator(quadratic_game, m, *args, batch_size=7), expected, rtol=0, atol=0)
+    with pytest.raises(TypeError, match="pass only `perturbations_per_eval=`"):
+        estimator(quadratic_game, m, *args, batch_size=7, perturbations_per_eval=7)

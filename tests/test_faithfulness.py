@@ -16,11 +16,11 @@ from captum_attn_shapley.metrics import (
     comprehensiveness,
     f1_of_predictions,
     faithfulness_curves,
+    selection_size,
     sufficiency,
     sufficiency_f1,
     sufficiency_predictions,
 )
-from captum_attn_shapley.metrics.faithfulness import selection_size
 from tests.tiny_models import CLS_ID, MASK_ID, PAD_ID, SEP_ID, SPECIAL_IDS, VOCAB, text_batch, tiny_text_model
 
 UNK_ID = 5
@@ -65,7 +65,7 @@ def test_hand_computed_case():
         attr,
         additional_forward_args=(mask,),
         bins=bins,
-        replacement=MASK_ID,
+        baselines=MASK_ID,
         special_token_ids=SPECIAL_IDS,
     )
     p = _sigmoid(1.5)  # predicted class 1
@@ -79,7 +79,7 @@ def test_hand_computed_case():
     assert curves.sufficiency_predictions[0].tolist() == [0, 1, 1]  # k=0: s = 0, a tie; argmax takes class 0
     expected_comp = sum(comp_drops) / 4
     expected_suff = sum(suff_drops) / 4
-    common = dict(additional_forward_args=(mask,), bins=bins, replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    common = dict(additional_forward_args=(mask,), bins=bins, baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
     assert float(comprehensiveness(model, ids, attr, **common)) == pytest.approx(expected_comp, abs=1e-7)
     assert float(sufficiency(model, ids, attr, **common)) == pytest.approx(expected_suff, abs=1e-7)
 
@@ -120,7 +120,7 @@ def test_matches_plain_python_reference_on_padded_batches(bins):
         attr,
         additional_forward_args=(mask,),
         bins=bins,
-        replacement=MASK_ID,
+        baselines=MASK_ID,
         special_token_ids=SPECIAL_IDS,
     )
     for b in range(ids.shape[0]):
@@ -140,7 +140,7 @@ def test_explicit_target_is_explained():
         attr,
         target=0,
         additional_forward_args=(mask,),
-        replacement=MASK_ID,
+        baselines=MASK_ID,
         special_token_ids=SPECIAL_IDS,
     )
     for b in range(ids.shape[0]):
@@ -155,7 +155,7 @@ def test_true_importance_beats_reversed_and_random():
     ids, mask = text_batch(seed=7, batch=16, length=14)
     sign = torch.where(model(ids, mask).argmax(1) == 1, 1.0, -1.0).unsqueeze(1)
     truth = w[ids] * sign  # importance for the predicted class
-    common = dict(additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    common = dict(additional_forward_args=(mask,), baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
     comp_true = comprehensiveness(model, ids, truth, **common)
     comp_rev = comprehensiveness(model, ids, -truth, **common)
     suff_true = sufficiency(model, ids, truth, **common)
@@ -175,7 +175,7 @@ def test_captum_attributions_of_any_shape():
     lig = LayerIntegratedGradients(model, model.embedding)
     attr3d = lig.attribute(ids, baselines=baseline, target=1, additional_forward_args=(mask,))
     assert attr3d.dim() == 3
-    common = dict(target=1, additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    common = dict(target=1, additional_forward_args=(mask,), baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
     got = comprehensiveness(model, ids, attr3d, **common)
     assert torch.allclose(got, comprehensiveness(model, ids, attr3d.sum(-1), **common))
     # for a linear model LIG recovers w[id] * mask exactly, so it is the ideal ranking
@@ -208,7 +208,7 @@ def test_special_tokens_and_padding_never_replaced():
         attr,
         additional_forward_args=(mask,),
         bins=(0, 10, 20, 50, 100),
-        replacement=UNK_ID,
+        baselines=UNK_ID,
         special_token_ids=SPECIAL_IDS,
     )
     fixed = torch.isin(ids, torch.tensor(SPECIAL_IDS))
@@ -241,16 +241,16 @@ def test_named_replacements_from_tokenizer():
         mask_token_id=MASK_ID, pad_token_id=PAD_ID, unk_token_id=UNK_ID, all_special_ids=SPECIAL_IDS
     )
     common = dict(additional_forward_args=(mask,), tokenizer=tok)
-    by_name = comprehensiveness(model, ids, attr, replacement="unk", **common)
-    assert torch.allclose(by_name, comprehensiveness(model, ids, attr, replacement=UNK_ID, **common))
+    by_name = comprehensiveness(model, ids, attr, baselines="unk", **common)
+    assert torch.allclose(by_name, comprehensiveness(model, ids, attr, baselines=UNK_ID, **common))
     assert not torch.allclose(by_name, comprehensiveness(model, ids, attr, **common))  # mask is the default
     assert torch.allclose(
         comprehensiveness(model, ids, attr, **common),
-        comprehensiveness(model, ids, attr, replacement=MASK_ID, **common),
+        comprehensiveness(model, ids, attr, baselines=MASK_ID, **common),
     )
     assert torch.allclose(
-        comprehensiveness(model, ids, attr, replacement="pad", **common),
-        comprehensiveness(model, ids, attr, replacement=PAD_ID, **common),
+        comprehensiveness(model, ids, attr, baselines="pad", **common),
+        comprehensiveness(model, ids, attr, baselines=PAD_ID, **common),
     )
 
 
@@ -260,7 +260,7 @@ def test_f1_on_sufficiency_inputs_matches_sklearn():
     ids, mask = text_batch(seed=9, batch=12, length=10)
     attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(4))
     labels = [random.Random(b).randint(0, 1) for b in range(12)]
-    common = dict(additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    common = dict(additional_forward_args=(mask,), baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
     preds = sufficiency_predictions(model, ids, attr, k=20, **common)
     # independent: build the k=20 sufficiency inputs by hand
     for b in range(12):
@@ -283,7 +283,7 @@ def test_works_with_hf_model_and_our_attributions():
     ids, mask = text_batch(seed=0, batch=3, length=9)
     attr = AttnGradShapley(model, special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
     curves = faithfulness_curves(
-        model, ids, attr, additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS
+        model, ids, attr, additional_forward_args=(mask,), baselines=MASK_ID, special_token_ids=SPECIAL_IDS
     )
     with torch.no_grad():
         probs = torch.softmax(model(ids, mask).logits.double(), 1)
@@ -304,7 +304,7 @@ def test_bad_input_raises_clear_errors():
     model = BagOfWords(_weights(8))
     ids, mask = text_batch(seed=0, batch=2, length=6)
     attr = torch.randn(ids.shape)
-    common = dict(additional_forward_args=(mask,), replacement=MASK_ID, special_token_ids=SPECIAL_IDS)
+    common = dict(additional_forward_args=(mask,), baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
     with pytest.raises(ValueError, match="attributions have shape"):
         comprehensiveness(model, ids, attr[:, :4], **common)
     with pytest.raises(ValueError, match="attributions have shape"):
@@ -327,13 +327,26 @@ def test_bad_input_raises_clear_errors():
         comprehensiveness(model, ids.float(), attr, **common)
     with pytest.raises(ValueError, match="Unknown replacement"):
         comprehensiveness(
-            model, ids, attr, additional_forward_args=(mask,), replacement="blank", special_token_ids=SPECIAL_IDS
+            model, ids, attr, additional_forward_args=(mask,), baselines="blank", special_token_ids=SPECIAL_IDS
         )
     with pytest.raises(ValueError, match="special tokens"):
-        comprehensiveness(
-            lambda x, m: model(x, m), ids, attr, additional_forward_args=(mask,), replacement=MASK_ID
-        )
+        comprehensiveness(lambda x, m: model(x, m), ids, attr, additional_forward_args=(mask,), baselines=MASK_ID)
     with pytest.raises(ValueError, match="not one of the bins"):
         faithfulness_curves(model, ids, attr, **common).predictions_at(30)
     with pytest.raises(ValueError, match="out of range"):
         comprehensiveness(model, ids, attr, target=5, **common)
+
+
+@pytest.mark.parametrize("metric", [comprehensiveness, sufficiency, faithfulness_curves])
+def test_replacement_is_a_deprecated_alias_of_baselines(metric):
+    model = BagOfWords(_weights(1))
+    ids, mask = text_batch(seed=2, batch=3, length=8)
+    attr = torch.randn(ids.shape, generator=torch.Generator().manual_seed(1))
+    common = dict(additional_forward_args=(mask,), special_token_ids=SPECIAL_IDS)
+    expected = comprehensiveness(model, ids, attr, baselines=UNK_ID, **common)
+    with pytest.warns(FutureWarning, match="use `baselines=`"):
+        old = metric(model, ids, attr, replacement=UNK_ID, **common)
+    if metric is comprehensiveness:
+        assert torch.equal(old, expected)
+    with pytest.raises(TypeError, match="pass only `baselines=`"):
+        metric(model, ids, attr, replacement=UNK_ID, baselines=UNK_ID, **common)

@@ -22,7 +22,7 @@ import torch
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
 from captum_attn_shapley.demos.insights_app import embedded_visualizer
-from captum_attn_shapley.demos.vision_model import to_pixel_values
+from captum_attn_shapley.demos.texture_vit import to_pixel_values
 from captum_attn_shapley.visualization import patch_attributions_to_pixels
 from captum_attn_shapley.visualization.insights import (
     INSIGHTS_HELP,

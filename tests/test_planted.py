@@ -7,13 +7,8 @@ from transformers import AutoTokenizer
 
 from captum_attn_shapley.demos import default_model, make_planted_dataset, planted_token_mask
 from captum_attn_shapley.demos.default_model import fine_tune
-from captum_attn_shapley.demos.planted import (
-    FILLER_WORDS,
-    lexicon_split,
-    sentiment_lexicon,
-    token_recovery,
-    vader_entries,
-)
+from captum_attn_shapley.demos.planted import token_recovery
+from captum_attn_shapley.demos.planted_words import FILLER_WORDS, lexicon_split, sentiment_lexicon, vader_entries
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from captum_attn_shapley.capture import text_player_mask  # noqa: E402
 from captum_attn_shapley.cli import main  # noqa: E402
 from captum_attn_shapley.demos import load_text_dataset  # noqa: E402
 from captum_attn_shapley.demos.datasets import select_view  # noqa: E402
-from captum_attn_shapley.evaluation.comparison import classifier_forward  # noqa: E402
+from captum_attn_shapley.evaluation import classifier_forward  # noqa: E402
 from captum_attn_shapley.metrics import comprehensiveness, sufficiency, sufficiency_predictions  # noqa: E402
 from captum_attn_shapley.visualization import (  # noqa: E402
     attribution_report,
@@ -265,7 +265,7 @@ def test_text_report_shows_the_scores_prediction_and_metrics(default_classifier,
 
 def test_image_report_overlays_follow_the_patch_scores(texture_classifier):
     from captum_attn_shapley.demos import make_texture_dataset
-    from captum_attn_shapley.demos.vision_model import to_pixel_values
+    from captum_attn_shapley.demos.texture_vit import to_pixel_values
 
     model = texture_classifier[0]
     data = make_texture_dataset(2, seed=3)

@@ -6,6 +6,13 @@ import torch
 from skimage.measure import label as connected_components
 
 from captum_attn_shapley.demos import make_texture_dataset, vision_model
+from captum_attn_shapley.demos.texture_vit import (
+    predict,
+    texture_image_processor,
+    texture_vit_config,
+    to_images,
+    to_pixel_values,
+)
 from captum_attn_shapley.demos.textures import (
     BACKGROUNDS,
     CLASS_NAMES,
@@ -18,14 +25,7 @@ from captum_attn_shapley.demos.textures import (
     concept_images,
     patch_mask_fraction,
 )
-from captum_attn_shapley.demos.vision_model import (
-    predict,
-    texture_image_processor,
-    texture_vit_config,
-    to_images,
-    to_pixel_values,
-    train_texture_vit,
-)
+from captum_attn_shapley.demos.vision_model import train_texture_vit
 
 PALETTE_NAMES = tuple(PALETTE)
 PALETTE_RGB = torch.tensor([PALETTE[name] for name in PALETTE_NAMES])

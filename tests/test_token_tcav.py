@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from captum.concept import TCAV, Concept
-from captum.concept._core.cav import CAV
+from captum.concept import CAV, TCAV, Concept
 from scipy import stats
 from torch import nn
 
 from captum_attn_shapley import TokenTCAV, image_concept, text_concept
 from captum_attn_shapley.concept import (
+    TABLE_COLUMNS,
     TokenLogisticClassifier,
     TokenTCAVScores,
     correct_pvalues,
@@ -20,7 +20,6 @@ from captum_attn_shapley.concept import (
     tcav_table,
     ttest_against_half,
 )
-from captum_attn_shapley.concept.scores import TABLE_COLUMNS
 from tests.tiny_models import CLS_ID, PAD_ID, SEP_ID, SPECIAL_IDS, VOCAB, tiny_image_model, tiny_text_model
 
 IMAGE = 16

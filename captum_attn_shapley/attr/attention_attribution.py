@@ -11,17 +11,19 @@ from torch.nn import Module
 
 from captum_attn_shapley._utils.forward import as_tuple
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
-from captum_attn_shapley.capture.influence_matrix import check_weighting, influence_matrix
-from captum_attn_shapley.capture.players import (
+from captum_attn_shapley.capture import (
+    AttentionCapture,
+    CapturedAttention,
+    ModuleSpec,
+    OutputSelector,
     TokenLayout,
-    check_player_mask,
     default_player_mask,
-    infer_layout,
-    model_special_token_ids,
-    real_token_mask,
+    influence_matrix,
+    resolve_special_token_ids,
     unique_ids,
 )
+from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.players import check_player_mask, infer_layout, real_token_mask
 
 
 @dataclass
@@ -98,7 +100,7 @@ class AttentionAttribution(Attribution):
     def special_token_ids(self) -> List[int]:
         """Token ids never treated as players (resolved lazily, see the class docstring)."""
         if self._special_token_ids is None:
-            self._special_token_ids = model_special_token_ids(self.model)
+            self._special_token_ids = resolve_special_token_ids(None, model=self.model, required=False)
         return self._special_token_ids
 
     def _prepare(

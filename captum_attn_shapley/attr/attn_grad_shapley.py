@@ -10,22 +10,20 @@ from torch.nn import Module
 
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
-from captum_attn_shapley.capture.attention import ModuleSpec, OutputSelector
+from captum_attn_shapley.capture import ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.influence_matrix import check_weighting
 from captum_attn_shapley.capture.players import players_of
-from captum_attn_shapley.shapley.estimators import (
+from captum_attn_shapley.shapley import (
     exact_shapley,
+    game_function,
     grand_coalition_gain,
+    grand_coalition_value,
     kernel_shapley,
     permutation_shapley,
-)
-from captum_attn_shapley.shapley.games import (
-    GameLike,
-    check_game,
-    game_function,
-    grand_coalition_value,
     shapley_values,
 )
+from captum_attn_shapley.shapley._checks import check_choice
+from captum_attn_shapley.shapley.games import GameLike, check_game
 
 #: Accepted values of the ``estimator`` option.
 ESTIMATORS = ("exact", "permutation", "kernel")
@@ -193,8 +191,7 @@ class AttnGradShapley(AttentionAttribution):
                         estimators).
         """
         game, weighting = self._options(game, weighting)
-        if estimator not in ESTIMATORS:
-            raise ValueError(f"Unknown estimator {estimator!r}: use one of {list(ESTIMATORS)}.")
+        check_choice(estimator, ESTIMATORS, "estimator")
         batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
         phi, total = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)

@@ -9,7 +9,7 @@ from captum.attr import Attribution
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_attn_shapley._utils.forward import logits_from_output
+from captum_attn_shapley._utils.forward import class_probabilities, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 
 SHAP_INSTALL_HINT = 'pip install "captum-attn-shapley[shap]"'
@@ -316,7 +316,7 @@ class ShapText(Attribution):
                 mask = enc["attention_mask"].to(device=device, dtype=mask_dtype)
                 with torch.no_grad():
                     logits = logits_from_output(self.forward_func(ids, mask, *extra))
-                out.append(torch.softmax(logits.double(), dim=1)[:, target].cpu())
+                out.append(class_probabilities(logits)[:, target].cpu())
             if not out:
                 return np.zeros(0)
             return torch.cat(out).numpy()

@@ -7,11 +7,18 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
-from captum_attn_shapley._utils.forward import as_tuple, logits_from_output
+from captum_attn_shapley._utils.forward import (
+    as_tuple,
+    class_probabilities,
+    forward_args_tuple,
+    logits_from_output,
+)
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
-from captum_attn_shapley.capture.players import TokenLayout, players_of
-from captum_attn_shapley.shapley.estimators import exact_shapley, grand_coalition_gain
+from captum_attn_shapley.capture import TokenLayout
+from captum_attn_shapley.capture.players import players_of
+from captum_attn_shapley.shapley import exact_shapley, grand_coalition_gain
+from captum_attn_shapley.shapley._deprecation import renamed_keyword
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -41,6 +48,7 @@ class ShapleyInput(AttentionAttribution):
     def has_convergence_delta(self) -> bool:
         return True
 
+    @renamed_keyword("batch_size", "perturbations_per_eval")
     @log_usage()
     def attribute(
         self,
@@ -50,7 +58,7 @@ class ShapleyInput(AttentionAttribution):
         additional_forward_args: Any = None,
         player_mask: Optional[Tensor] = None,
         max_players: int = 14,
-        batch_size: int = 256,
+        perturbations_per_eval: int = 256,
         return_convergence_delta: bool = False,
     ) -> Union[AttributionOutput, Tuple[AttributionOutput, Tensor]]:
         r"""
@@ -63,15 +71,16 @@ class ShapleyInput(AttentionAttribution):
             target, additional_forward_args, player_mask: As in
                         :meth:`AttnGradShapley.attribute`.
             max_players (int): Largest number of players accepted (``2^n`` forwards).
-            batch_size (int): Coalitions per forward pass.
+            perturbations_per_eval (int): Coalitions per forward pass (Captum's name). Formerly
+                        ``batch_size`` (deprecated alias, removed in the next release).
             return_convergence_delta (bool): Also return the efficiency gap.
 
         Returns:
             Attributions in the same layout as :meth:`AttnGradShapley.attribute`
             (and the delta, shape ``(batch,)``, if requested).
         """
-        if batch_size < 1:
-            raise ValueError("batch_size must be at least 1.")
+        if perturbations_per_eval < 1:
+            raise ValueError("perturbations_per_eval must be at least 1.")
         prepared = self._prepare(inputs, target, additional_forward_args, "attention", None, player_mask)
         if prepared.layout.kind == "text" and baselines is None:
             raise ValueError(
@@ -88,7 +97,9 @@ class ShapleyInput(AttentionAttribution):
         phi = torch.zeros(prepared.players.shape, dtype=torch.float64)
         totals: List[Tensor] = []
         for b in range(prepared.players.shape[0]):
-            game = _ModelGame(self, prepared, b, inputs, baselines, additional_forward_args, batch_size)
+            game = _ModelGame(
+                self, prepared, b, inputs, baselines, additional_forward_args, perturbations_per_eval
+            )
             idx = players_of(prepared.players[b]).cpu()
             unused = torch.zeros(idx.numel(), idx.numel())  # the model game ignores the matrix
             if idx.numel():
@@ -114,7 +125,7 @@ class _ModelGame:
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         baselines: Union[int, float, None],
         additional_forward_args: Any,
-        batch_size: int,
+        perturbations_per_eval: int,
     ) -> None:
         self.method = method
         self.layout: TokenLayout = prepared.layout
@@ -123,11 +134,10 @@ class _ModelGame:
         inputs_tuple = as_tuple(inputs)
         self.first = inputs_tuple[0][index : index + 1]
         self.rest = tuple(_row(t, index, inputs_tuple[0].shape[0]) for t in inputs_tuple[1:])
-        extra = additional_forward_args
-        extra = () if extra is None else (extra if isinstance(extra, tuple) else (extra,))
+        extra = forward_args_tuple(additional_forward_args)
         self.extra = tuple(_row(a, index, inputs_tuple[0].shape[0]) for a in extra)
         self.baseline = 0.0 if baselines is None else baselines
-        self.batch_size = batch_size
+        self.perturbations_per_eval = perturbations_per_eval
 
     def _masked(self, coalitions: Tensor) -> Tensor:
         k = coalitions.shape[0]
@@ -151,14 +161,14 @@ class _ModelGame:
     @torch.no_grad()
     def __call__(self, m: Tensor, coalitions: Tensor) -> Tensor:
         values = []
-        for start in range(0, coalitions.shape[0], self.batch_size):
-            chunk = coalitions[start : start + self.batch_size]
+        for start in range(0, coalitions.shape[0], self.perturbations_per_eval):
+            chunk = coalitions[start : start + self.perturbations_per_eval]
             k = chunk.shape[0]
             x = self._masked(chunk)
             rest = tuple(_expand(t, k) for t in self.rest)
             extra = tuple(_expand(a, k) for a in self.extra)
             logits = logits_from_output(self.method.forward_func(x, *rest, *extra))
-            values.append(torch.softmax(logits.double(), dim=1)[:, self.target])
+            values.append(class_probabilities(logits)[:, self.target])
         return torch.cat(values).cpu()
 
 

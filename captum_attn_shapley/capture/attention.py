@@ -17,10 +17,9 @@ Captum-style ``forward_func`` (the model itself or a function wrapping it) it
 """
 
 import contextlib
-import functools
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -28,15 +27,19 @@ from torch.nn import Module
 
 from captum_attn_shapley._utils.forward import forward_args_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-
-#: Where the attention probabilities sit in an attention module's output: an index into
-#: the output tuple, ``None`` when the output is the probability tensor itself, or a
-#: callable that extracts it.
-OutputSelector = Union[int, None, Callable[[Any], Optional[Tensor]]]
-
-ModuleSpec = Union[str, Module]
-
-_EAGER = "eager"
+from captum_attn_shapley.capture.discovery import (
+    ModuleSpec,
+    OutputSelector,
+    discover_attention_modules,
+    find_model,
+)
+from captum_attn_shapley.capture.eager import (
+    check_image_size,
+    check_input_length,
+    eager_attention,
+    grad_enabled_parameters,
+    pretrained_roots,
+)
 
 
 @dataclass
@@ -82,172 +85,6 @@ def _first_tensor(output: Any) -> Optional[Tensor]:
     return getattr(output, "last_hidden_state", None)
 
 
-def _modules_referenced_by(func: Any, depth: int = 0) -> List[Module]:
-    """Modules a callable can reach: bound ``self``, partial arguments, closure cells, globals."""
-    if depth > 3 or func is None:
-        return []
-    if isinstance(func, Module):
-        return [func]
-    found: List[Module] = []
-    if isinstance(func, functools.partial):
-        for obj in (func.func, *func.args, *func.keywords.values()):
-            found += _modules_referenced_by(obj, depth + 1)
-        return found
-    bound_self = getattr(func, "__self__", None)
-    if isinstance(bound_self, Module):
-        return [bound_self]
-    wrapped = getattr(func, "__wrapped__", None)
-    if wrapped is not None:
-        found += _modules_referenced_by(wrapped, depth + 1)
-    code = getattr(func, "__code__", None)
-    for cell in getattr(func, "__closure__", None) or ():
-        try:
-            contents = cell.cell_contents
-        except ValueError:  # empty cell
-            continue
-        if isinstance(contents, Module) or callable(contents):
-            found += _modules_referenced_by(contents, depth + 1)
-    if code is not None:
-        func_globals = getattr(func, "__globals__", {})
-        for name in code.co_names:
-            obj = func_globals.get(name)
-            if isinstance(obj, Module):
-                found.append(obj)
-    return found
-
-
-def find_model(forward_func: Callable, model: Optional[Module] = None) -> Module:
-    r"""
-    Finds the transformer behind a Captum-style forward function.
-
-    Args:
-        forward_func (Callable): The model itself, a bound method of it, a
-                    ``functools.partial`` around it, or a function that calls it (as a
-                    closure variable or a module-level global).
-        model (Module, optional): The model, given explicitly; returned as is.
-
-    Returns:
-        Module: The model whose attention is captured.
-    """
-    if model is not None:
-        if not isinstance(model, Module):
-            raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
-        return model
-    candidates = _modules_referenced_by(forward_func)
-    # Keep only the outermost modules (drop those contained in another candidate).
-    unique: List[Module] = []
-    for cand in candidates:
-        if any(cand is u for u in unique):
-            continue
-        unique.append(cand)
-    outer = [c for c in unique if not any(o is not c and any(sub is c for sub in o.modules()) for o in unique)]
-    if len(outer) == 1:
-        return outer[0]
-    what = "no torch.nn.Module" if not outer else f"{len(outer)} different modules"
-    raise ValueError(
-        f"Could not find the model behind forward_func: it references {what}. "
-        "Pass the model explicitly, e.g. AttnGradShapley(forward_func, model=model)."
-    )
-
-
-def _hf_attention_specs(model: Module) -> List[Tuple[Optional[type], Optional[str], int, Optional[str]]]:
-    """(class, class-name suffix, output index, layer-name filter) from ``_can_record_outputs``."""
-    specs: List[Tuple[Optional[type], Optional[str], int, Optional[str]]] = []
-    for sub in model.modules():
-        recordable = getattr(type(sub), "_can_record_outputs", None)
-        if not isinstance(recordable, dict) or "attentions" not in recordable:
-            continue
-        entries = recordable["attentions"]
-        for entry in entries if isinstance(entries, (list, tuple)) else [entries]:
-            if isinstance(entry, type):
-                specs.append((entry, None, 1, None))
-            elif isinstance(entry, str):
-                specs.append((None, entry, 1, None))
-            elif hasattr(entry, "target_class") or hasattr(entry, "class_name"):
-                specs.append(
-                    (
-                        getattr(entry, "target_class", None),
-                        getattr(entry, "class_name", None),
-                        int(getattr(entry, "index", 1)),
-                        getattr(entry, "layer_name", None),
-                    )
-                )
-        break  # the outermost declaring model describes its whole tree
-    return specs
-
-
-def discover_attention_modules(
-    model: Module, attention_modules: Optional[Sequence[ModuleSpec]] = None, output_selector: OutputSelector = 1
-) -> List[Tuple[str, Module, OutputSelector]]:
-    r"""
-    Lists the self-attention modules of a model, in forward (layer) order.
-
-    Args:
-        model (Module): The transformer.
-        attention_modules (sequence of str or Module, optional): The attention modules,
-                    named as in ``model.named_modules()`` or given as objects. Default:
-                    discovered from the Hugging Face ``_can_record_outputs`` declaration
-                    (BERT, RoBERTa, DistilBERT, ViT, DeiT and most other HF encoders).
-        output_selector (int, None or Callable): For user-named modules, where the
-                    attention probabilities are in the module's output: an index into
-                    its output tuple (default 1, the Hugging Face convention), ``None``
-                    when the output is the probability tensor itself (e.g. a dropout
-                    applied to the probabilities), or a callable.
-
-    Returns:
-        list of (name, module, selector): One entry per layer.
-    """
-    named = list(model.named_modules())
-    if attention_modules is not None:
-        if len(attention_modules) == 0:
-            raise ValueError("`attention_modules` is empty: name at least one attention module.")
-        by_name = dict(named)
-        result = []
-        for spec in attention_modules:
-            if isinstance(spec, str):
-                if spec not in by_name:
-                    hint = [n for n in by_name if "attn" in n.lower() or "attention" in n.lower()]
-                    raise ValueError(
-                        f"No module named {spec!r} in {type(model).__name__}. "
-                        f"Attention-like modules are: {hint[:8]}{' ...' if len(hint) > 8 else ''}"
-                    )
-                result.append((spec, by_name[spec], output_selector))
-            elif isinstance(spec, Module):
-                name = next((n for n, m in named if m is spec), None)
-                if name is None:
-                    raise ValueError(
-                        f"The given {type(spec).__name__} module is not part of {type(model).__name__}."
-                    )
-                result.append((name, spec, output_selector))
-            else:
-                raise TypeError(
-                    f"attention_modules entries must be module names or modules, got {type(spec).__name__}."
-                )
-        return result
-    found: List[Tuple[str, Module, OutputSelector]] = []
-    for cls, suffix, index, layer_name in _hf_attention_specs(model):
-        for name, module in named:
-            if cls is not None and not isinstance(module, cls):
-                if suffix is None or not name.endswith(suffix):
-                    continue
-            elif cls is None and (suffix is None or not name.endswith(suffix)):
-                continue
-            if layer_name is not None and f".{layer_name.strip('.')}." not in f"{name}.":
-                continue
-            if not any(module is f[1] for f in found):
-                found.append((name, module, index))
-    if not found:
-        raise ValueError(
-            f"Could not discover the attention modules of {type(model).__name__}: it is not a "
-            "Hugging Face model that declares them. Name them explicitly, e.g. "
-            "attention_modules=['encoder.layers.0.attn', ...], and say where the probabilities are in "
-            "their output with attention_output_index (an index, or None if the module outputs them)."
-        )
-    order = {id(m): i for i, (_, m) in enumerate(named)}
-    found.sort(key=lambda f: order[id(f[1])])
-    return found
-
-
 def _select(output: Any, selector: OutputSelector) -> Optional[Tensor]:
     if callable(selector):
         return selector(output)
@@ -258,128 +95,6 @@ def _select(output: Any, selector: OutputSelector) -> Optional[Tensor]:
     if isinstance(output, Tensor) and selector == 0:
         return output
     return None
-
-
-def _check_length(model: Module, input_ids: Any) -> None:
-    """Over-long text inputs get a clear error instead of an index error deep in the model."""
-    config = getattr(model, "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(input_ids, Tensor) and input_ids.dim() == 2 and isinstance(limit, int):
-        if input_ids.shape[1] > limit:
-            raise ValueError(
-                f"The input has {input_ids.shape[1]} tokens but {type(model).__name__} accepts at most "
-                f"{limit}. Truncate it, e.g. tokenizer(texts, truncation=True, max_length={limit})."
-            )
-
-
-def _check_image_size(model: Module, inputs: Dict[str, Any]) -> None:
-    """Images of the wrong size get an error that says which size the model expects."""
-    pixels = inputs.get("pixel_values")
-    config = getattr(model, "config", None)
-    size = getattr(config, "image_size", None)
-    if not isinstance(pixels, Tensor) or size is None or inputs.get("interpolate_pos_encoding"):
-        return
-    expected = (int(size), int(size)) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    channels = getattr(config, "num_channels", None)
-    if pixels.dim() != 4:
-        raise ValueError(
-            f"pixel_values must be a batch of images (batch, channels, height, width); got shape "
-            f"{tuple(pixels.shape)}. Add the batch dimension with pixel_values.unsqueeze(0)."
-        )
-    if tuple(pixels.shape[-2:]) != expected or (isinstance(channels, int) and pixels.shape[1] != channels):
-        raise ValueError(
-            f"Images of shape {tuple(pixels.shape[1:])} do not fit {type(model).__name__}, which expects "
-            f"({channels}, {expected[0]}, {expected[1]}). Resize them, e.g. with the model's image "
-            "processor (processor(images, return_tensors='pt')), or pass interpolate_pos_encoding=True."
-        )
-
-
-def _configs_with_attn_implementation(model: Module) -> List[Any]:
-    configs: List[Any] = []
-    for sub in model.modules():
-        cfg = getattr(sub, "config", None)
-        if cfg is not None and hasattr(cfg, "_attn_implementation"):
-            if not any(cfg is c for c in configs):
-                configs.append(cfg)
-    return configs
-
-
-def _pretrained_roots(model: Module) -> List[Any]:
-    """Outermost submodules that can switch their attention implementation (HF models)."""
-    roots: List[Any] = []
-    for sub in model.modules():
-        if callable(getattr(sub, "set_attn_implementation", None)):
-            if not any(any(s is sub for s in r.modules()) for r in roots):
-                roots.append(sub)
-    return roots
-
-
-@contextlib.contextmanager
-def eager_attention(model: Module, switch: bool = True) -> Iterator[None]:
-    r"""
-    Context manager that makes a Hugging Face model use eager attention for its body.
-
-    ``sdpa`` and flash attention never materialise the attention probabilities, so
-    ``output_attentions`` and forward hooks see nothing. Inside this context the model
-    runs with ``attn_implementation="eager"``; the original implementation is restored on
-    exit, also when an exception is raised.
-
-    Args:
-        model (Module): The model (any module; non-Hugging Face modules are left alone).
-        switch (bool): If False, raise a clear error instead of switching.
-    """
-    configs = _configs_with_attn_implementation(model)
-    previous = [(cfg, cfg._attn_implementation) for cfg in configs]
-    needs = [cfg for cfg, impl in previous if impl not in (_EAGER, None)]
-    if not needs:
-        yield
-        return
-    impls = sorted({str(cfg._attn_implementation) for cfg in needs})
-    if not switch:
-        raise RuntimeError(
-            f"{type(model).__name__} uses {'/'.join(impls)} attention, which does not expose attention "
-            "probabilities. Load it with attn_implementation='eager' (e.g. "
-            "AutoModelForSequenceClassification.from_pretrained(name, attn_implementation='eager')), call "
-            "model.set_attn_implementation('eager'), or allow switching with switch_to_eager=True."
-        )
-    roots = _pretrained_roots(model)
-    if not roots:
-        raise RuntimeError(
-            f"{type(model).__name__} uses {'/'.join(impls)} attention and has no set_attn_implementation "
-            "to switch it to eager. Load the model with attn_implementation='eager'."
-        )
-    root_previous = [(r, r.config._attn_implementation) for r in roots]
-    try:
-        for root in roots:
-            root.set_attn_implementation(_EAGER)
-        still = [cfg for cfg in configs if cfg._attn_implementation not in (_EAGER, None)]
-        if still:
-            raise RuntimeError(
-                f"Could not switch {type(model).__name__} to eager attention; load it with "
-                "attn_implementation='eager'."
-            )
-        yield
-    finally:
-        for root, impl in root_previous:
-            root.set_attn_implementation(impl)
-        for cfg, impl in previous:  # sub-configs the roots did not restore
-            if cfg._attn_implementation != impl:
-                cfg._attn_implementation_internal = impl
-
-
-@contextlib.contextmanager
-def _grad_enabled_parameters(model: Module, needed: bool) -> Iterator[None]:
-    """Temporarily lets a frozen model build an autograd graph; flags are restored on exit."""
-    frozen = [p for p in model.parameters() if not p.requires_grad] if needed else []
-    if needed and len(frozen) < sum(1 for _ in model.parameters()):
-        frozen = []  # some parameters already require grad: the graph is built anyway
-    try:
-        for p in frozen:
-            p.requires_grad_(True)
-        yield
-    finally:
-        for p in frozen:
-            p.requires_grad_(False)
 
 
 class AttentionCapture:
@@ -555,18 +270,18 @@ class AttentionCapture:
                 model_inputs.update(extra_kwargs if isinstance(extra_kwargs, dict) else {})
             except (TypeError, ValueError):
                 model_inputs.update(kwargs)
-            _check_length(module, model_inputs.get("input_ids"))
-            _check_image_size(module, model_inputs)
+            check_input_length(module, model_inputs.get("input_ids"))
+            check_image_size(module, model_inputs)
 
         with contextlib.ExitStack() as stack:
             stack.enter_context(eager_attention(self.model, self.switch_to_eager))
-            stack.enter_context(_grad_enabled_parameters(self.model, need_graph))
+            stack.enter_context(grad_enabled_parameters(self.model, need_graph))
             for idx, (name, module, selector) in enumerate(self.modules):
                 hooks.append(module.register_forward_hook(make_hook(idx, name, selector)))
             for idx, module in enumerate(state_list):
                 hooks.append(module.register_forward_hook(make_state_hook(idx)))
             # The inputs are read where the transformer itself receives them, inside any wrapper.
-            transformer = next(iter(_pretrained_roots(self.model)), self.model)
+            transformer = next(iter(pretrained_roots(self.model)), self.model)
             hooks.append(transformer.register_forward_pre_hook(pre_hook, with_kwargs=True))
             try:
                 grad_mode = torch.enable_grad() if need_graph else torch.no_grad()

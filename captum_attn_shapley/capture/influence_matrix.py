@@ -5,6 +5,8 @@ from typing import List, Optional, Sequence
 
 from torch import Tensor
 
+from captum_attn_shapley.shapley._checks import check_choice
+
 #: Accepted values of the ``weighting`` option.
 WEIGHTINGS = ("attention", "grad_attention")
 
@@ -20,9 +22,7 @@ def check_weighting(weighting: str) -> str:
     Returns:
         str: The weighting.
     """
-    if weighting not in WEIGHTINGS:
-        raise ValueError(f"Unknown weighting {weighting!r}: use one of {list(WEIGHTINGS)}.")
-    return weighting
+    return check_choice(weighting, WEIGHTINGS, "weighting")
 
 
 def influence_matrix(

@@ -1,20 +1,22 @@
 #!/usr/bin/env python3
 """Who the players are: token layout of a batch and the default player mask (SPEC §1).
 
+The special tokens (never players) are resolved in :mod:`.special_tokens`.
+
 Text: every real token except the classification token (position 0), the other special
 tokens and padding. Images: every patch token (class, distillation and register tokens
 excluded).
 """
 
-import warnings
 from dataclasses import dataclass
-from typing import Any, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Iterable, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.capture.attention import CapturedAttention
+from captum_attn_shapley.capture.discovery import config_value
 
 
 @dataclass
@@ -52,91 +54,6 @@ class TokenLayout:
         return patches.reshape(token_scores.shape[0], *self.grid)
 
 
-def _config_value(model: Module, name: str) -> Any:
-    for sub in model.modules():
-        cfg = getattr(sub, "config", None)
-        value = getattr(cfg, name, None) if cfg is not None else None
-        if value is not None:
-            return value
-    return None
-
-
-def config_special_token_ids(model: Module) -> List[int]:
-    r"""
-    Special token ids named in a Hugging Face config (pad, bos, eos, sep, cls, mask).
-
-    Args:
-        model (Module): The model.
-
-    Returns:
-        list[int]: The ids found (possibly empty).
-    """
-    ids = set()
-    for name in ("pad_token_id", "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "mask_token_id"):
-        value = _config_value(model, name)
-        if isinstance(value, int):
-            ids.add(value)
-        elif isinstance(value, (list, tuple)):
-            ids.update(v for v in value if isinstance(v, int))
-    return sorted(ids)
-
-
-def offline_tokenizer(model: Module) -> Any:
-    r"""
-    The tokenizer saved beside the model, if it loads offline from ``model.name_or_path``
-    (a local directory or the local hub cache).
-
-    Args:
-        model (Module): A Hugging Face model.
-
-    Returns:
-        The tokenizer, or None if none was found.
-    """
-    path = getattr(model, "name_or_path", None) or _config_value(model, "_name_or_path")
-    if not path:
-        return None
-    try:
-        from transformers import AutoTokenizer
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return AutoTokenizer.from_pretrained(path, local_files_only=True)
-    except Exception:  # noqa: BLE001 - any failure means "no tokenizer available offline"
-        return None
-
-
-def tokenizer_special_token_ids(model: Module) -> Optional[List[int]]:
-    r"""
-    Special token ids of the tokenizer saved beside the model (:func:`offline_tokenizer`).
-
-    Args:
-        model (Module): A Hugging Face model.
-
-    Returns:
-        list[int] or None: ``tokenizer.all_special_ids``, or None if no tokenizer was found.
-    """
-    tokenizer = offline_tokenizer(model)
-    if tokenizer is None:
-        return None
-    return sorted(set(int(i) for i in tokenizer.all_special_ids))
-
-
-def model_special_token_ids(model: Module) -> List[int]:
-    r"""
-    The special token ids of a model: those of its config and of the tokenizer saved
-    beside it.
-
-    Args:
-        model (Module): A Hugging Face model.
-
-    Returns:
-        list[int]: Sorted ids (possibly empty).
-    """
-    ids = set(config_special_token_ids(model))
-    ids.update(tokenizer_special_token_ids(model) or [])
-    return sorted(ids)
-
-
 def infer_layout(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
     r"""
     Works out whether the batch is text, image patches or a generic token sequence.
@@ -152,7 +69,7 @@ def infer_layout(captured: CapturedAttention, model: Module, inputs: Tuple[Any, 
     num_tokens = captured.attentions[0].shape[-1]
     pixels = captured.model_inputs.get("pixel_values")
     if isinstance(pixels, Tensor) and pixels.dim() == 4:
-        patch = _config_value(model, "patch_size")
+        patch = config_value(model, "patch_size")
         if isinstance(patch, (list, tuple)):
             patch_h, patch_w = int(patch[0]), int(patch[1])
         elif isinstance(patch, int):
@@ -303,8 +220,3 @@ def check_player_mask(player_mask: Tensor, batch: int, num_tokens: int, layout: 
 def players_of(mask_row: Tensor) -> Tensor:
     """Indices of the players in one example's mask."""
     return torch.nonzero(mask_row, as_tuple=False).flatten()
-
-
-def unique_ids(ids: Optional[Sequence[int]]) -> List[int]:
-    """Sorted, de-duplicated ids."""
-    return sorted(set(int(i) for i in ids)) if ids is not None else []

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
-from captum.concept._utils.classifier import Classifier
+from captum.concept import Classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 class TokenLogisticClassifier(Classifier):
     r"""
     A logistic-regression concept classifier for Captum's
-    :class:`~captum.concept._utils.classifier.Classifier` interface, trained on token
+    :class:`~captum.concept.Classifier` interface, trained on token
     activations (one row per token).
 
     Unlike Captum's ``DefaultClassifier`` (SGD, unseeded split) it is deterministic given

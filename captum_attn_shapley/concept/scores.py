@@ -6,6 +6,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from torch import Tensor
 
+from captum_attn_shapley._utils.formatting import format_number
+
 #: Columns of :func:`tcav_table`, in order.
 TABLE_COLUMNS = (
     "concept_set",
@@ -137,18 +139,6 @@ def _value(tensor: Optional[Tensor], i: int) -> float:
     return float(tensor[i])
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if value != 0 and abs(value) < 1e-3:
-            return f"{value:.1e}"
-        return f"{value:.3f}"
-    return str(value)
-
-
 def tcav_table(scores: TokenTCAVScores, markdown: bool = False, columns: Optional[Sequence[str]] = None) -> Any:
     r"""
     Turns :meth:`TokenTCAV.interpret` results into a table.
@@ -187,5 +177,5 @@ def tcav_table(scores: TokenTCAVScores, markdown: bool = False, columns: Optiona
         raise ValueError(f"Unknown columns {unknown}; choose from {TABLE_COLUMNS}.")
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
     for row in rows:
-        lines.append("| " + " | ".join(_fmt(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(format_number(row[c], digits=3) for c in columns) + " |")
     return "\n".join(lines) + "\n"

@@ -16,60 +16,54 @@ A subclass of Captum's :class:`captum.concept.TCAV` that keeps Captum's ``Concep
    test against random concepts and a multiple-testing correction.
 """
 
-import inspect
-import json
-import os
-import warnings
-import zlib
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from captum._utils.typing import TensorOrTupleOfTensorsGeneric
-from captum.concept import TCAV, Concept
-from captum.concept._core.cav import CAV
-from captum.concept._utils.classifier import Classifier
+from captum.concept import CAV, TCAV, Classifier, Concept
 from captum.concept._utils.common import concepts_to_str
 from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
-from torch.utils.data import DataLoader, TensorDataset
 from tqdm.auto import tqdm
 
-from captum_attn_shapley._utils.fingerprint import model_fingerprint, settings_digest
-from captum_attn_shapley._utils.forward import forward_args_tuple
+from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, ModuleSpec, OutputSelector
-from captum_attn_shapley.capture.players import (
+from captum_attn_shapley.capture import (
+    AttentionCapture,
+    CapturedAttention,
+    ModuleSpec,
+    OutputSelector,
     default_player_mask,
-    infer_layout,
-    model_special_token_ids,
-    real_token_mask,
-    unique_ids,
+    resolve_special_token_ids,
 )
+from captum_attn_shapley.capture.players import infer_layout
+from captum_attn_shapley.concept._activations import (
+    capture_token_gradients,
+    sensitivity_map,
+    token_activations,
+    token_terms,
+)
+from captum_attn_shapley.concept._assembly import (
+    add_random_test,
+    apply_correction,
+    assemble_scores,
+    random_pairs,
+    stack_cavs,
+)
+from captum_attn_shapley.concept._cav_store import cav_folder, cav_location, check_model_record, load_or_train_cavs
+from captum_attn_shapley.concept._cav_training import CAVSettings, TokenActivations
+from captum_attn_shapley.concept._inputs import (
+    check_random_concepts,
+    check_sets,
+    check_settings,
+    check_test_settings,
+    register_concepts,
+    split_batches,
+)
+from captum_attn_shapley.concept._layers import LayerSpec, layer_name, resolve_layers
 from captum_attn_shapley.concept.classifier import TokenLogisticClassifier
 from captum_attn_shapley.concept.scores import TokenTCAVScores
-from captum_attn_shapley.concept.stats import CORRECTIONS, correct_pvalues, random_concept_test, ttest_against_half
-
-LayerSpec = Union[str, int]
-#: Bumped whenever the way CAVs are trained changes, so that older cached CAVs are not reused.
-CAV_FORMAT = 1
-_MODEL_RECORD = "model.json"
-
-
-def _block_name(attention_name: str) -> Optional[str]:
-    """``vit.layers.4.attention.attention`` -> ``vit.layers.4``."""
-    parts = attention_name.split(".")
-    for i, part in enumerate(parts):
-        if part.isdigit():
-            return ".".join(parts[: i + 1])
-    return None
-
-
-def _as_list(value: Any) -> List[Any]:
-    if isinstance(value, (list, tuple)):
-        return list(value)
-    return [value]
 
 
 class TokenTCAV(TCAV):
@@ -142,13 +136,7 @@ class TokenTCAV(TCAV):
         special_token_ids: Optional[Sequence[int]] = None,
         **classifier_kwargs: Any,
     ) -> None:
-        if not isinstance(repeats, int) or repeats < 2:
-            raise ValueError(
-                f"repeats must be an int >= 2 (the t-test against 0.5 needs at least two CAVs per concept), "
-                f"got {repeats!r}. The paper uses 50."
-            )
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+        check_settings(repeats, batch_size)
         self.capturer = AttentionCapture(
             forward_func if forward_func is not None else model,
             model=model,
@@ -156,118 +144,26 @@ class TokenTCAV(TCAV):
             attention_output_index=attention_output_index,
             switch_to_eager=switch_to_eager,
         )
-        names, blocks, attention_index = self._resolve_layers(model, layers)
-        self.blocks: Dict[str, Module] = blocks
-        self.attention_index: Dict[str, int] = attention_index
+        names, self.blocks, self.attention_index = resolve_layers(self.capturer, model, layers)
         self.fingerprint = model_fingerprint(model)
-        if model_id is None:
-            model_id = f"{type(model).__name__}-{self.fingerprint}"
-        if save_path is None:
-            from captum_attn_shapley._utils.cache import cache_dir
-
-            save_path = str(cache_dir() / "cav")
-        if classifier is None:
-            classifier = TokenLogisticClassifier()
+        model_id, save_path = cav_location(type(model).__name__, self.fingerprint, model_id, save_path)
+        classifier = classifier if classifier is not None else TokenLogisticClassifier()
         super().__init__(
             model, names, model_id=model_id, classifier=classifier, save_path=save_path, **classifier_kwargs
         )
-        self._check_model_record()
+        check_model_record(self.save_path, self.model_id, self.fingerprint, type(model).__name__)
         self.repeats = repeats
         self.attention_weighting = attention_weighting
         self.batch_size = batch_size
         self.seed = seed
         self.show_progress = show_progress
-        self._special_ids = (
-            unique_ids(special_token_ids)
-            if special_token_ids is not None
-            else model_special_token_ids(self.capturer.model)
-        )
+        self._special_ids = resolve_special_token_ids(special_token_ids, model=self.capturer.model, required=False)
         self.random_cavs: Dict[str, Dict[str, CAV]] = {}
-        self._activations: Dict[Tuple[Any, str], Tuple[Tensor, Tensor]] = {}
-
-    # ------------------------------------------------------------------ layers and cache
-
-    def _resolve_layers(
-        self, model: Module, layers: Union[LayerSpec, Sequence[LayerSpec]]
-    ) -> Tuple[List[str], Dict[str, Module], Dict[str, int]]:
-        specs = _as_list(layers)
-        if len(specs) == 0:
-            raise ValueError("`layers` is empty: name at least one transformer block.")
-        attention_names = [name for name, _, _ in self.capturer.modules]
-        block_of = [_block_name(name) for name in attention_names]
-        known_blocks = [b for b in block_of if b is not None]
-        modules = dict(model.named_modules())
-        names: List[str] = []
-        blocks: Dict[str, Module] = {}
-        attention_index: Dict[str, int] = {}
-        n = len(attention_names)
-        for spec in specs:
-            if isinstance(spec, bool) or not isinstance(spec, (int, str)):
-                raise TypeError(f"Layers are block names or indices, got {spec!r}.")
-            if isinstance(spec, int):
-                if not -n <= spec < n:
-                    raise ValueError(
-                        f"Layer {spec} does not exist: {type(model).__name__} has {n} transformer blocks "
-                        f"(indices 0..{n - 1}, or negative from the end)."
-                    )
-                name = block_of[spec % n]
-                if name is None:
-                    raise ValueError(
-                        f"Cannot tell which block holds attention module {attention_names[spec % n]!r}: "
-                        "name the block explicitly (a module name)."
-                    )
-            else:
-                name = spec
-                if name not in modules:
-                    raise ValueError(
-                        f"No module named {name!r} in {type(model).__name__}. Name a transformer block, "
-                        f"e.g. one of {known_blocks[:3]}{' ...' if len(known_blocks) > 3 else ''}, or give "
-                        "block indices."
-                    )
-            inside = [i for i, a in enumerate(attention_names) if a == name or a.startswith(name + ".")]
-            if len(inside) != 1:
-                what = "no attention module" if not inside else f"{len(inside)} attention modules"
-                raise ValueError(
-                    f"Layer {name!r} contains {what}; TokenTCAV weights each block's token states by that "
-                    f"block's own attention, so name a single transformer block, e.g. {known_blocks[:2]}."
-                )
-            if name not in blocks:
-                names.append(name)
-                blocks[name] = modules[name]
-                attention_index[name] = inside[0]
-        return names, blocks, attention_index
-
-    def _check_model_record(self) -> None:
-        path = os.path.join(self.save_path, self.model_id, _MODEL_RECORD)
-        record = {"fingerprint": self.fingerprint, "model": type(self.model).__name__}
-        if os.path.isfile(path):
-            with open(path) as f:
-                stored = json.load(f)
-            if stored.get("fingerprint") != self.fingerprint:
-                raise ValueError(
-                    f"The CAV cache {os.path.join(self.save_path, self.model_id)!r} belongs to another model "
-                    f"({stored.get('model')}, weights fingerprint {stored.get('fingerprint')}; this "
-                    f"{record['model']} has {self.fingerprint}). Its CAVs must not be reused: leave model_id "
-                    "unset (it then defaults to the weights' fingerprint) or choose a new model_id or save_path."
-                )
-            return
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "w") as f:
-            json.dump(record, f)
-        os.replace(tmp, path)
+        self._activations: Dict[Tuple[Any, str], TokenActivations] = {}
 
     def _cav_folder(self, repeats: int) -> str:
         """The model_id-relative folder of CAVs trained with these settings."""
-        settings = {
-            "format": CAV_FORMAT,
-            "repeats": repeats,
-            "seed": self.seed,
-            "classifier": repr(self.classifier),
-            "classifier_kwargs": self.classifier_kwargs,
-        }
-        return os.path.join(self.model_id, f"token-cavs-{settings_digest(settings)}")
-
-    # ------------------------------------------------------------------ activations
+        return cav_folder(self.model_id, repeats, self.seed, self.classifier, self.classifier_kwargs)
 
     def generate_activation(self, layers: Union[str, List[str]], concept: Concept) -> None:
         r"""
@@ -281,86 +177,9 @@ class TokenTCAV(TCAV):
                         positional arguments (e.g. ``(input_ids, attention_mask)``).
         """
         layers = [layers] if isinstance(layers, str) else list(layers)
-        unknown = [layer for layer in layers if layer not in self.blocks]
-        if unknown:
-            raise ValueError(f"Layers {unknown} were not given to this TokenTCAV (it has {self.layers}).")
-        if concept.data_iter is None:
-            raise ValueError(f"Concept {concept.name!r} (id {concept.id}) has no data_iter: give it examples.")
-        chunks: Dict[str, List[Tensor]] = {layer: [] for layer in layers}
-        counts: List[int] = []
-        modules = [self.blocks[layer] for layer in layers]
-        for batch in concept.data_iter:
-            inputs = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
-            if not isinstance(inputs[0], Tensor) or inputs[0].dim() == 0:
-                raise TypeError(
-                    f"Concept {concept.name!r}: data_iter must yield tensors or tuples of tensors (model inputs), "
-                    f"got {type(inputs[0]).__name__}."
-                )
-            if inputs[0].shape[0] == 0:
-                continue
-            captured = self.capturer.capture(
-                inputs, layers=[self.attention_index[layers[0]]], with_gradients=False, state_modules=modules
-            )
-            assert captured.states is not None
-            states = captured.states
-            valid = real_token_mask(captured, states[0].shape[0], states[0].shape[1], states[0].device)
-            for layer, state in zip(layers, states):
-                chunks[layer].append(state[valid].float().cpu())
-            counts.extend(int(c) for c in valid.sum(dim=1))
-        if not counts:
-            raise ValueError(
-                f"Concept {concept.name!r} (id {concept.id}) has no examples: its data_iter yielded nothing."
-            )
-        offsets = torch.zeros(len(counts) + 1, dtype=torch.long)
-        offsets[1:] = torch.cumsum(torch.tensor(counts), dim=0)
+        activations = token_activations(self.capturer, self.blocks, self.attention_index, layers, concept)
         for layer in layers:
-            self._activations[(concept.id, layer)] = (torch.cat(chunks[layer]), offsets)
-
-    # ------------------------------------------------------------------ CAVs
-
-    def _check_sets(self, experimental_sets: Sequence[Sequence[Concept]]) -> None:
-        if not isinstance(experimental_sets, (list, tuple)) or len(experimental_sets) == 0:
-            raise ValueError("experimental_sets is empty: give a list of concept sets, e.g. [[striped, dotted]].")
-        for concepts in experimental_sets:
-            if not isinstance(concepts, (list, tuple)) or len(concepts) < 2:
-                raise ValueError(
-                    f"Each experimental set needs at least two concepts (relative CAVs separate a concept from "
-                    f"the others of its set), got {concepts!r}."
-                )
-            for c in concepts:
-                if not isinstance(c, Concept):
-                    raise TypeError(
-                        f"Experimental sets hold captum.concept.Concept objects, got {type(c).__name__}."
-                    )
-            ids = [c.id for c in concepts]
-            if len(set(ids)) != len(ids):
-                raise ValueError(f"An experimental set repeats a concept id: {ids}.")
-
-    def _register(self, concepts: Sequence[Concept]) -> None:
-        for c in concepts:
-            for known in self.concepts:
-                if known.id == c.id and known is not c:
-                    raise ValueError(
-                        f"Two different Concept objects share id {c.id} ({known.name!r} and {c.name!r}); "
-                        "CAVs are stored by concept id, so reuse one instance per concept."
-                    )
-            self.concepts.add(c)
-
-    def _load_cav(self, concepts: List[Concept], layer: str, repeats: int) -> Optional[CAV]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # captum's loader touches numpy.core
-            cav = CAV.load(self.save_path, self._cav_folder(repeats), concepts, layer)
-        if cav is None:
-            return None
-        stats = cav.stats or {}
-        if stats.get("model_fingerprint") != self.fingerprint:
-            raise ValueError(
-                f"Cached CAVs for concepts {concepts_to_str(concepts)} at {layer!r} were trained on another model "
-                f"(fingerprint {stats.get('model_fingerprint')}, this one {self.fingerprint}); they are not "
-                "reused. "
-                "Use a different model_id or save_path, or force_train=True to overwrite them."
-            )
-        return cav
+            self._activations[(concept.id, layer)] = activations[layer]
 
     def _cavs_for(
         self,
@@ -369,89 +188,21 @@ class TokenTCAV(TCAV):
         store: Dict[str, Dict[str, CAV]],
         force_train: bool,
     ) -> None:
-        for concepts in experimental_sets:
-            concepts = list(concepts)
-            key = concepts_to_str(concepts)
-            missing = []
-            for layer in self.layers:
-                cav = None if force_train else self._load_cav(concepts, layer, repeats)
-                if cav is None:
-                    missing.append(layer)
-                else:
-                    store.setdefault(key, {})[layer] = cav
-            if not missing:
-                continue
-            for concept in concepts:
-                absent = [layer for layer in missing if (concept.id, layer) not in self._activations]
-                if absent:
-                    self.generate_activation(absent, concept)
-            CAV.create_cav_dir_if_missing(self.save_path, self._cav_folder(repeats))
-            for layer in missing:
-                cav = self._train_relative_cavs(concepts, layer, repeats)
-                cav.save()
-                store.setdefault(key, {})[layer] = cav
-
-    def _train_relative_cavs(self, concepts: List[Concept], layer: str, repeats: int) -> CAV:
-        key = concepts_to_str(concepts)
-        acts = [self._activations[(c.id, layer)] for c in concepts]
-        features = acts[0][0].shape[1]
-        k = len(concepts)
-        weights = torch.zeros(k, repeats, features)
-        accs = torch.full((k, repeats), float("nan"))
-        classifier = self.classifier
-        assert classifier is not None
-        kwargs = dict(self.classifier_kwargs)
-        takes_seed = "random_state" in inspect.signature(classifier.train_and_eval).parameters
-        progress = tqdm(
-            total=k * repeats, desc=f"CAVs {key} @ {layer}", disable=not self.show_progress, leave=False
+        assert self.classifier is not None
+        settings = CAVSettings(
+            repeats=repeats,
+            classifier=self.classifier,
+            classifier_kwargs=self.classifier_kwargs,
+            seed=self.seed,
+            fingerprint=self.fingerprint,
+            save_path=self.save_path,
+            folder=self._cav_folder(repeats),
+            show_progress=self.show_progress,
         )
-
-        def tokens_of(j: int, e: int) -> Tensor:
-            x, offsets = acts[j]
-            return x[offsets[e] : offsets[e + 1]]
-
-        for i, concept in enumerate(concepts):
-            pos_x, pos_off = acts[i]
-            n_pos = len(pos_off) - 1
-            others = [(j, e) for j in range(k) if j != i for e in range(len(acts[j][1]) - 1)]
-            for r in range(repeats):
-                rng = np.random.default_rng([self.seed, zlib.crc32(key.encode()), i, r])
-                picks = rng.choice(len(others), size=min(n_pos, len(others)), replace=False)
-                neg_x = torch.cat([tokens_of(*others[p]) for p in np.sort(picks)])
-                x = torch.cat([pos_x, neg_x])
-                y = torch.cat(
-                    [torch.ones(len(pos_x), dtype=torch.long), torch.zeros(len(neg_x), dtype=torch.long)]
-                )
-                if takes_seed:
-                    kwargs["random_state"] = int(rng.integers(2**31 - 1))
-                loader = DataLoader(TensorDataset(x, y), batch_size=len(x))
-                stats = classifier.train_and_eval(loader, **kwargs) or {}
-                classes = [int(c) for c in np.asarray(classifier.classes()).ravel().tolist()]
-                if 1 not in classes:
-                    raise RuntimeError(f"The classifier's classes {classes} do not include the concept label 1.")
-                row = torch.as_tensor(classifier.weights())[classes.index(1)].detach().float().cpu().reshape(-1)
-                norm = row.norm()
-                if not torch.isfinite(norm) or norm == 0:
-                    raise RuntimeError(
-                        f"The CAV of concept {concept.name!r} at {layer!r} is zero or not finite: its tokens "
-                        "cannot be separated from the other concepts' (check the concept examples)."
-                    )
-                weights[i, r] = row / norm
-                acc = stats.get("accs")
-                if acc is not None:
-                    accs[i, r] = float(acc)
-                progress.update(1)
-        progress.close()
-        stats_dict = {
-            "weights": weights,
-            "classes": [c.id for c in concepts],
-            "accs": accs,
-            "model_fingerprint": self.fingerprint,
-            "repeats": repeats,
-            "num_tokens": [int(a[0].shape[0]) for a in acts],
-            "num_examples": [int(len(a[1]) - 1) for a in acts],
-        }
-        return CAV(concepts, layer, stats_dict, self.save_path, self._cav_folder(repeats))
+        generate = self.generate_activation
+        load_or_train_cavs(
+            experimental_sets, self.layers, settings, store, self._activations, generate, force_train
+        )
 
     def compute_cavs(
         self, experimental_sets: List[List[Concept]], force_train: bool = False, processes: Optional[int] = None
@@ -463,7 +214,7 @@ class TokenTCAV(TCAV):
         separates ``C``'s token activations from those of a random draw (as many examples
         as ``C`` has) of the set's other concepts; the CAV is the unit-normalised weight
         vector of ``C``. A CAV's ``stats["weights"]`` has shape ``(k, R, hidden)``.
-        CAVs are saved with Captum's :class:`~captum.concept._core.cav.CAV` under
+        CAVs are saved with Captum's :class:`~captum.concept.CAV` under
         ``save_path/model_id/token-cavs-<settings digest>/`` and reused when present.
 
         Args:
@@ -475,79 +226,20 @@ class TokenTCAV(TCAV):
         Returns:
             dict: ``self.cavs``, by concepts key and layer.
         """
-        self._check_sets(experimental_sets)
+        check_sets(experimental_sets)
         for concepts in experimental_sets:
-            self._register(concepts)
+            register_concepts(self.concepts, concepts)
         self._cavs_for(experimental_sets, self.repeats, self.cavs, force_train)
         return self.cavs
 
-    # ------------------------------------------------------------------ scoring
-
-    def _batches(
-        self, inputs: Any, target: TargetLike, additional_forward_args: Any
-    ) -> List[Tuple[Tuple[Tensor, ...], TargetLike, Tuple[Any, ...]]]:
-        inputs_tuple = tuple(inputs) if isinstance(inputs, (tuple, list)) else (inputs,)
-        if len(inputs_tuple) == 0 or not isinstance(inputs_tuple[0], Tensor) or inputs_tuple[0].dim() == 0:
-            raise ValueError("inputs must be a tensor (or tuple of tensors) with the examples along dim 0.")
-        n = inputs_tuple[0].shape[0]
-        if n == 0:
-            raise ValueError("inputs hold no examples: give at least one target example.")
-        extra = forward_args_tuple(additional_forward_args)
-        for t in inputs_tuple[1:] + extra:
-            if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] != n:
-                raise ValueError(
-                    f"inputs have {n} examples but another input or additional_forward_args tensor has "
-                    f"{t.shape[0]} rows: they must match (one row per example)."
-                )
-        per_example_target = isinstance(target, (list, tuple)) or (
-            isinstance(target, Tensor) and target.dim() == 1 and target.numel() > 1
-        )
-        if per_example_target and len(target) != n:  # type: ignore[arg-type]
-            raise ValueError(f"`target` has {len(target)} entries for {n} examples.")  # type: ignore[arg-type]
-
-        def cut(t: Any, start: int, stop: int) -> Any:
-            return t[start:stop] if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] == n else t
-
-        batches = []
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
-            tgt = target[start:stop] if per_example_target else target  # type: ignore[index]
-            batches.append(
-                (tuple(cut(t, start, stop) for t in inputs_tuple), tgt, tuple(cut(t, start, stop) for t in extra))
-            )
-        return batches
-
     def _token_terms(self, captured: CapturedAttention) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
         """Per layer: token gradients ``g`` (B, T, F), weights ``w`` (B, T) and the valid mask."""
-        assert captured.state_gradients is not None
-        out = {}
-        position = {idx: i for i, idx in enumerate(captured.layer_indices)}
-        for layer, grad in zip(self.layers, captured.state_gradients):
-            batch, tokens = grad.shape[0], grad.shape[1]
-            valid = real_token_mask(captured, batch, tokens, grad.device)
-            attention = captured.attentions[position[self.attention_index[layer]]]
-            if attention.shape[-1] != tokens:
-                raise RuntimeError(
-                    f"Layer {layer!r} has {tokens} token states but its attention covers {attention.shape[-1]} "
-                    "tokens; name blocks whose output is the token sequence the attention sees."
-                )
-            cls_attention = attention[:, :, 0, :].float().mean(dim=1)
-            weight = cls_attention if self.attention_weighting else torch.ones_like(cls_attention)
-            out[layer] = (grad.float(), weight * valid, valid)
-        return out
+        return token_terms(captured, self.layers, self.attention_index, self.attention_weighting)
 
     def _capture(
         self, inputs: Tuple[Tensor, ...], target: TargetLike, extra: Tuple[Any, ...]
     ) -> CapturedAttention:
-        return self.capturer.capture(
-            inputs,
-            target=target,
-            additional_forward_args=extra,
-            layers=sorted(set(self.attention_index[layer] for layer in self.layers)),
-            with_gradients=False,
-            state_modules=[self.blocks[layer] for layer in self.layers],
-            state_gradients=True,
-        )
+        return capture_token_gradients(self.capturer, self.blocks, self.attention_index, inputs, target, extra)
 
     def example_scores(
         self,
@@ -573,7 +265,7 @@ class TokenTCAV(TCAV):
         """
         scores: Dict[str, List[Tensor]] = {layer: [] for layer in cavs}
         targets = []
-        batches = self._batches(inputs, target, additional_forward_args)
+        batches = split_batches(inputs, target, additional_forward_args, self.batch_size)
         progress = tqdm(batches, desc="T-TCAV scores", disable=not self.show_progress, leave=False)
         for batch_inputs, batch_target, extra in progress:
             captured = self._capture(batch_inputs, batch_target, extra)
@@ -627,59 +319,18 @@ class TokenTCAV(TCAV):
             TokenTCAVScores: ``scores[concepts_key][layer][metric]`` as in Captum (see
             :class:`TokenTCAVScores`), with ``.rows()`` / ``.to_markdown()``.
         """
-        if kwargs:
-            raise TypeError(
-                f"Unexpected arguments {sorted(kwargs)}: TokenTCAV differentiates the target logit directly and "
-                "takes no layer-attribution arguments."
-            )
-        if correction is not None and correction not in CORRECTIONS:
-            raise ValueError(f"Unknown correction {correction!r}: use None or one of {CORRECTIONS}.")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}.")
+        check_test_settings(kwargs, correction, alpha)
         self.compute_cavs(experimental_sets, force_train=force_train)
         randoms = self._random_sets(experimental_sets, random_concepts, force_train)
-
-        stacked: Dict[str, List[Tensor]] = {layer: [] for layer in self.layers}
-        for concepts in experimental_sets:
-            key = concepts_to_str(concepts)
-            for layer in self.layers:
-                w = self.cavs[key][layer].stats["weights"]  # type: ignore[index]
-                stacked[layer].append(w.reshape(-1, w.shape[-1]))
-        for pair_key in randoms:
-            for layer in self.layers:
-                stacked[layer].append(self.random_cavs[pair_key][layer].stats["weights"][0].reshape(1, -1))
-        matrices = {layer: torch.cat(parts) for layer, parts in stacked.items()}
+        matrices = stack_cavs(experimental_sets, self.cavs, randoms, self.random_cavs, self.layers)
         scores, targets = self.example_scores(inputs, matrices, target, additional_forward_args)
 
         result = TokenTCAVScores(alpha=alpha, correction=correction, num_examples=int(targets.shape[0]))
-        column = 0
-        for concepts in experimental_sets:
-            key = concepts_to_str(concepts)
-            result.concept_names[key] = [c.name for c in concepts]
-            result.concept_ids[key] = [c.id for c in concepts]
-            result[key] = {}
-            k = len(concepts)
-            repeats = self.repeats
-            for layer in self.layers:
-                stats = self.cavs[key][layer].stats
-                s = scores[layer][:, column : column + k * repeats].reshape(-1, k, repeats)
-                sign = (s > 0).float().mean(dim=0)
-                magnitude = s.mean(dim=0)
-                result[key][layer] = {
-                    "sign_count": sign.mean(dim=1),
-                    "magnitude": magnitude.mean(dim=1),
-                    "sign_count_repeats": sign,
-                    "magnitude_repeats": magnitude,
-                    "cav_accuracy": torch.nanmean(stats["accs"].float(), dim=1),  # type: ignore[index]
-                    "p_value": torch.as_tensor(ttest_against_half(sign.numpy()), dtype=torch.float64),
-                }
-            column += k * repeats
+        column = assemble_scores(result, experimental_sets, self.cavs, scores, self.layers, self.repeats)
         if randoms:
-            self._random_test(result, experimental_sets, random_concepts or [], randoms, scores, column)
-        self._correct(result, correction)
+            add_random_test(result, experimental_sets, random_concepts or [], randoms, scores, column, self.layers)
+        apply_correction(result, correction)
         return result
-
-    # ------------------------------------------------------------------ random-concept test
 
     def _random_sets(
         self,
@@ -687,68 +338,14 @@ class TokenTCAV(TCAV):
         random_concepts: Optional[Sequence[Concept]],
         force_train: bool,
     ) -> List[str]:
+        """Trains (or loads) one CAV per pair of a tested or reference concept and a random partner."""
         if random_concepts is None:
             return []
-        random_concepts = list(random_concepts)
-        if len(random_concepts) < 3:
-            raise ValueError(
-                f"Captum's random-concept test needs at least 3 random concepts (a reference r_0 and two or more "
-                f"partners, so that each side of the t-test has 2 scores), got {len(random_concepts)}."
-            )
-        for c in random_concepts:
-            if not isinstance(c, Concept):
-                raise TypeError(f"random_concepts holds captum.concept.Concept objects, got {type(c).__name__}.")
-        set_ids = {c.id for concepts in experimental_sets for c in concepts}
-        clash = [c.id for c in random_concepts if c.id in set_ids]
-        if clash:
-            raise ValueError(f"Random concepts reuse ids {clash} of the experimental sets' concepts.")
-        self._register(random_concepts)
-        reference, partners = random_concepts[0], random_concepts[1:]
-        tested = {c.id: c for concepts in experimental_sets for c in concepts}
-        pairs = [[c, p] for c in list(tested.values()) + [reference] for p in partners]
+        random_concepts = check_random_concepts(random_concepts, experimental_sets)
+        register_concepts(self.concepts, random_concepts)
+        pairs = random_pairs(experimental_sets, random_concepts)
         self._cavs_for(pairs, 1, self.random_cavs, force_train)
         return [concepts_to_str(pair) for pair in pairs]
-
-    def _random_test(
-        self,
-        result: TokenTCAVScores,
-        experimental_sets: Sequence[Sequence[Concept]],
-        random_concepts: Sequence[Concept],
-        pair_keys: List[str],
-        scores: Dict[str, Tensor],
-        first_column: int,
-    ) -> None:
-        columns = {key: first_column + i for i, key in enumerate(pair_keys)}
-        reference, partners = random_concepts[0], list(random_concepts[1:])
-        for layer in self.layers:
-
-            def t_tcav(concept: Concept) -> np.ndarray:
-                cols = [columns[concepts_to_str([concept, p])] for p in partners]
-                return (scores[layer][:, cols] > 0).float().mean(dim=0).numpy()
-
-            reference_scores = t_tcav(reference)
-            for concepts in experimental_sets:
-                key = concepts_to_str(concepts)
-                p = [random_concept_test(t_tcav(c), reference_scores) for c in concepts]
-                result[key][layer]["p_value_random"] = torch.tensor(p, dtype=torch.float64)
-
-    @staticmethod
-    def _correct(result: TokenTCAVScores, correction: Optional[str]) -> None:
-        if correction is None:
-            return
-        for name in ("p_value", "p_value_random"):
-            cells = [(key, layer) for key in result for layer in result[key] if name in result[key][layer]]
-            if not cells:
-                continue
-            flat = np.concatenate([result[key][layer][name].numpy() for key, layer in cells])
-            adjusted = correct_pvalues(flat, correction)
-            start = 0
-            for key, layer in cells:
-                n = result[key][layer][name].numel()
-                result[key][layer][name + "_corrected"] = torch.as_tensor(adjusted[start : start + n])
-                start += n
-
-    # ------------------------------------------------------------------ heatmaps
 
     def token_sensitivity(
         self,
@@ -783,7 +380,7 @@ class TokenTCAV(TCAV):
             classification token, the other special tokens and padding (their terms still
             count in the example score ``s(x)``).
         """
-        name = self._layer_name(layer)
+        name = layer_name(layer, self.attention_index, len(self.capturer.modules))
         if concept not in experimental_set:
             raise ValueError(f"Concept {concept.name!r} is not in the given experimental set.")
         self.compute_cavs([experimental_set])
@@ -791,27 +388,13 @@ class TokenTCAV(TCAV):
         weights = self.cavs[key][name].stats["weights"]  # type: ignore[index]
         vector = weights[list(experimental_set).index(concept)].mean(dim=0)
         maps = []
-        for batch_inputs, batch_target, extra in self._batches(inputs, target, additional_forward_args):
+        for batch_inputs, batch_target, extra in split_batches(
+            inputs, target, additional_forward_args, self.batch_size
+        ):
             captured = self._capture(batch_inputs, batch_target, extra)
             grad, weight, valid = self._token_terms(captured)[name]
-            sensitivity = (grad @ vector.to(grad.device)) * valid
-            d = weight * sensitivity
-            if rescale:
-                attention = weight if self.attention_weighting else valid.float()
-                norms = sensitivity.norm(dim=1, keepdim=True).clamp_min(1e-12)
-                scale = attention.norm(dim=1, keepdim=True) / norms
-                d = d * scale
+            d = sensitivity_map(grad, weight, valid, vector, rescale, self.attention_weighting)
             layout = infer_layout(captured, self.capturer.model, batch_inputs)
             players = default_player_mask(captured, layout, batch_inputs, self._special_ids)
             maps.append(layout.to_output((d * players).detach()).cpu())
         return torch.cat(maps)
-
-    def _layer_name(self, layer: LayerSpec) -> str:
-        if isinstance(layer, str) and layer in self.blocks:
-            return layer
-        if isinstance(layer, int) and not isinstance(layer, bool):
-            n = len(self.capturer.modules)
-            for name, idx in self.attention_index.items():
-                if -n <= layer < n and idx == layer % n:
-                    return name
-        raise ValueError(f"Layer {layer!r} is not one of this TokenTCAV's layers {self.layers}.")

@@ -27,8 +27,8 @@ from transformers import (
 
 from captum_attn_shapley.demos import datasets as data
 from captum_attn_shapley.demos.datasets import LABEL_NAMES, load_tweets
-from captum_attn_shapley.demos.model_cache import build_cached, read_metrics, write_metrics
-from captum_attn_shapley.demos.training import optimisation_step, reproducible_training
+from captum_attn_shapley.demos.model_cache import build_cached, loaded_info, write_metrics
+from captum_attn_shapley.demos.training import label_config, optimisation_step, reproducible_training
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,7 @@ def fine_tune(
         raise ValueError(f"epochs and batch_size must be positive, got {epochs} and {batch_size}")
     with reproducible_training(seed), _quiet_transformers():  # fresh classification head and dropout
         model = AutoModelForSequenceClassification.from_pretrained(
-            base_path,
-            num_labels=len(label_names),
-            id2label=dict(enumerate(label_names)),
-            label2id={name: i for i, name in enumerate(label_names)},
-            attn_implementation="eager",
+            base_path, **label_config(label_names), attn_implementation="eager"
         )
         tokenizer = AutoTokenizer.from_pretrained(base_path)
         steps = epochs * -(-len(texts) // batch_size)
@@ -246,9 +242,7 @@ def _load(path: Union[str, pathlib.Path], **kwargs: Any) -> Loaded:
     model = AutoModelForSequenceClassification.from_pretrained(path, attn_implementation="eager", **kwargs)
     tokenizer = AutoTokenizer.from_pretrained(path)
     model.eval()
-    info: Dict[str, Any] = {"name_or_path": str(path), "id2label": dict(model.config.id2label)}
-    info.update(read_metrics(pathlib.Path(path)))
-    return model, tokenizer, info
+    return model, tokenizer, loaded_info(path, model.config.id2label)
 
 
 def training_modules() -> List[Any]:

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 from types import ModuleType
-from typing import Any, Callable, Dict, Optional, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Union
 
 import torch
 
@@ -130,6 +130,22 @@ def read_metrics(path: pathlib.Path) -> Dict[str, Any]:
     r"""The ``metrics.json`` of a model directory (``{}`` when it has none)."""
     metrics_file = path / METRICS_FILE
     return json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+
+
+def loaded_info(path: Union[str, pathlib.Path], id2label: Mapping[Any, str]) -> Dict[str, Any]:
+    r"""The ``info`` dict returned with a loaded model: where it is, its class names and its ``metrics.json``.
+
+    Args:
+        path (str or pathlib.Path): The model's directory (or Hugging Face model id).
+        id2label (mapping): The model's ``config.id2label``.
+
+    Returns:
+        dict: ``name_or_path`` (``str(path)``), ``id2label`` (a dict) and the contents of the
+        directory's ``metrics.json`` (:func:`read_metrics`; nothing when it has none).
+    """
+    info: Dict[str, Any] = {"name_or_path": str(path), "id2label": dict(id2label)}
+    info.update(read_metrics(pathlib.Path(path)))
+    return info
 
 
 def write_metrics(out_dir: pathlib.Path, metrics: Dict[str, Any]) -> None:

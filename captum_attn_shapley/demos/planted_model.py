@@ -11,10 +11,11 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from captum_attn_shapley.demos import default_model, planted
+from captum_attn_shapley.demos import default_model, planted, planted_words
 from captum_attn_shapley.demos.datasets import LABEL_NAMES
 from captum_attn_shapley.demos.model_cache import build_cached, write_metrics
-from captum_attn_shapley.demos.planted import MAX_LENGTH, TEST_WORD_FRACTION, WORD_SPLIT_SEED, make_planted_dataset
+from captum_attn_shapley.demos.planted import MAX_LENGTH, make_planted_dataset
+from captum_attn_shapley.demos.planted_words import TEST_WORD_FRACTION, WORD_SPLIT_SEED
 
 #: Name of the cached planted classifier inside ``model_cache.cache_dir()`` (a change of its code or of
 #: the package versions trains a new one: see :func:`~captum_attn_shapley.demos.model_cache.training_key`).
@@ -72,7 +73,7 @@ def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:
 
 def training_modules() -> List[Any]:
     r"""The modules that define the planted-word classifier's data and training (their source keys its cache)."""
-    return [*default_model.training_modules(), planted, sys.modules[__name__]]
+    return [*default_model.training_modules(), planted, planted_words, sys.modules[__name__]]
 
 
 def load_planted_classifier(retrain: bool = False, progress: bool = True) -> default_model.Loaded:

@@ -14,118 +14,17 @@ inside the object / planted words, pointing game, and the chance level of both).
 """
 
 import tempfile
-from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from captum.concept import Concept
-from captum.concept._utils.classifier import Classifier
+from captum.concept import Classifier, Concept
 from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.concept.builders import image_concept, text_concept
-from captum_attn_shapley.concept.scores import TokenTCAVScores
 from captum_attn_shapley.concept.token_tcav import TokenTCAV
-from captum_attn_shapley.metrics.localisation import mass_inside, pointing_game
-
-#: The significance level of the ground-truth checks.
-ALPHA = 0.01
-
-
-@dataclass
-class GroundTruthReport:
-    r"""
-    Results of a ground-truth check.
-
-    Attributes:
-        rows (list[dict]): One row per (target class, concept set, layer, concept): the
-                    columns of :func:`~captum_attn_shapley.tcav_table` plus ``target_class``,
-                    ``planted`` (the class depends on this concept) and ``ok``: a planted
-                    concept must have T-TCAV > 0.5 with a t-test p-value < ``alpha``; any
-                    other concept must not. Captum's random-concept p-value is reported
-                    beside it (``p_value_random``) but not part of ``ok``.
-        localisation (list[dict]): One row per (target class, layer): ``mass_inside``
-                    (mean fraction of the planted concept's positive heatmap mass inside the
-                    object / planted tokens), ``pointing_game`` (fraction of examples whose
-                    top cell is inside), ``chance`` (the mean area fraction of the region)
-                    and ``n``.
-        scores (dict): Target class name -> the :class:`TokenTCAVScores`.
-        alpha (float): The significance level.
-    """
-
-    rows: List[Dict[str, Any]] = field(default_factory=list)
-    localisation: List[Dict[str, Any]] = field(default_factory=list)
-    scores: Dict[str, TokenTCAVScores] = field(default_factory=dict)
-    alpha: float = ALPHA
-
-    def passed(self, layers: Optional[Sequence[str]] = None) -> bool:
-        r"""Whether every significance row (at ``layers``, default all) is ``ok``."""
-        return all(r["ok"] for r in self.rows if layers is None or r["layer"] in layers)
-
-    def to_markdown(self) -> str:
-        r"""The significance rows and the localisation rows as two Markdown tables."""
-        head = (
-            "| class | concept set | concept | layer | T-TCAV | sd | p (t-test) | p (random) | planted "
-            "| ok |\n|---|---|---|---|---|---|---|---|---|---|\n"
-        )
-        lines = [
-            f"| {r['target_class']} | {r['concept_set']} | {r['concept']} | {r['layer']} | {r['t_tcav']:.3f} | "
-            f"{r['t_tcav_sd']:.3f} | {_p(r['p_value'])} | {_p(r['p_value_random'])} | "
-            f"{'yes' if r['planted'] else ''} | {'yes' if r['ok'] else 'NO'} |\n"
-            for r in self.rows
-        ]
-        loc = (
-            "\n| class | concept | layer | mass inside | pointing game | chance | n |\n"
-            "|---|---|---|---|---|---|---|\n"
-        )
-        loc += "".join(
-            f"| {r['target_class']} | {r['concept']} | {r['layer']} | {r['mass_inside']:.3f} | "
-            f"{r['pointing_game']:.3f} | {r['chance']:.3f} | {r['n']} |\n"
-            for r in self.localisation
-        )
-        return head + "".join(lines) + (loc if self.localisation else "")
-
-
-def _p(value: float) -> str:
-    if value != value:
-        return "–"
-    return f"{value:.1e}" if value < 1e-3 else f"{value:.3f}"
-
-
-def _annotate(
-    report: GroundTruthReport, class_name: str, scores: TokenTCAVScores, planted: str, alpha: float
-) -> None:
-    for row in scores.rows():
-        row = {"target_class": class_name, **row, "planted": row["concept"] == planted}
-        significant_above = row["t_tcav"] > 0.5 and row["p_value"] < alpha
-        row["ok"] = significant_above if row["planted"] else not significant_above
-        report.rows.append(row)
-
-
-def _localise(
-    report: GroundTruthReport,
-    class_name: str,
-    concept: str,
-    layer: str,
-    maps: Tensor,
-    region: Tensor,
-    cells: Optional[Tensor] = None,
-) -> None:
-    """``cells``: which map cells exist (default all); chance = the region's share of them."""
-    cells = torch.ones_like(region) if cells is None else cells.float()
-    share = region.reshape(region.shape[0], -1).float().sum(1) / cells.reshape(cells.shape[0], -1).sum(1)
-    report.localisation.append(
-        {
-            "target_class": class_name,
-            "concept": concept,
-            "layer": layer,
-            "mass_inside": float(mass_inside(maps, region).nanmean()),
-            "pointing_game": float(pointing_game(maps, region).float().mean()),
-            "chance": float(share.mean()),
-            "n": int(maps.shape[0]),
-        }
-    )
+from captum_attn_shapley.demos.ground_truth_report import ALPHA, GroundTruthReport, annotate, localise
 
 
 def texture_concept_sets(
@@ -238,14 +137,14 @@ def vision_ground_truth(
         scores = tcav.interpret(pixels, sets, target=label, random_concepts=randoms)
         report.scores[class_name] = scores
         planted = textures.PLANTED_CONCEPT[class_name]
-        _annotate(report, class_name, scores, planted, alpha)
+        annotate(report, class_name, scores, planted, alpha)
         the_set = next((s for s in sets if any(c.name == planted for c in s)), None)
         if the_set is None:
             continue
         region = textures.patch_mask_fraction(data.masks[idx], patch)
         for layer in tcav.layers:
             maps = tcav.token_sensitivity(pixels, the_set, concepts[planted], layer, target=label)
-            _localise(report, class_name, planted, layer, maps, region)
+            localise(report, class_name, planted, layer, maps, region)
     return report
 
 
@@ -254,7 +153,7 @@ def polarity_concepts(
 ) -> Tuple[Concept, Concept, List[Concept]]:
     r"""
     The text concepts: positive and negative VADER words (the training split of
-    :func:`~captum_attn_shapley.demos.planted.lexicon_split`) and random filler-word concepts.
+    :func:`~captum_attn_shapley.demos.planted_words.lexicon_split`) and random filler-word concepts.
 
     Args:
         tokenizer: The model's tokenizer.
@@ -265,17 +164,17 @@ def polarity_concepts(
     Returns:
         tuple: ``(positive, negative, randoms)`` with ids 0 and 1.
     """
-    from captum_attn_shapley.demos import planted as planted_task
+    from captum_attn_shapley.demos import planted_words
 
     rng = np.random.default_rng(seed)
-    lexicon = planted_task.lexicon_split()
+    lexicon = planted_words.lexicon_split()
     positive = text_concept(
         0, "positive words", list(rng.choice(lexicon["train"][1], n_words, replace=False)), tokenizer
     )
     negative = text_concept(
         1, "negative words", list(rng.choice(lexicon["train"][0], n_words, replace=False)), tokenizer
     )
-    pool = list(planted_task.FILLER_WORDS)
+    pool = list(planted_words.FILLER_WORDS)
     randoms = [
         text_concept(1000 + i, f"random{i}", list(rng.choice(pool, n_words, replace=False)), tokenizer)
         for i in range(n_random)
@@ -305,7 +204,7 @@ def _polarity_check(
             random_concepts=randoms,
         )
         report.scores[class_name] = scores
-        _annotate(report, class_name, scores, concept.name, report.alpha)
+        annotate(report, class_name, scores, concept.name, report.alpha)
         if planted_mask is None:
             continue
         special = torch.isin(ids[idx], torch.tensor(tcav._special_ids, dtype=ids.dtype))
@@ -314,7 +213,7 @@ def _polarity_check(
             maps = tcav.token_sensitivity(
                 ids[idx], [positive, negative], concept, layer, target=label, additional_forward_args=(mask[idx],)
             )
-            _localise(report, class_name, concept.name, layer, maps, planted_mask[idx].float(), words)
+            localise(report, class_name, concept.name, layer, maps, planted_mask[idx].float(), words)
 
 
 def tweet_ground_truth(

@@ -3,15 +3,18 @@
 :func:`reproducible_training` makes a training give bit-identical weights on every run on the same kind of
 machine (:data:`TRAIN_THREADS` torch threads whatever the machine's core count or load, torch's
 deterministic algorithms, a seeded torch generator); :func:`optimisation_step` is the step every training
-loop of the package takes after its forward pass.
+loop of the package takes after its forward pass, and :func:`label_config` names the classes of a freshly built
+classifier.
 """
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
 from torch.nn import Module
+
+from captum_attn_shapley._utils.labels import label_names_dict
 
 #: Torch threads of every first-use training (fixed, so the weights depend neither on the machine's
 #: core count nor on what else it is doing; 2 is this project's reference machine's core count).
@@ -97,3 +100,26 @@ def optimisation_step(
     optimizer.zero_grad(set_to_none=True)
     bar.update()
     bar.set_postfix(loss=f"{loss.item():.3f}")
+
+
+def label_config(label_names: Sequence[str]) -> Dict[str, Any]:
+    r"""The class-name arguments of a fresh classifier's configuration: ``num_labels``, ``id2label``, ``label2id``.
+
+    Args:
+        label_names (sequence of str): Name of each label index.
+
+    Returns:
+        dict: ``{"num_labels": len(label_names), "id2label": {index: name}, "label2id": {name: index}}``,
+        keyword arguments of a Hugging Face configuration (or of ``from_pretrained``).
+
+    Examples::
+
+        >>> from captum_attn_shapley.demos.training import label_config
+        >>> label_config(("negative", "positive"))["id2label"]
+        {0: 'negative', 1: 'positive'}
+    """
+    return {
+        "num_labels": len(label_names),
+        "id2label": label_names_dict(label_names),
+        "label2id": {name: i for i, name in enumerate(label_names)},
+    }

@@ -23,7 +23,8 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from captum_attn_shapley.shapley.estimators import GameFunction
+from captum_attn_shapley.shapley._checks import check_choice
+from captum_attn_shapley.shapley._estimation import GameFunction
 
 #: The built-in games, by their option name.
 BUILTIN_GAMES = ("cls", "mutual", "max_mutual")
@@ -44,11 +45,7 @@ def check_game(game: GameLike) -> GameLike:
     """
     if callable(game):
         return game
-    if game not in BUILTIN_GAMES:
-        raise ValueError(
-            f"Unknown game {game!r}: use one of {list(BUILTIN_GAMES)} or a callable game(m, coalitions) -> values."
-        )
-    return game
+    return check_choice(game, BUILTIN_GAMES, "game", " or a callable game(m, coalitions) -> values")
 
 
 def pair_weights(matrix: Tensor, game: str) -> Tensor:

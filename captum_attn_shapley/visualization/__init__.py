@@ -1,4 +1,5 @@
-"""Seeing attributions: Captum's visualisation adapters, heatmaps, plots and self-contained HTML reports.
+"""Seeing attributions: Captum's visualisation adapters, heatmaps, plots and self-contained HTML reports
+(:mod:`captum_attn_shapley.visualization.html`).
 
 Captum Insights support is in :mod:`captum_attn_shapley.visualization.insights` (captum 0.8 only).
 """
@@ -11,9 +12,7 @@ from captum_attn_shapley.visualization.heatmaps import (
     token_colours,
     upsample_patch_map,
 )
-from captum_attn_shapley.visualization.images import patch_attributions_to_pixels
-from captum_attn_shapley.visualization.plots import plot_aopc, plot_comparison, plot_tcav_scores
-from captum_attn_shapley.visualization.report import (
+from captum_attn_shapley.visualization.html import (
     ReportExample,
     attribution_report,
     comparison_report,
@@ -23,6 +22,8 @@ from captum_attn_shapley.visualization.report import (
     text_examples,
     write_report,
 )
+from captum_attn_shapley.visualization.images import patch_attributions_to_pixels
+from captum_attn_shapley.visualization.plots import plot_aopc, plot_comparison, plot_tcav_scores
 from captum_attn_shapley.visualization.token_table import format_token_table, token_table_html
 
 __all__ = [

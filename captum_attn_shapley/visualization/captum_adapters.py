@@ -15,13 +15,13 @@ import torch
 from captum.attr import visualization as viz
 from torch import Tensor
 
+from captum_attn_shapley._utils.labels import label_names_dict
 from captum_attn_shapley.visualization.heatmaps import upsample_patch_map
 
 
 def _name(index: int, label_names: Optional[Sequence[str]]) -> Union[int, str]:
-    if label_names is not None and 0 <= index < len(label_names):
-        return label_names[index]
-    return index
+    """The name of class ``index`` if ``label_names`` has one, else the index itself (Captum shows either)."""
+    return label_names_dict(label_names).get(index, index)
 
 
 def text_records(

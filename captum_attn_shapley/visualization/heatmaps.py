@@ -95,7 +95,7 @@ def overlay_patch_heatmap(
         cmap (str): A diverging matplotlib colour map centred on 0. Default: ``"bwr"``
         alpha (float): Opacity of the map. Default: 0.55
         mode (str): Upsampling mode. Default: ``"bilinear"``
-        vmax (float, optional): Colour scale limit (symmetric); default: the largest |score|.
+        vmax (float, optional): Colour scale limit (symmetric); default: the largest ``|score|``.
 
     Returns:
         ndarray: ``(H, W, 3)`` floats in [0, 1].
@@ -164,7 +164,7 @@ def token_colours(scores: ArrayLike, cmap: str = "bwr", vmax: Optional[float] = 
     Args:
         scores (Tensor or array): ``(n_tokens,)``.
         cmap (str): Colour map. Default: ``"bwr"``
-        vmax (float, optional): Colour scale limit; default: the largest |score|.
+        vmax (float, optional): Colour scale limit; default: the largest ``|score|``.
 
     Returns:
         ndarray: ``(n_tokens, 4)`` RGBA in [0, 1].
@@ -207,7 +207,7 @@ def plot_token_heatmap(
         scores (Tensor or array): One score per token.
         title (str, optional): Axes title.
         cmap (str): Diverging colour map. Default: ``"bwr"``
-        vmax (float, optional): Colour scale limit; default: the largest |score|.
+        vmax (float, optional): Colour scale limit; default: the largest ``|score|``.
         ax (matplotlib Axes, optional): Draw into these axes.
         colorbar (bool): Draw a colour bar. Default: True
         line_width (float): Wrap width, as a fraction of the axes. Default: 0.95

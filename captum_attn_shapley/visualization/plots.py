@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from captum_attn_shapley.concept.scores import TokenTCAVScores
-    from captum_attn_shapley.evaluation.comparison import ComparisonResult
+    from captum_attn_shapley.evaluation import ComparisonResult
 
 
 def _pyplot() -> Any:

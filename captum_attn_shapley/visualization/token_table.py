@@ -50,7 +50,7 @@ def score_colour(value: float, vmax: float, cmap: str = "bwr") -> str:
 
     Args:
         value (float): The score.
-        vmax (float): The scale's limit (e.g. the largest |score| of the method); 0 or
+        vmax (float): The scale's limit (e.g. the largest ``|score|`` of the method); 0 or
                     less gives white.
         cmap (str): A diverging matplotlib colour map. Default: ``"bwr"``
 
@@ -80,7 +80,7 @@ def highlighted_tokens_html(
         tokens (sequence of str): The tokens.
         scores (sequence of float): One score per token.
         players (sequence of bool, optional): Which tokens carry a score. Default: all.
-        vmax (float, optional): The colour scale's limit. Default: the largest |score| of
+        vmax (float, optional): The colour scale's limit. Default: the largest ``|score|`` of
                     the players.
         cmap (str): Diverging colour map. Default: ``"bwr"``
 
@@ -111,7 +111,7 @@ def highlighted_tokens_html(
 
 def max_abs_score(scores: Sequence[float], players: Optional[Sequence[bool]] = None) -> float:
     r"""
-    The largest |score| among the players (0 if there are none): a method's colour scale.
+    The largest ``|score|`` among the players (0 if there are none): a method's colour scale.
 
     Args:
         scores (sequence of float): One score per token.

@@ -21,8 +21,8 @@ from captum_attn_shapley.demos import (
 )
 from captum_attn_shapley.demos.default_model import evaluate_accuracy
 from captum_attn_shapley.demos.planted import token_recovery
+from captum_attn_shapley.demos.texture_vit import evaluate_texture_classifier
 from captum_attn_shapley.demos.textures import CLASS_NAMES
-from captum_attn_shapley.demos.vision_model import evaluate_texture_classifier
 
 PUBLISHED = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "reproducibility.json"
 
