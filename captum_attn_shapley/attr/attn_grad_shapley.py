@@ -8,6 +8,7 @@ from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
@@ -22,7 +23,6 @@ from captum_attn_shapley.shapley import (
     permutation_shapley,
     shapley_values,
 )
-from captum_attn_shapley.shapley._checks import check_choice
 from captum_attn_shapley.shapley.games import GameLike, check_game
 
 #: Accepted values of the ``estimator`` option.

@@ -7,6 +7,7 @@ import torch
 from captum.log import log_usage
 from torch import Tensor
 
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.forward import (
     as_tuple,
     class_probabilities,
@@ -18,7 +19,6 @@ from captum_attn_shapley.attr.attention_attribution import AttentionAttribution,
 from captum_attn_shapley.capture import TokenLayout
 from captum_attn_shapley.capture.players import players_of
 from captum_attn_shapley.shapley import exact_shapley, grand_coalition_gain
-from captum_attn_shapley.shapley._deprecation import renamed_keyword
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 

@@ -5,7 +5,7 @@ from typing import List, Optional, Sequence
 
 from torch import Tensor
 
-from captum_attn_shapley.shapley._checks import check_choice
+from captum_attn_shapley._utils.checks import check_choice
 
 #: Accepted values of the ``weighting`` option.
 WEIGHTINGS = ("attention", "grad_attention")

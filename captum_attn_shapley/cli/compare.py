@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     model, tokenizer, info = load_classifier(args.model)
     data = select_view(load_text_dataset(args.data), tokenizer, args.view, args.n, seed=args.seed)
     replacement = int(args.replacement) if args.replacement.isdigit() else args.replacement
-    methods = standard_methods(model, tokenizer, names, batch_size=args.batch_size, replacement=replacement)
+    methods = standard_methods(model, tokenizer, names, batch_size=args.batch_size, baselines=replacement)
     result = run_comparison(
         model,
         tokenizer,
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
         max_length=args.max_length,
         bins=args.bins,
         f1_k=args.f1_k,
-        replacement=replacement,
+        baselines=replacement,
         seed=args.seed,
         resume=not args.no_resume,
         plot=None if args.no_plot else plot_comparison,

@@ -29,6 +29,7 @@ from captum.attr import (
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley.attr import (
     PAPER_VARIANTS,
     AttentionAttribution,
@@ -216,7 +217,7 @@ def _shapley_input(name: str, s: _Setting) -> MethodSpec:
         kwargs={
             "baselines": resolve_replacement(s.replacement, s.tokenizer),
             "max_players": 15,
-            "batch_size": 512,
+            "perturbations_per_eval": 512,
         },
         description="exact, 2^n forwards",
     )
@@ -311,12 +312,13 @@ def standard_method_names() -> List[str]:
     return list(_BUILDERS)
 
 
+@renamed_keyword("replacement", "baselines")
 def standard_methods(
     model: Module,
     tokenizer: Any,
     names: Optional[Sequence[str]] = None,
     batch_size: int = 16,
-    replacement: Replacement = "mask",
+    baselines: Replacement = "mask",
 ) -> List[MethodSpec]:
     r"""
     The paper's methods (SPEC §3-4) for a Hugging Face text classifier, ready for
@@ -331,7 +333,7 @@ def standard_methods(
     - Captum's ``LayerIntegratedGradients`` (embeddings, ``n_steps=50``, [PAD] baseline on
       the players), ``KernelShap`` (``n_samples=200``), ``ShapleyValueSampling``
       (``n_samples=25``), ``Lime`` (``n_samples=200``), ``FeatureAblation`` (each player a
-      feature, replaced by ``replacement``) and ``InputXGradient`` (gradient times
+      feature, replaced by ``baselines``) and ``InputXGradient`` (gradient times
       activation of the embeddings, Captum's ``LayerGradientXActivation``). Captum's
       defaults otherwise; the perturbation methods evaluate ``ROWS_PER_FORWARD`` rows per
       forward pass.
@@ -343,7 +345,7 @@ def standard_methods(
                     (default: all except ``SHAP`` and ``Shapley-Input``, which have limits).
         batch_size (int): The comparison's batch size, in examples per ``attribute`` call
                     (sets ``perturbations_per_eval`` of the batched perturbation methods).
-        replacement (int or str): The token of the perturbation methods' baselines.
+        baselines (int or str): The token of the perturbation methods' baselines.
 
     Returns:
         list[MethodSpec]: The methods, in the order of ``names``.
@@ -365,6 +367,6 @@ def standard_methods(
         forward=classifier_forward(model),
         special=list(tokenizer.all_special_ids),
         per_eval=max(1, ROWS_PER_FORWARD // batch_size),
-        replacement=replacement,
+        replacement=baselines,
     )
     return [_BUILDERS[name](name, setting) for name in names]

@@ -28,6 +28,7 @@ from torch import Tensor
 from torch.nn import Module
 from tqdm.auto import tqdm
 
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.fingerprint import settings_digest as _digest
 from captum_attn_shapley._utils.formatting import percent_slug
@@ -194,6 +195,7 @@ def _encode(
     return batches
 
 
+@renamed_keyword("replacement", "baselines")
 def run_comparison(
     model: Module,
     tokenizer: Any,
@@ -205,7 +207,7 @@ def run_comparison(
     max_length: int = 128,
     bins: Sequence[float] = DEFAULT_BINS,
     f1_k: float = 20,
-    replacement: Replacement = "mask",
+    baselines: Replacement = "mask",
     seed: int = 0,
     resume: bool = True,
     progress: bool = True,
@@ -236,7 +238,7 @@ def run_comparison(
         max_length (int): Truncation length of the tokenizer.
         bins (sequence of float): Bins of comprehensiveness and sufficiency, in percent.
         f1_k (float): The bin of the F1 (default 20; added to ``bins`` if missing).
-        replacement (int or str): The token that removes players in the metrics.
+        baselines (int or str): The token that removes players in the metrics.
         seed (int): ``torch.manual_seed`` before every ``attribute`` call.
         resume (bool): Reuse the saved results of methods whose fingerprint (model
                     parameters, data, settings, method) matches.
@@ -294,7 +296,7 @@ def run_comparison(
         "max_length": max_length,
         "bins": list(kept_bins),
         "f1_k": f1_k,
-        "replacement": resolve_replacement(replacement, tokenizer, forward),
+        "replacement": resolve_replacement(baselines, tokenizer, forward),
         "seed": seed,
         "torch": torch.__version__,
     }
@@ -309,7 +311,7 @@ def run_comparison(
                 results[spec.name] = stored
                 continue
         outcome = _run_method(
-            spec, encoded, targets, forward, tokenizer, special, kept_bins, f1_k, replacement, seed, progress
+            spec, encoded, targets, forward, tokenizer, special, kept_bins, f1_k, baselines, seed, progress
         )
         outcome["fingerprint"] = fingerprint
         outcome["description"] = spec.description

@@ -8,9 +8,9 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley.metrics.faithfulness import faithfulness_curves
 from captum_attn_shapley.metrics.token_selection import Replacement
-from captum_attn_shapley.shapley._deprecation import renamed_keyword
 
 
 @renamed_keyword("replacement", "baselines")

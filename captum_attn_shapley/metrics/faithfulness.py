@@ -26,6 +26,7 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.forward import class_probabilities, forward_args_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 from captum_attn_shapley.capture import text_player_mask
@@ -40,7 +41,6 @@ from captum_attn_shapley.metrics.token_selection import (
     token_scores,
     top_players,
 )
-from captum_attn_shapley.shapley._deprecation import renamed_keyword
 
 
 @dataclass

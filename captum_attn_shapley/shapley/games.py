@@ -23,7 +23,7 @@ from typing import Union
 import torch
 from torch import Tensor
 
-from captum_attn_shapley.shapley._checks import check_choice
+from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley.shapley._estimation import GameFunction
 
 #: The built-in games, by their option name.

@@ -6,7 +6,7 @@ import math
 import torch
 from torch import Tensor
 
-from captum_attn_shapley.shapley._deprecation import renamed_keyword
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley.shapley._estimation import (
     DEFAULT_PERTURBATIONS_PER_EVAL,
     GameFunction,

@@ -34,7 +34,7 @@ def _image_hwc(image: ArrayLike) -> np.ndarray:
     if array.min() < -1e-6 or array.max() > 1 + 1e-6:
         raise ValueError(
             "The image must hold values in [0, 1] (for display): undo the model's normalisation first, "
-            "e.g. with captum_attn_shapley.demos.vision_model.to_images."
+            "e.g. with captum_attn_shapley.demos.texture_vit.to_images."
         )
     return np.clip(array, 0.0, 1.0)
 

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from captum_attn_shapley._utils.arrays import ArrayLike
+from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.formatting import percent_slug
 from captum_attn_shapley._utils.forward import forward_args_tuple
 from captum_attn_shapley._utils.labels import LabelNames
@@ -24,6 +25,7 @@ from captum_attn_shapley.visualization.html._inputs import display_mask, label_n
 from captum_attn_shapley.visualization.html.example import ReportExample
 
 
+@renamed_keyword("replacement", "baselines")
 def text_examples(
     forward_func: Callable,
     input_ids: Tensor,
@@ -37,7 +39,7 @@ def text_examples(
     metrics: bool = True,
     bins: Sequence[float] = DEFAULT_BINS,
     f1_k: float = 20,
-    replacement: Replacement = "mask",
+    baselines: Replacement = "mask",
     special_token_ids: Optional[Sequence[int]] = None,
 ) -> List[ReportExample]:
     r"""
@@ -66,7 +68,7 @@ def text_examples(
         bins (sequence of float): Bins of the metrics, in percent. Default: (0, 10, 20, 50)
         f1_k (float): The bin of the kept-tokens prediction (the ingredient of the F1).
                     Default: 20
-        replacement (int or str): The token that removes tokens in the metrics.
+        baselines (int or str): The token that removes tokens in the metrics.
                     Default: ``"mask"``
         special_token_ids (sequence of int, optional): Default: ``tokenizer.all_special_ids``.
 
@@ -110,7 +112,7 @@ def text_examples(
                 target=explained,
                 additional_forward_args=additional_forward_args,
                 bins=kept_bins,
-                baselines=replacement,
+                baselines=baselines,
                 tokenizer=tokenizer,
                 special_token_ids=special,
                 player_mask=players,

@@ -1,9 +1,4 @@
-"""Renamed keyword arguments: the old name keeps working for one release, with a FutureWarning.
-
-Shared by :mod:`captum_attn_shapley.shapley`, :mod:`captum_attn_shapley.attr` and
-:mod:`captum_attn_shapley.metrics` (the lowest layer that renames a keyword); its natural home is
-``captum_attn_shapley._utils``.
-"""
+"""Renamed keyword arguments: the old name keeps working for one release, with a FutureWarning."""
 
 import functools
 import warnings

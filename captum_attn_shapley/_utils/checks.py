@@ -1,9 +1,4 @@
-"""Validation of named options (``game=``, ``weighting=``, ``estimator=``): one rule, one message.
-
-Shared by :mod:`captum_attn_shapley.shapley`, :mod:`captum_attn_shapley.capture` and
-:mod:`captum_attn_shapley.attr` (the lowest layer that validates an option); its natural home is
-``captum_attn_shapley._utils``.
-"""
+"""Validation of named options (``game=``, ``weighting=``, ``estimator=``): one rule, one message."""
 
 from typing import Any, Sequence
 
