@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Array-like inputs (tensors, numpy arrays, nested sequences) as float tensors on the CPU."""
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 #: A tensor, a numpy array or a sequence of numbers.
-ArrayLike = Union[Tensor, np.ndarray, Sequence[float]]
+ArrayLike = Union[Tensor, NDArray[Any], Sequence[float]]
 
 
 def as_tensor(values: ArrayLike) -> Tensor:

@@ -1,9 +1,11 @@
 """Validation of named options (``game=``, ``weighting=``, ``estimator=``): one rule, one message."""
 
-from typing import Any, Sequence
+from typing import Sequence, TypeVar
+
+_T = TypeVar("_T")
 
 
-def check_choice(value: Any, choices: Sequence[str], option: str, alternative: str = "") -> Any:
+def check_choice(value: _T, choices: Sequence[str], option: str, alternative: str = "") -> _T:
     r"""
     Validates an option that takes one of a few names.
 

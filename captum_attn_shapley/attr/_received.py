@@ -4,9 +4,9 @@
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.capture.influence_matrix import received_per_token

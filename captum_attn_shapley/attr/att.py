@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Att, the paper's attention baseline (SPEC §4), as a Captum attribution."""
+"""Att, the paper's attention baseline, as a Captum attribution.
+
+See the mathematics page of the documentation, section "The baselines".
+"""
 
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 

@@ -46,7 +46,7 @@ class PreparedBatch:
     layout: TokenLayout
 
 
-class AttentionAttribution(Attribution):
+class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships no types: Attribution is Any
     r"""
     Base class of attributions computed from a transformer's attention (and its
     gradients) captured in one forward and one backward pass.
@@ -72,7 +72,7 @@ class AttentionAttribution(Attribution):
 
     def __init__(
         self,
-        forward_func: Callable,
+        forward_func: Callable[..., Any],
         model: Optional[Module] = None,
         attention_modules: Optional[Sequence[ModuleSpec]] = None,
         attention_output_index: OutputSelector = 1,

@@ -4,11 +4,11 @@
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.checks import check_choice
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
@@ -61,7 +61,9 @@ PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
 class AttnGradShapley(AttentionAttribution):
     r"""
     Shapley values of a cooperative game between tokens defined by the transformer's
-    attention (SPEC §2-3), from one forward and one backward pass over the batch.
+    attention (sections "Influence matrices" and "Games and their Shapley values" on
+    :doc:`the mathematics page </mathematics>`), from one forward and one backward pass over the
+    batch.
 
     The influence matrix ``M`` averages the attention probabilities over the selected
     layers and all heads, optionally weighted elementwise by the ReLU of the gradient of
@@ -85,8 +87,8 @@ class AttnGradShapley(AttentionAttribution):
                     Default: ``"max_mutual"``.
         weighting (str): Default influence matrix: ``"grad_attention"`` or
                     ``"attention"``. Default: ``"grad_attention"``.
-        model, attention_modules, attention_output_index, special_token_ids,
-        switch_to_eager: See :class:`~captum_attn_shapley.AttentionAttribution`.
+        model, attention_modules, attention_output_index, special_token_ids, switch_to_eager:
+                    See :class:`~captum_attn_shapley.AttentionAttribution`.
 
     Examples::
 
@@ -102,7 +104,7 @@ class AttnGradShapley(AttentionAttribution):
 
     def __init__(
         self,
-        forward_func: Callable,
+        forward_func: Callable[..., Any],
         game: GameLike = "max_mutual",
         weighting: str = "grad_attention",
         model: Optional[Module] = None,
@@ -215,8 +217,8 @@ class AttnGradShapley(AttentionAttribution):
 
         Args:
             attributions (Tensor or tuple): As returned by :meth:`attribute`.
-            inputs, target, additional_forward_args, game, weighting, layers,
-            player_mask: The arguments :meth:`attribute` was called with.
+            inputs, target, additional_forward_args, game, weighting, layers, player_mask:
+                        The arguments :meth:`attribute` was called with.
 
         Returns:
             Tensor: Shape ``(batch,)``.

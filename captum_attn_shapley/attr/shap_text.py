@@ -6,10 +6,11 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 from captum.attr import Attribution
-from captum.log import log_usage
+from numpy.typing import NDArray
 from torch import Tensor
 
 from captum_attn_shapley._utils.forward import class_probabilities, logits_from_output
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 
 SHAP_INSTALL_HINT = 'pip install "captum-attn-shapley[shap]"'
@@ -26,7 +27,7 @@ def _import_shap() -> Any:
     return shap
 
 
-class ShapText(Attribution):
+class ShapText(Attribution):  # type: ignore[misc]  # captum ships no types: Attribution is Any
     r"""
     SHAP's partition explainer on text (``shap.explainers.Partition`` with a
     ``shap.maskers.Text`` masker built on the model's own tokenizer), the SHAP baseline of
@@ -304,10 +305,10 @@ class ShapText(Attribution):
 
     def _probability_function(
         self, target: int, device: torch.device, mask_dtype: torch.dtype, extra: Tuple[Any, ...], batch_size: int
-    ) -> Callable[[Any], np.ndarray]:
+    ) -> Callable[[Any], NDArray[Any]]:
         """The model as shap sees it: strings -> probability of ``target`` (float64)."""
 
-        def probability(texts: Any) -> np.ndarray:
+        def probability(texts: Any) -> NDArray[Any]:
             strings = [str(t) for t in np.asarray(texts, dtype=object).reshape(-1)]
             out: List[Tensor] = []
             for start in range(0, len(strings), batch_size):
@@ -324,7 +325,9 @@ class ShapText(Attribution):
         return probability
 
 
-def _lower_credit_to_players(hierarchical: np.ndarray, clustering: np.ndarray, players: np.ndarray) -> np.ndarray:
+def _lower_credit_to_players(
+    hierarchical: NDArray[Any], clustering: NDArray[Any], players: NDArray[Any]
+) -> NDArray[Any]:
     r"""
     Pushes shap's hierarchical (per-cluster) credit down to the leaves, as shap's
     ``lower_credit`` does, but splitting each cluster's credit in proportion to the number

@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Shapley-Input, exact Shapley values of the model itself (SPEC §4), as a Captum attribution."""
+"""Shapley-Input, exact Shapley values of the model itself, as a Captum attribution.
+
+See the mathematics page of the documentation, section "The baselines".
+"""
 
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_attn_shapley._utils.deprecation import renamed_keyword
@@ -14,6 +16,7 @@ from captum_attn_shapley._utils.forward import (
     forward_args_tuple,
     logits_from_output,
 )
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import TokenLayout
@@ -25,7 +28,8 @@ AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
 class ShapleyInput(AttentionAttribution):
     r"""
-    Exact Shapley values of the model itself ("Shapley-Input", SPEC §4):
+    Exact Shapley values of the model itself ("Shapley-Input"; "The baselines" on
+    :doc:`the mathematics page </mathematics>`):
     ``v(S)`` is the softmax probability of the target class when the players outside
     ``S`` are replaced (text: by the ``baselines`` token id, typically ``[MASK]``; images:
     their patch's pixels by the ``baselines`` value). All ``2^n`` coalitions are
@@ -132,7 +136,7 @@ class _ModelGame:
         self.players = players_of(prepared.players[index])
         self.target = int(prepared.captured.target[index])
         inputs_tuple = as_tuple(inputs)
-        self.first = inputs_tuple[0][index : index + 1]
+        self.first: Tensor = inputs_tuple[0][index : index + 1]
         self.rest = tuple(_row(t, index, inputs_tuple[0].shape[0]) for t in inputs_tuple[1:])
         extra = forward_args_tuple(additional_forward_args)
         self.extra = tuple(_row(a, index, inputs_tuple[0].shape[0]) for a in extra)

@@ -19,7 +19,7 @@ Captum-style ``forward_func`` (the model itself or a function wrapping it) it
 import contextlib
 import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor
@@ -91,7 +91,7 @@ def _select(output: Any, selector: OutputSelector) -> Optional[Tensor]:
     if selector is None:
         return output if isinstance(output, Tensor) else None
     if isinstance(output, (tuple, list)) and len(output) > selector:
-        return output[selector]
+        return cast(Optional[Tensor], output[selector])
     if isinstance(output, Tensor) and selector == 0:
         return output
     return None
@@ -125,7 +125,7 @@ class AttentionCapture:
 
     def __init__(
         self,
-        forward_func: Callable,
+        forward_func: Callable[..., Any],
         model: Optional[Module] = None,
         attention_modules: Optional[Sequence[ModuleSpec]] = None,
         attention_output_index: OutputSelector = 1,

@@ -56,7 +56,7 @@ def _modules_referenced_by(func: Any, depth: int = 0) -> List[Module]:
     return found
 
 
-def find_model(forward_func: Callable, model: Optional[Module] = None) -> Module:
+def find_model(forward_func: Callable[..., Any], model: Optional[Module] = None) -> Module:
     r"""
     Finds the transformer behind a Captum-style forward function.
 

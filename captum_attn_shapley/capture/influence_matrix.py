@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Influence matrices (SPEC §2): attention, optionally weighted by ReLU'd attention gradients."""
+"""Influence matrices: attention, optionally weighted by ReLU'd attention gradients.
+
+See the mathematics page of the documentation, section "Influence matrices".
+"""
 
 from typing import List, Optional, Sequence
 
@@ -68,7 +71,8 @@ def received_per_token(matrix: Tensor, query_mask: Tensor) -> Tensor:
     Per-token column aggregation: the mean over real query rows of ``matrix[:, q, i]``.
 
     For the attention matrix this is the attention each token receives (the "Att"
-    baseline, SPEC §4); for the gradient-weighted one, Grad-SAM's token relevance.
+    baseline; "The baselines" on :doc:`the mathematics page </mathematics>`); for the gradient-weighted
+    one, Grad-SAM's token relevance.
 
     Args:
         matrix (Tensor): Shape ``(batch, T, T)``.

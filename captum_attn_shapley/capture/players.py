@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Who the players are: token layout of a batch and the default player mask (SPEC §1).
+"""Who the players are: token layout of a batch and the default player mask.
+
+See the mathematics page of the documentation, section "Notation".
 
 The special tokens (never players) are resolved in :mod:`.special_tokens`.
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""The special tokens of a model: never players, never replaced (SPEC §1, §6).
+"""The special tokens of a model: never players, never replaced.
+
+See the mathematics page of the documentation, sections "Notation" and "Faithfulness metrics".
 
 The one rule every method and metric follows: the ids given explicitly, else those of the given
 tokenizer, else those of the model (its config and the tokenizer saved beside it, loaded offline).
@@ -94,14 +96,14 @@ def model_special_token_ids(model: Module) -> List[int]:
     return sorted(ids)
 
 
-def _model_behind(forward_func: Callable) -> Optional[Module]:
+def _model_behind(forward_func: Callable[..., Any]) -> Optional[Module]:
     try:
         return find_model(forward_func)
     except (TypeError, ValueError):
         return None
 
 
-def model_token_id_sources(forward_func: Callable) -> List[Any]:
+def model_token_id_sources(forward_func: Callable[..., Any]) -> List[Any]:
     r"""
     Where the named token ids (``mask_token_id``, ...) of the model behind a forward function
     can be read: the tokenizer saved beside it (offline) and its config.
@@ -121,7 +123,7 @@ def model_token_id_sources(forward_func: Callable) -> List[Any]:
 def resolve_special_token_ids(
     special_token_ids: Optional[Sequence[int]],
     tokenizer: Any = None,
-    forward_func: Optional[Callable] = None,
+    forward_func: Optional[Callable[..., Any]] = None,
     model: Optional[Module] = None,
     required: bool = True,
 ) -> List[int]:

@@ -115,11 +115,8 @@ def _tcav_run(
         from captum_attn_shapley.concept.builders import image_concept
         from captum_attn_shapley.demos import textures
         from captum_attn_shapley.demos.tcav_ground_truth import texture_concept_sets
-        from captum_attn_shapley.demos.vision_model import (
-            load_texture_classifier,
-            load_texture_vit,
-            to_pixel_values,
-        )
+        from captum_attn_shapley.demos.texture_vit import to_pixel_values
+        from captum_attn_shapley.demos.vision_model import load_texture_classifier, load_texture_vit
 
         model, _, info = load_texture_vit(args.model) if args.model else load_texture_classifier()
         id2label = model_label_names(model)

@@ -6,12 +6,13 @@ matrix are the R CAVs of each concept of each experimental set (set by set, conc
 followed by the single CAV of each random-concept pair; the example scores have one column per row.
 """
 
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 from captum.concept import CAV, Concept
 from captum.concept._utils.common import concepts_to_str
+from numpy.typing import NDArray
 from torch import Tensor
 
 from captum_attn_shapley.concept.scores import TokenTCAVScores
@@ -61,11 +62,11 @@ def stack_cavs(
     for concepts in experimental_sets:
         key = concepts_to_str(concepts)
         for layer in layers:
-            w = cavs[key][layer].stats["weights"]  # type: ignore[index]
+            w = cavs[key][layer].stats["weights"]
             stacked[layer].append(w.reshape(-1, w.shape[-1]))
     for pair_key in pair_keys:
         for layer in layers:
-            stacked[layer].append(random_cavs[pair_key][layer].stats["weights"][0].reshape(1, -1))  # type: ignore
+            stacked[layer].append(random_cavs[pair_key][layer].stats["weights"][0].reshape(1, -1))
     return {layer: torch.cat(parts) for layer, parts in stacked.items()}
 
 
@@ -109,7 +110,7 @@ def assemble_scores(
                 "magnitude": magnitude.mean(dim=1),
                 "sign_count_repeats": sign,
                 "magnitude_repeats": magnitude,
-                "cav_accuracy": torch.nanmean(stats["accs"].float(), dim=1),  # type: ignore[index]
+                "cav_accuracy": torch.nanmean(stats["accs"].float(), dim=1),
                 "p_value": torch.as_tensor(ttest_against_half(sign.numpy()), dtype=torch.float64),
             }
         column += k * repeats
@@ -142,7 +143,7 @@ def add_random_test(
     reference, partners = random_concepts[0], list(random_concepts[1:])
     for layer in layers:
 
-        def t_tcav(concept: Concept) -> np.ndarray:
+        def t_tcav(concept: Concept) -> NDArray[Any]:
             cols = [columns[concepts_to_str([concept, p])] for p in partners]
             return (scores[layer][:, cols] > 0).float().mean(dim=0).numpy()
 

@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Training the relative token CAVs of one experimental set at one layer (SPEC §5, step 2)."""
+"""Training the relative token CAVs of one experimental set at one layer.
+
+See the mathematics page of the documentation, section "Token-level concept sensitivity (T-TCAV)", step 2.
+"""
 
 import inspect
 import zlib

@@ -14,7 +14,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 
-class TokenLogisticClassifier(Classifier):
+class TokenLogisticClassifier(Classifier):  # type: ignore[misc]  # captum ships no types: Classifier is Any
     r"""
     A logistic-regression concept classifier for Captum's
     :class:`~captum.concept.Classifier` interface, trained on token
@@ -60,11 +60,11 @@ class TokenLogisticClassifier(Classifier):
 
     def train_and_eval(
         self,
-        dataloader: DataLoader,
+        dataloader: DataLoader[Any],
         test_split_ratio: Optional[float] = None,
         random_state: int = 0,
         **kwargs: Any,
-    ) -> Union[Dict, None]:
+    ) -> Union[Dict[str, Any], None]:
         r"""
         Fits the probe on ``(activations, labels)`` batches.
 

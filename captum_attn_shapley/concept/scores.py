@@ -2,7 +2,7 @@
 """The result of a :class:`~captum_attn_shapley.TokenTCAV` run, as Captum's nested dict and as a table."""
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union, cast
 
 from torch import Tensor
 
@@ -27,7 +27,7 @@ TABLE_COLUMNS = (
 )
 
 
-class TokenTCAVScores(dict):
+class TokenTCAVScores(dict[str, Dict[str, Dict[str, Tensor]]]):
     r"""
     T-TCAV scores in Captum's layout, ``scores[concepts_key][layer][metric]``, where
     ``concepts_key`` joins the concept ids of an experimental set with ``"-"`` (as
@@ -130,7 +130,7 @@ class TokenTCAVScores(dict):
         Returns:
             str: The table.
         """
-        return tcav_table(self, markdown=True, columns=columns)  # type: ignore[return-value]
+        return cast(str, tcav_table(self, markdown=True, columns=columns))
 
 
 def _value(tensor: Optional[Tensor], i: int) -> float:
@@ -139,7 +139,9 @@ def _value(tensor: Optional[Tensor], i: int) -> float:
     return float(tensor[i])
 
 
-def tcav_table(scores: TokenTCAVScores, markdown: bool = False, columns: Optional[Sequence[str]] = None) -> Any:
+def tcav_table(
+    scores: TokenTCAVScores, markdown: bool = False, columns: Optional[Sequence[str]] = None
+) -> Union[List[Dict[str, Any]], str]:
     r"""
     Turns :meth:`TokenTCAV.interpret` results into a table.
 

@@ -1,24 +1,28 @@
 #!/usr/bin/env python3
-"""Significance tests of TCAV scores (SPEC §5 step 5) and multiple-testing corrections."""
+"""Significance tests of TCAV scores and multiple-testing corrections.
+
+See the mathematics page of the documentation, section "Token-level concept sensitivity (T-TCAV)", step 5.
+"""
 
 import warnings
-from typing import Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy import stats
 
 #: Multiple-testing corrections accepted by :func:`correct_pvalues`.
 CORRECTIONS = ("bonferroni", "holm", "bh", "by")
 
 
-def _quiet_test(test, *args, **kwargs):  # type: ignore[no-untyped-def]
+def _quiet_test(test: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     with warnings.catch_warnings():
         # identical scores (e.g. every CAV gives T-TCAV = 1) make scipy warn about precision
         warnings.simplefilter("ignore", RuntimeWarning)
         return test(*args, **kwargs)
 
 
-def ttest_against_half(scores: np.ndarray) -> np.ndarray:
+def ttest_against_half(scores: NDArray[Any]) -> NDArray[Any]:
     r"""
     Two-sided one-sample t-test of T-TCAV scores against 0.5 over the last axis (the
     R repeats with different negative draws).
@@ -43,7 +47,7 @@ def ttest_against_half(scores: np.ndarray) -> np.ndarray:
     return np.where(constant & (scores[..., 0] != 0.5), 0.0, p)
 
 
-def random_concept_test(concept_scores: np.ndarray, random_scores: np.ndarray) -> float:
+def random_concept_test(concept_scores: NDArray[Any], random_scores: NDArray[Any]) -> float:
     r"""
     Captum's original TCAV test: a two-sided two-sample t-test of a concept's scores
     (against each random partner concept) versus a random concept's scores (against the
@@ -66,7 +70,7 @@ def random_concept_test(concept_scores: np.ndarray, random_scores: np.ndarray) -
     return float(_quiet_test(stats.ttest_ind, a, b).pvalue)
 
 
-def correct_pvalues(pvalues: np.ndarray, method: Optional[str]) -> np.ndarray:
+def correct_pvalues(pvalues: NDArray[Any], method: Optional[str]) -> NDArray[Any]:
     r"""
     Adjusts a family of p-values for multiple comparisons.
 

@@ -1,33 +1,33 @@
 #!/usr/bin/env python3
-"""TokenTCAV: attention-weighted, token-level concept sensitivity (T-TCAV, SPEC §5).
+"""TokenTCAV: attention-weighted, token-level concept sensitivity (T-TCAV).
 
-A subclass of Captum's :class:`captum.concept.TCAV` that keeps Captum's ``Concept``,
-``CAV`` storage and ``Classifier`` interface but works on tokens:
+A subclass of Captum's :class:`captum.concept.TCAV` that keeps Captum's ``Concept``, ``CAV`` storage and
+``Classifier`` interface but works on tokens (see the mathematics page of the documentation, section
+"Token-level concept sensitivity (T-TCAV)"):
 
 1. every non-padding token of every concept example is one activation vector of the
    layer's residual stream (a transformer block's output);
 2. a relative CAV separates a concept's tokens from those of an equally sized random draw
    of examples of the other concepts of its set, repeated R times (default 50);
-3. for each target example, one batched forward and backward pass gives the gradient of
-   the target logit w.r.t. every selected layer's token states, and the attention from the
-   classification token in the same layer;
+3. for each target example, one batched forward and backward pass gives the gradient of the target logit
+   w.r.t. every selected layer's token states, and the attention from the classification token in the same layer;
 4. ``D_t = a_t * (g_t . v)``, ``s(x) = sum_t D_t`` and T-TCAV = the fraction of examples
    with ``s(x) > 0``, with a t-test of the R scores against 0.5 and, optionally, Captum's
    test against random concepts and a multiple-testing correction.
 """
 
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from captum._utils.typing import TensorOrTupleOfTensorsGeneric
 from captum.concept import CAV, TCAV, Classifier, Concept
 from captum.concept._utils.common import concepts_to_str
-from captum.log import log_usage
 from torch import Tensor
 from torch.nn import Module
 from tqdm.auto import tqdm
 
 from captum_attn_shapley._utils.fingerprint import model_fingerprint
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.capture import (
     AttentionCapture,
@@ -66,7 +66,7 @@ from captum_attn_shapley.concept.classifier import TokenLogisticClassifier
 from captum_attn_shapley.concept.scores import TokenTCAVScores
 
 
-class TokenTCAV(TCAV):
+class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is Any
     r"""
     Token-level TCAV weighted by the classification token's attention (T-TCAV), for
     Vision Transformers (patch tokens) and BERT-like text models (word-piece tokens).
@@ -128,7 +128,7 @@ class TokenTCAV(TCAV):
         attention_weighting: bool = True,
         batch_size: int = 32,
         seed: int = 0,
-        forward_func: Optional[Callable] = None,
+        forward_func: Optional[Callable[..., Any]] = None,
         attention_modules: Optional[Sequence[ModuleSpec]] = None,
         attention_output_index: OutputSelector = 1,
         switch_to_eager: bool = True,
@@ -230,7 +230,7 @@ class TokenTCAV(TCAV):
         for concepts in experimental_sets:
             register_concepts(self.concepts, concepts)
         self._cavs_for(experimental_sets, self.repeats, self.cavs, force_train)
-        return self.cavs
+        return cast(Dict[str, Dict[str, Any]], self.cavs)  # set by (untyped) TCAV.__init__
 
     def _token_terms(self, captured: CapturedAttention) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
         """Per layer: token gradients ``g`` (B, T, F), weights ``w`` (B, T) and the valid mask."""
@@ -278,7 +278,7 @@ class TokenTCAV(TCAV):
         return {layer: torch.cat(parts).cpu() for layer, parts in scores.items()}, torch.cat(targets).cpu()
 
     @log_usage(part_of_slo=True)
-    def interpret(  # type: ignore[override]
+    def interpret(
         self,
         inputs: TensorOrTupleOfTensorsGeneric,
         experimental_sets: List[List[Concept]],
@@ -385,7 +385,7 @@ class TokenTCAV(TCAV):
             raise ValueError(f"Concept {concept.name!r} is not in the given experimental set.")
         self.compute_cavs([experimental_set])
         key = concepts_to_str(experimental_set)
-        weights = self.cavs[key][name].stats["weights"]  # type: ignore[index]
+        weights = self.cavs[key][name].stats["weights"]
         vector = weights[list(experimental_set).index(concept)].mean(dim=0)
         maps = []
         for batch_inputs, batch_target, extra in split_batches(

@@ -7,9 +7,10 @@ comes from the ``numpy.random.Generator`` passed in, and no global random state 
 
 import colorsys
 import functools
-from typing import Dict, Tuple
+from typing import Any, Dict, Tuple, cast
 
 import numpy as np
+from numpy.typing import NDArray
 
 #: Side of the images in pixels (an 8 x 8 grid of 8-pixel patches).
 IMAGE_SIZE = 64
@@ -41,7 +42,7 @@ _MARGIN = 1  # pixels kept free between an object and the image border
 
 
 @functools.lru_cache(maxsize=8)
-def _background_sources(image_size: int) -> Tuple[np.ndarray, ...]:
+def _background_sources(image_size: int) -> Tuple[NDArray[Any], ...]:
     """The background textures as float32 in [0, 1], rescaled for ``image_size`` (cached)."""
     import skimage.data
     from skimage.transform import rescale
@@ -56,7 +57,7 @@ def _background_sources(image_size: int) -> Tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=1)
-def _sample_photos() -> Tuple[np.ndarray, ...]:
+def _sample_photos() -> Tuple[NDArray[Any], ...]:
     """scikit-learn's two sample photographs (china, flower) as float32 RGB in [0, 1]."""
     from sklearn.datasets import load_sample_images
 
@@ -64,12 +65,12 @@ def _sample_photos() -> Tuple[np.ndarray, ...]:
 
 
 @functools.lru_cache(maxsize=8)
-def _grid(image_size: int) -> Tuple[np.ndarray, np.ndarray]:
+def _grid(image_size: int) -> Tuple[NDArray[Any], NDArray[Any]]:
     rows, cols = np.mgrid[0:image_size, 0:image_size].astype(np.float32)
     return rows, cols
 
 
-def _random_crop(source: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+def _random_crop(source: NDArray[Any], size: int, rng: np.random.Generator) -> NDArray[Any]:
     top = int(rng.integers(0, source.shape[0] - size + 1))
     left = int(rng.integers(0, source.shape[1] - size + 1))
     crop = source[top : top + size, left : left + size]
@@ -80,7 +81,7 @@ def _random_crop(source: np.ndarray, size: int, rng: np.random.Generator) -> np.
     return crop
 
 
-def draw_background(size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_background(size: int, rng: np.random.Generator) -> NDArray[Any]:
     """A tinted, low-contrast crop of a background texture, ``(3, size, size)``."""
     sources = _background_sources(size)
     crop = _random_crop(sources[int(rng.integers(len(sources)))], size, rng)
@@ -90,20 +91,20 @@ def draw_background(size: int, rng: np.random.Generator) -> np.ndarray:
     tint = np.array(
         colorsys.hsv_to_rgb(rng.random(), rng.uniform(0.08, 0.3), rng.uniform(0.35, 0.65)), dtype=np.float32
     )
-    return tint[:, None, None] * (1.0 + contrast * gray[None])
+    return cast(NDArray[Any], tint[:, None, None] * (1.0 + contrast * gray[None]))
 
 
-def _colour(index: int, rng: np.random.Generator) -> np.ndarray:
+def _colour(index: int, rng: np.random.Generator) -> NDArray[Any]:
     jitter = rng.uniform(-COLOUR_JITTER, COLOUR_JITTER, size=3).astype(np.float32)
-    return np.clip(_PALETTE_RGB[index] + jitter, 0.0, 1.0)
+    return cast(NDArray[Any], np.clip(_PALETTE_RGB[index] + jitter, 0.0, 1.0))
 
 
-def _two_colours(rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _two_colours(rng: np.random.Generator) -> Tuple[NDArray[Any], NDArray[Any]]:
     first, second = rng.choice(len(_PALETTE_NAMES), size=2, replace=False)
     return _colour(int(first), rng), _colour(int(second), rng)
 
 
-def _rotated(size: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarray]:
+def _rotated(size: int, rng: np.random.Generator) -> Tuple[NDArray[Any], NDArray[Any]]:
     """Image coordinates rotated by a random angle and shifted by a random offset."""
     rows, cols = _grid(size)
     angle = rng.uniform(0.0, np.pi)
@@ -113,7 +114,7 @@ def _rotated(size: int, rng: np.random.Generator) -> Tuple[np.ndarray, np.ndarra
     return u, v
 
 
-def _pattern(texture: str, size: int, rng: np.random.Generator) -> np.ndarray:
+def _pattern(texture: str, size: int, rng: np.random.Generator) -> NDArray[Any]:
     """Bool ``(size, size)`` map of the foreground colour of a texture filling."""
     scale = size / IMAGE_SIZE
     u, v = _rotated(size, rng)
@@ -126,7 +127,7 @@ def _pattern(texture: str, size: int, rng: np.random.Generator) -> np.ndarray:
         amplitude = rng.uniform(3.0, 4.5) * scale  # sharp bends: slopes of 1.1 to 2.6
         phase = u / wavelength
         triangle = 4.0 * np.abs(phase - np.floor(phase + 0.5)) - 1.0  # in [-1, 1]
-        return np.mod(v - amplitude * triangle, period) < rng.uniform(0.4, 0.5) * period
+        return cast(NDArray[Any], np.mod(v - amplitude * triangle, period) < rng.uniform(0.4, 0.5) * period)
     if texture == "dotted":
         spacing = rng.uniform(6.0, 9.0) * scale
         radius = rng.uniform(1.5, min(2.5, 0.3 * spacing / scale)) * scale  # dots stay apart
@@ -136,11 +137,11 @@ def _pattern(texture: str, size: int, rng: np.random.Generator) -> np.ndarray:
         jitter = rng.uniform(-reach, reach, size=(int(iu.max()) + 1, int(iv.max()) + 1, 2))
         du = u - (cell_u + 0.5) * spacing - jitter[iu, iv, 0]
         dv = v - (cell_v + 0.5) * spacing - jitter[iu, iv, 1]
-        return du * du + dv * dv < radius * radius
+        return cast(NDArray[Any], du * du + dv * dv < radius * radius)
     raise AssertionError(texture)
 
 
-def draw_filling(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_filling(kind: str, size: int, rng: np.random.Generator) -> NDArray[Any]:
     """The filling of class or concept ``kind`` over the whole image, ``(3, size, size)``."""
     if kind in TEXTURE_CONCEPTS:
         foreground, background = _two_colours(rng)
@@ -150,7 +151,7 @@ def draw_filling(kind: str, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(colour[:, None, None], (3, size, size))
 
 
-def _shape_outline(rng: np.random.Generator) -> np.ndarray:
+def _shape_outline(rng: np.random.Generator) -> NDArray[Any]:
     """Vertices ``(k, 2)`` (row, col) of a random rotated shape of unit area.
 
     The shape is star-shaped about the origin (the vertices go round it once), which
@@ -178,10 +179,10 @@ def _shape_outline(rng: np.random.Generator) -> np.ndarray:
     points = points @ rotation.T
     rows, cols = points[:, 0], points[:, 1]
     area = 0.5 * abs(np.dot(cols, np.roll(rows, 1)) - np.dot(rows, np.roll(cols, 1)))
-    return points / np.sqrt(area)
+    return cast(NDArray[Any], points / np.sqrt(area))
 
 
-def _rasterise(outline: np.ndarray, centre: np.ndarray, size: int) -> np.ndarray:
+def _rasterise(outline: NDArray[Any], centre: NDArray[Any], size: int) -> NDArray[Any]:
     """Bool mask of the pixels inside a polygon that is star-shaped about ``centre``.
 
     Each pixel's ray from the centre meets the boundary on one edge, found by its angle; the
@@ -198,10 +199,10 @@ def _rasterise(outline: np.ndarray, centre: np.ndarray, size: int) -> np.ndarray
     # pixel = t * boundary point on the same ray: inside iff t >= 1 (cross products, no division)
     boundary = start[..., 1] * e_row - start[..., 0] * e_col
     pixel = d_col * e_row - d_row * e_col
-    return pixel <= boundary
+    return cast(NDArray[Any], pixel <= boundary)
 
 
-def draw_object_mask(size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_object_mask(size: int, rng: np.random.Generator) -> NDArray[Any]:
     """Bool mask of a random shape covering 20-45 % of the image, fully inside it."""
     low, high = OBJECT_FRACTION
     while True:
@@ -217,17 +218,17 @@ def draw_object_mask(size: int, rng: np.random.Generator) -> np.ndarray:
             return mask
 
 
-def finish_image(clean: np.ndarray, noise: np.ndarray) -> np.ndarray:
+def finish_image(clean: NDArray[Any], noise: NDArray[Any]) -> NDArray[Any]:
     """``clean + noise`` clipped to ``[0, 1]``, as float32."""
-    return np.clip(clean + noise, 0.0, 1.0).astype(np.float32)
+    return cast(NDArray[Any], np.clip(clean + noise, 0.0, 1.0).astype(np.float32))
 
 
-def draw_noise(size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_noise(size: int, rng: np.random.Generator) -> NDArray[Any]:
     """Gaussian pixel noise of standard deviation :data:`NOISE_STD`, ``(3, size, size)`` float32."""
     return rng.standard_normal(size=(3, size, size), dtype=np.float32) * np.float32(NOISE_STD)
 
 
-def draw_random_image(size: int, rng: np.random.Generator) -> np.ndarray:
+def draw_random_image(size: int, rng: np.random.Generator) -> NDArray[Any]:
     """A background as in the dataset, or a rescaled random crop of a sample photograph.
 
     Nearly flat photograph crops (plain sky) are drawn again.
@@ -243,4 +244,7 @@ def draw_random_image(size: int, rng: np.random.Generator) -> np.ndarray:
         crop_size = int(rng.integers(size, max(size, min(photo.shape[:2]) // 2) + 1))
         crop = _random_crop(photo, crop_size, rng)
         if crop.std() >= 0.05:
-            return resize(crop, (size, size), order=1, anti_aliasing=crop_size > size).transpose(2, 0, 1)
+            return cast(
+                NDArray[Any],
+                resize(crop, (size, size), order=1, anti_aliasing=crop_size > size).transpose(2, 0, 1),
+            )

@@ -43,7 +43,7 @@ def texture_concept_sets(
         list[list[Concept]]: One set per group, ids numbered from 0 in order.
     """
     from captum_attn_shapley.demos import textures
-    from captum_attn_shapley.demos.vision_model import to_pixel_values
+    from captum_attn_shapley.demos.texture_vit import to_pixel_values
 
     known = {"textures": textures.TEXTURE_CONCEPTS, "colours": textures.COLOUR_CONCEPTS}
     unknown = [g for g in groups if g not in known]
@@ -102,7 +102,8 @@ def vision_ground_truth(
         GroundTruthReport: The rows, localisation and scores.
     """
     from captum_attn_shapley.demos import textures
-    from captum_attn_shapley.demos.vision_model import load_texture_classifier, to_pixel_values
+    from captum_attn_shapley.demos.texture_vit import to_pixel_values
+    from captum_attn_shapley.demos.vision_model import load_texture_classifier
 
     if model is None:
         model = load_texture_classifier(progress=show_progress)[0]
@@ -128,7 +129,7 @@ def vision_ground_truth(
         save_path=save_path or tempfile.mkdtemp(prefix="tcav-gt-"),
         classifier=classifier,
     )
-    patch = int(getattr(model.config, "patch_size", 8))  # type: ignore[union-attr]
+    patch = int(getattr(model.config, "patch_size", 8))
     report = GroundTruthReport(alpha=alpha)
     for class_name in chosen:
         label = names.index(class_name)

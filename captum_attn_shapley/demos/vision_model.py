@@ -15,7 +15,7 @@ import logging
 import pathlib
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -188,7 +188,7 @@ def _train_loop(
             loss = model(pixel_values=to_pixel_values(images), labels=data.labels[index]).loss
             optimisation_step(model, loss, optimizer, scheduler, bar, max_grad_norm)
     bar.close()
-    return model.eval()
+    return cast(ViTForImageClassification, model.eval())
 
 
 def _train(out_dir: pathlib.Path, progress: bool) -> Dict[str, Any]:

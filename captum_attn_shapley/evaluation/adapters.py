@@ -23,7 +23,8 @@ def classifier_forward(model: Module) -> Callable[[Tensor, Tensor], Tensor]:
     """
 
     def forward(input_ids: Tensor, attention_mask: Tensor) -> Tensor:
-        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+        logits: Tensor = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        return logits
 
     return forward
 
@@ -47,4 +48,5 @@ def embedding_layer(model: Module) -> Module:
     layer = getattr(base, "embeddings", None)
     if isinstance(layer, Module):
         return layer
-    return model.get_input_embeddings()  # type: ignore[operator]
+    embeddings: Module = model.get_input_embeddings()  # type: ignore[operator]
+    return embeddings

@@ -68,7 +68,7 @@ OPT_IN_METHODS: Tuple[str, ...] = ("SHAP", "Shapley-Input")
 
 
 def attention_method(
-    name: str, forward_func: Callable, special_token_ids: Optional[Sequence[int]] = None
+    name: str, forward_func: Callable[..., Any], special_token_ids: Optional[Sequence[int]] = None
 ) -> AttentionAttribution:
     r"""
     Builds one of the :data:`ATTENTION_METHODS` by name.
@@ -321,7 +321,8 @@ def standard_methods(
     baselines: Replacement = "mask",
 ) -> List[MethodSpec]:
     r"""
-    The paper's methods (SPEC §3-4) for a Hugging Face text classifier, ready for
+    The paper's methods (sections "Games and their Shapley values" and "The baselines" on
+    :doc:`the mathematics page </mathematics>`) for a Hugging Face text classifier, ready for
     :func:`~captum_attn_shapley.evaluation.run_comparison`.
 
     - the six exact variants ``Shapley-[Grad-]Att-{CLS,Mutual,Max-Mutual}``;

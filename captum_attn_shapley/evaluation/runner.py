@@ -61,7 +61,7 @@ def _slug(name: str) -> str:
 
 
 def _batch_arguments(
-    spec: MethodSpec, ids: Tensor, players: Tensor, tokenizer: Any, forward: Callable
+    spec: MethodSpec, ids: Tensor, players: Tensor, tokenizer: Any, forward: Callable[..., Any]
 ) -> Dict[str, Any]:
     kwargs = dict(spec.kwargs)
     if spec.baselines is not None:
@@ -76,7 +76,7 @@ def _run_method(
     spec: MethodSpec,
     encoded: List[Dict[str, Tensor]],
     targets: List[Tensor],
-    forward: Callable,
+    forward: Callable[..., Any],
     tokenizer: Any,
     special: List[int],
     bins: Tuple[float, ...],
@@ -217,9 +217,9 @@ def run_comparison(
     Computes, times and evaluates every method on the same examples.
 
     Each example is explained for the class the model predicts on it (the class whose
-    probability the metrics follow, SPEC §6); every method sees the same batches (sorted
-    by length, padded to the longest in the batch), and its wall time per batch is
-    divided evenly among the batch's examples.
+    probability the metrics follow: "Faithfulness metrics" on :doc:`the mathematics page </mathematics>`);
+    every method sees the same batches (sorted by length, padded to the longest in the
+    batch), and its wall time per batch is divided evenly among the batch's examples.
 
     Args:
         model (Module): A Hugging Face sequence classifier (or any module called as
@@ -324,7 +324,7 @@ def run_comparison(
     return result
 
 
-def _warm_up(model: Module, forward: Callable, batch: Dict[str, Tensor]) -> None:
+def _warm_up(model: Module, forward: Callable[..., Any], batch: Dict[str, Tensor]) -> None:
     """Untimed passes (forward and backward; one attention capture), so that the first method
     timed does not pay the process's one-time start-up costs."""
     from captum_attn_shapley.capture.attention import AttentionCapture

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""The F1 of the sufficiency inputs (SPEC §6): gold labels against the predictions when only each
+"""The F1 of the sufficiency inputs: gold labels against the predictions when only each
 example's top ``k`` percent of players is kept (``k = 20`` in the paper).
+
+See the mathematics page of the documentation, section "Faithfulness metrics".
 """
 
 from typing import Any, Callable, Optional, Sequence, Tuple, Union
@@ -15,7 +17,7 @@ from captum_attn_shapley.metrics.token_selection import Replacement
 
 @renamed_keyword("replacement", "baselines")
 def sufficiency_predictions(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     inputs: Union[Tensor, Tuple[Tensor, ...]],
     attributions: Union[Tensor, Tuple[Tensor, ...]],
     k: float = 20,
@@ -29,8 +31,8 @@ def sufficiency_predictions(
     The model's predictions when only each example's top ``k`` percent of players is kept.
 
     Args:
-        forward_func, inputs, attributions, additional_forward_args, baselines, tokenizer,
-        special_token_ids, player_mask: As in :func:`faithfulness_curves`.
+        forward_func, inputs, attributions, additional_forward_args: As in :func:`faithfulness_curves`.
+        baselines, tokenizer, special_token_ids, player_mask: As in :func:`faithfulness_curves`.
         k (float): The bin, in percent (default 20, the paper's).
 
     Returns:
@@ -79,7 +81,7 @@ def f1_of_predictions(labels: Any, predictions: Any, average: str = "macro") -> 
 
 @renamed_keyword("replacement", "baselines")
 def sufficiency_f1(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     inputs: Union[Tensor, Tuple[Tensor, ...]],
     attributions: Union[Tensor, Tuple[Tensor, ...]],
     labels: Any,
@@ -93,11 +95,12 @@ def sufficiency_f1(
 ) -> float:
     r"""
     F1 of the gold labels against the predictions on the sufficiency inputs at ``k``
-    percent (SPEC §6: k = 20). A dataset-level number, so it returns one float.
+    percent (k = 20 in the paper; "Faithfulness metrics" on :doc:`the mathematics page </mathematics>`).
+    A dataset-level number, so it returns one float.
 
     Args:
-        forward_func, inputs, attributions, additional_forward_args, baselines, tokenizer,
-        special_token_ids, player_mask: As in :func:`faithfulness_curves`.
+        forward_func, inputs, attributions, additional_forward_args: As in :func:`faithfulness_curves`.
+        baselines, tokenizer, special_token_ids, player_mask: As in :func:`faithfulness_curves`.
         labels (sequence of int or Tensor): Gold labels, required.
         k (float): The bin, in percent.
         average (str): As in :func:`f1_of_predictions`.

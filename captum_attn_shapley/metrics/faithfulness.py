@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Faithfulness metrics of token attributions (SPEC §6): comprehensiveness, sufficiency, F1.
+"""Faithfulness metrics of token attributions: comprehensiveness, sufficiency, F1.
+
+See the mathematics page of the documentation, section "Faithfulness metrics".
 
 In the style of :func:`captum.metrics.infidelity`: plain functions taking the forward
 function, the inputs, the attributions, the target and the additional forward arguments,
@@ -86,7 +88,11 @@ class FaithfulnessCurves:
 
 @torch.no_grad()
 def _probabilities(
-    forward_func: Callable, ids: Tensor, rest: Tuple[Any, ...], extra: Tuple[Any, ...], apply_softmax: bool
+    forward_func: Callable[..., Any],
+    ids: Tensor,
+    rest: Tuple[Any, ...],
+    extra: Tuple[Any, ...],
+    apply_softmax: bool,
 ) -> Tensor:
     logits = logits_from_output(forward_func(ids, *rest, *extra))
     if logits.shape[0] != ids.shape[0]:
@@ -99,7 +105,7 @@ def _probabilities(
 
 @renamed_keyword("replacement", "baselines")
 def faithfulness_curves(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     inputs: Union[Tensor, Tuple[Tensor, ...]],
     attributions: Union[Tensor, Tuple[Tensor, ...]],
     target: TargetLike = None,
@@ -204,7 +210,7 @@ def faithfulness_curves(
 
 @renamed_keyword("replacement", "baselines")
 def comprehensiveness(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     inputs: Union[Tensor, Tuple[Tensor, ...]],
     attributions: Union[Tensor, Tuple[Tensor, ...]],
     target: TargetLike = None,
@@ -222,9 +228,9 @@ def comprehensiveness(
     divisor. Higher is better.
 
     Args:
-        forward_func, inputs, attributions, target, additional_forward_args, bins,
-        baselines, tokenizer, special_token_ids, player_mask, apply_softmax:
-                    As in :func:`faithfulness_curves`.
+        forward_func, inputs, attributions, target: As in :func:`faithfulness_curves`.
+        additional_forward_args, bins, baselines, tokenizer: As in :func:`faithfulness_curves`.
+        special_token_ids, player_mask, apply_softmax: As in :func:`faithfulness_curves`.
 
     Returns:
         Tensor: float64, shape ``(batch,)``.
@@ -254,7 +260,7 @@ def comprehensiveness(
 
 @renamed_keyword("replacement", "baselines")
 def sufficiency(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     inputs: Union[Tensor, Tuple[Tensor, ...]],
     attributions: Union[Tensor, Tuple[Tensor, ...]],
     target: TargetLike = None,
@@ -272,9 +278,9 @@ def sufficiency(
     divisor. Lower is better.
 
     Args:
-        forward_func, inputs, attributions, target, additional_forward_args, bins,
-        baselines, tokenizer, special_token_ids, player_mask, apply_softmax:
-                    As in :func:`faithfulness_curves`.
+        forward_func, inputs, attributions, target: As in :func:`faithfulness_curves`.
+        additional_forward_args, bins, baselines, tokenizer: As in :func:`faithfulness_curves`.
+        special_token_ids, player_mask, apply_softmax: As in :func:`faithfulness_curves`.
 
     Returns:
         Tensor: float64, shape ``(batch,)``.

@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Which tokens the faithfulness metrics replace, and by what (SPEC §6).
+"""Which tokens the faithfulness metrics replace, and by what.
+
+See the mathematics page of the documentation, section "Faithfulness metrics".
 
 The bins ``K`` (percentages of the players), the top-``k`` players ``r_k`` of each example, one
 score per token from a Captum attribution, and the replacement token (``baselines``) and the
@@ -85,7 +87,7 @@ def selection_size(num_players: Tensor, k: float) -> Tensor:
 
 
 def resolve_replacement(
-    baselines: Replacement, tokenizer: Any = None, forward_func: Optional[Callable] = None
+    baselines: Replacement, tokenizer: Any = None, forward_func: Optional[Callable[..., Any]] = None
 ) -> int:
     r"""
     The token id that replaces removed tokens.

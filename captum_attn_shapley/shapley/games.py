@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Attention games and their exact Shapley values (SPEC §3).
+"""Attention games and their exact Shapley values.
+
+See the mathematics page of the documentation, section "Games and their Shapley values".
 
 Three built-in games are defined on an influence matrix ``M`` (``T x T``) and a set of
 players (tokens). ``m`` is ``M`` restricted to the players (``n x n``).

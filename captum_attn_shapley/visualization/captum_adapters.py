@@ -10,9 +10,9 @@
 
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
 from captum.attr import visualization as viz
+from numpy.typing import NDArray
 from torch import Tensor
 
 from captum_attn_shapley._utils.labels import label_names_dict
@@ -96,9 +96,9 @@ def text_records(
             viz.VisualizationDataRecord(
                 scores,
                 float(probs[b, pred]) if probs is not None else float("nan"),
-                _name(pred, label_names),  # type: ignore[arg-type]
-                _name(int(true_labels[b]), label_names) if true_labels is not None else -1,  # type: ignore[arg-type]
-                _name(targets[b], label_names),  # type: ignore[arg-type]
+                _name(pred, label_names),
+                _name(int(true_labels[b]), label_names) if true_labels is not None else -1,
+                _name(targets[b], label_names),
                 total,
                 tokenizer.convert_ids_to_tokens(input_ids[b][keep].tolist()),
                 float(delta[b]) if delta is not None else 0.0,
@@ -109,7 +109,7 @@ def text_records(
 
 def image_attr_maps(
     patch_scores: Tensor, image_size: Union[Tuple[int, int], Tensor], mode: str = "nearest"
-) -> np.ndarray:
+) -> NDArray[Any]:
     r"""
     Per-patch scores as the ``(H, W, 1)`` arrays of Captum's ``visualize_image_attr``.
 

@@ -7,21 +7,22 @@ tokens highlighted by score. Every figure function has an array counterpart
 (:func:`upsample_patch_map`, :func:`overlay_patch_heatmap`, :func:`token_colours`).
 """
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
+from numpy.typing import NDArray
 from torch import Tensor
 
 from captum_attn_shapley._utils.arrays import ArrayLike, as_tensor
 from captum_attn_shapley.visualization.images import patch_attributions_to_pixels
 
 
-def _height_width(image_hwc: np.ndarray) -> Tuple[int, int]:
+def _height_width(image_hwc: NDArray[Any]) -> Tuple[int, int]:
     """``(H, W)`` of an ``(H, W, C)`` image array."""
     return int(image_hwc.shape[0]), int(image_hwc.shape[1])
 
 
-def _image_hwc(image: ArrayLike) -> np.ndarray:
+def _image_hwc(image: ArrayLike) -> NDArray[Any]:
     array = as_tensor(image).numpy()
     if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
         array = np.transpose(array, (1, 2, 0))
@@ -39,7 +40,7 @@ def _image_hwc(image: ArrayLike) -> np.ndarray:
     return np.clip(array, 0.0, 1.0)
 
 
-def _symmetric_norm(values: np.ndarray, vmax: Optional[float]) -> Any:
+def _symmetric_norm(values: NDArray[Any], vmax: Optional[float]) -> Any:
     from matplotlib.colors import Normalize
 
     limit = float(np.abs(values).max()) if vmax is None else float(vmax)
@@ -85,7 +86,7 @@ def overlay_patch_heatmap(
     alpha: float = 0.55,
     mode: str = "bilinear",
     vmax: Optional[float] = None,
-) -> np.ndarray:
+) -> NDArray[Any]:
     r"""
     The image with the upsampled patch map blended over it, as an RGB array.
 
@@ -105,7 +106,7 @@ def overlay_patch_heatmap(
     base = _image_hwc(image)
     heat = upsample_patch_map(patch_scores, _height_width(base), mode=mode).numpy()
     colours = colormaps[cmap](_symmetric_norm(heat, vmax)(heat))[..., :3]
-    return (1 - alpha) * base + alpha * colours
+    return cast(NDArray[Any], (1 - alpha) * base + alpha * colours)
 
 
 def plot_patch_heatmap(
@@ -157,7 +158,7 @@ def plot_patch_heatmap(
     return fig
 
 
-def token_colours(scores: ArrayLike, cmap: str = "bwr", vmax: Optional[float] = None) -> np.ndarray:
+def token_colours(scores: ArrayLike, cmap: str = "bwr", vmax: Optional[float] = None) -> NDArray[Any]:
     r"""
     The highlight colour of each token (a diverging map centred on 0).
 
@@ -172,7 +173,7 @@ def token_colours(scores: ArrayLike, cmap: str = "bwr", vmax: Optional[float] = 
     from matplotlib import colormaps
 
     values = as_tensor(scores).numpy().reshape(-1)
-    return colormaps[cmap](_symmetric_norm(values, vmax)(values))
+    return cast(NDArray[Any], colormaps[cmap](_symmetric_norm(values, vmax)(values)))
 
 
 def readable_text_colour(background: Sequence[float]) -> str:

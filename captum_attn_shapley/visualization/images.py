@@ -45,4 +45,5 @@ def patch_attributions_to_pixels(
         size = (int(image_size.shape[-2]), int(image_size.shape[-1]))
     else:
         size = (int(image_size[0]), int(image_size[1]))
-    return LayerAttribution.interpolate(patch_attributions.unsqueeze(1), size, interpolate_mode=mode)
+    upsampled: Tensor = LayerAttribution.interpolate(patch_attributions.unsqueeze(1), size, interpolate_mode=mode)
+    return upsampled

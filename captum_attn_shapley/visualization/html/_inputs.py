@@ -13,7 +13,7 @@ from captum_attn_shapley._utils.labels import LabelNames, label_name, label_name
 def label_namer(label_names: Optional[LabelNames], forward_func: Any = None) -> Callable[[int], str]:
     """Class index -> name: from ``label_names``, else the ``config.id2label`` of ``forward_func``'s model."""
     if label_names is None and forward_func is not None:
-        from captum_attn_shapley.capture.attention import find_model
+        from captum_attn_shapley.capture.discovery import find_model
 
         try:
             model = find_model(forward_func)
@@ -33,7 +33,7 @@ def display_mask(ids: Tensor, extra: Tuple[Any, ...]) -> Optional[Tensor]:
     return None
 
 
-def predict(forward_func: Callable, inputs: Tensor, extra: Tuple[Any, ...]) -> Tensor:
+def predict(forward_func: Callable[..., Any], inputs: Tensor, extra: Tuple[Any, ...]) -> Tensor:
     """The class probabilities of the model on ``inputs``, ``(batch, num_classes)``, float64."""
     with torch.no_grad():
         logits = logits_from_output(forward_func(inputs, *extra))

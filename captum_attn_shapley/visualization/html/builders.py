@@ -27,7 +27,7 @@ from captum_attn_shapley.visualization.html.example import ReportExample
 
 @renamed_keyword("replacement", "baselines")
 def text_examples(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     input_ids: Tensor,
     attributions: Mapping[str, Union[Tensor, Tuple[Tensor, ...]]],
     tokenizer: Any,
@@ -144,7 +144,7 @@ def text_examples(
 
 
 def image_examples(
-    forward_func: Callable,
+    forward_func: Callable[..., Any],
     pixel_values: Tensor,
     attributions: Mapping[str, ArrayLike],
     images: Optional[Tensor] = None,

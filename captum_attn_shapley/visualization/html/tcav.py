@@ -3,7 +3,7 @@
 
 import html
 import math
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union, cast
 
 from torch import Tensor
 
@@ -217,7 +217,7 @@ def tcav_report(
             raise TypeError("With one TokenTCAVScores, give `examples` as a sequence.")
         heatmaps: Dict[Optional[str], Sequence[ReportExample]] = {None: list(examples or [])}
     elif isinstance(scores, Mapping) and scores and all(isinstance(s, TokenTCAVScores) for s in scores.values()):
-        runs = {str(k): v for k, v in scores.items()}
+        runs = {str(k): v for k, v in cast(Mapping[str, TokenTCAVScores], scores).items()}
         if examples is not None and not isinstance(examples, Mapping):
             raise TypeError("With a mapping of TokenTCAVScores, give `examples` as a mapping with the same keys.")
         heatmaps = {str(k): list(v) for k, v in (examples or {}).items()}

@@ -44,7 +44,8 @@ class TextEmbeddingForward(Module):
         Returns:
             Tensor: Their word embeddings, shape ``(*input_ids.shape, hidden)``.
         """
-        return self.model.get_input_embeddings()(input_ids)  # type: ignore[operator]
+        embedded: Tensor = self.model.get_input_embeddings()(input_ids)  # type: ignore[operator]
+        return embedded
 
     def forward(
         self, inputs_embeds: Tensor, input_ids: Optional[Tensor] = None, attention_mask: Optional[Tensor] = None

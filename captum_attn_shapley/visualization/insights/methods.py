@@ -3,10 +3,10 @@
 
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type, Union
 
-from captum.log import log_usage
 from torch import Tensor
 
 from captum_attn_shapley._utils.forward import as_tuple, forward_args_tuple
+from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 from captum_attn_shapley.attr.att import AttentionReceived
@@ -148,10 +148,10 @@ class InsightsAttnGradShapley(_InsightsMixin, AttnGradShapley):
             maps repeated over the channels, divided by their number); per token for text.
         """
         return self._insights_attribute(
-            AttnGradShapley.attribute.__wrapped__,
+            AttnGradShapley.attribute.__wrapped__,  # type: ignore[attr-defined]
             inputs,
             target,
-            additional_forward_args,  # type: ignore
+            additional_forward_args,
             layers,
             player_mask,
             game=game,
@@ -175,10 +175,10 @@ class _InsightsReceived(_InsightsMixin):
         Args and Returns: as :meth:`InsightsAttnGradShapley.attribute`.
         """
         return self._insights_attribute(
-            ReceivedAttentionAttribution.attribute.__wrapped__,
+            ReceivedAttentionAttribution.attribute.__wrapped__,  # type: ignore[attr-defined]
             inputs,
             target,
-            additional_forward_args,  # type: ignore
+            additional_forward_args,
             layers,
             player_mask,
         )

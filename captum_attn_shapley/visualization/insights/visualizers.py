@@ -8,7 +8,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.labels import model_label_names
-from captum_attn_shapley.capture.attention import find_model
+from captum_attn_shapley.capture.discovery import find_model
 from captum_attn_shapley.visualization.insights.availability import insights_modules
 from captum_attn_shapley.visualization.insights.forwards import ImageLogitsForward, TextEmbeddingForward
 from captum_attn_shapley.visualization.insights.methods import register_insights_methods
