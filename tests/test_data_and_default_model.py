@@ -2,12 +2,12 @@
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+from tiny_models import save_model_dir, vocabulary_bert
 
 from captum_attn_shapley._utils.cache import cache_dir
 from captum_attn_shapley.demos import default_model, load_classifier, load_tweets
 from captum_attn_shapley.demos.datasets import TEST_PER_CLASS
-from captum_attn_shapley.demos.default_model import DEFAULT_MODEL_NAME, _base_model_path
+from captum_attn_shapley.demos.default_model import DEFAULT_MODEL_NAME
 from captum_attn_shapley.demos.model_cache import model_path
 
 
@@ -56,9 +56,9 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
     assert cache_dir() == tmp_path / "xdg" / "captum_attn_shapley"
 
 
-def test_load_classifier_from_local_directory(tmp_path):
-    torch.manual_seed(0)
-    config = BertConfig(
+def test_load_classifier_from_local_directory(tokenizer, tmp_path):
+    model = vocabulary_bert(
+        tokenizer,
         vocab_size=30522,
         hidden_size=32,
         num_hidden_layers=2,
@@ -66,8 +66,7 @@ def test_load_classifier_from_local_directory(tmp_path):
         intermediate_size=64,
         num_labels=2,
     )
-    BertForSequenceClassification(config).save_pretrained(tmp_path)
-    AutoTokenizer.from_pretrained(_base_model_path()).save_pretrained(tmp_path)
+    save_model_dir(model, tokenizer, tmp_path)
 
     model, tokenizer, info = load_classifier(str(tmp_path))
     assert not model.training

