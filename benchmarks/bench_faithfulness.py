@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The paper's faithfulness benchmark, reproduced offline (SPEC §4 and §6).
+"""The paper's faithfulness benchmark, reproduced offline (the baselines and the metrics of docs/mathematics.md).
 
 For each view of the data (``short``: at most 15 word-pieces, ``all``, ``long``: the longest
 examples), balanced over the classes and drawn with a pinned seed, every method of
