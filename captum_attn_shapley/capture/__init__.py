@@ -1,6 +1,6 @@
 """Everything that touches a model's internals: attention capture, the players, influence matrices."""
 
-from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention
+from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, model_lock
 from captum_attn_shapley.capture.discovery import (
     ModuleSpec,
     OutputSelector,
@@ -34,6 +34,7 @@ __all__ = [
     "eager_attention",
     "find_model",
     "influence_matrix",
+    "model_lock",
     "model_special_token_ids",
     "offline_tokenizer",
     "received_per_token",

@@ -18,6 +18,8 @@ Captum-style ``forward_func`` (the model itself or a function wrapping it) it
 
 import contextlib
 import inspect
+import threading
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union, cast
 
@@ -75,6 +77,33 @@ class CapturedAttention:
     layer_indices: List[int] = field(default_factory=list)
     states: Optional[List[Tensor]] = None
     state_gradients: Optional[List[Tensor]] = None
+
+
+_MODEL_LOCKS: "weakref.WeakKeyDictionary[Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model: Module) -> "threading.RLock":
+    r"""
+    The lock that serialises captures on one model.
+
+    A capture attaches hooks to the model's modules, may switch its attention implementation and unfreezes
+    frozen parameters for the duration of one forward and backward pass: concurrent captures on the same
+    model from several threads would see each other's hooks and flags. Each capture holds this (re-entrant)
+    lock, so concurrent ``attribute`` calls on one model give the serial results; different models run in
+    parallel.
+
+    Args:
+        model (Module): The model.
+
+    Returns:
+        threading.RLock: One lock per model object (held weakly: it goes with the model).
+    """
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
 
 
 def _first_tensor(output: Any) -> Optional[Tensor]:
@@ -274,6 +303,7 @@ class AttentionCapture:
             check_image_size(module, model_inputs)
 
         with contextlib.ExitStack() as stack:
+            stack.enter_context(model_lock(self.model))
             stack.enter_context(eager_attention(self.model, self.switch_to_eager))
             stack.enter_context(grad_enabled_parameters(self.model, need_graph))
             for idx, (name, module, selector) in enumerate(self.modules):

@@ -125,10 +125,14 @@ def eager_attention(model: Module, switch: bool = True) -> Iterator[None]:
 
 @contextlib.contextmanager
 def grad_enabled_parameters(model: Module, needed: bool) -> Iterator[None]:
-    """Temporarily lets a frozen model build an autograd graph; flags are restored on exit."""
+    """Temporarily lets a wholly or partly frozen model build an autograd graph; flags are restored on exit.
+
+    Every frozen parameter is unfrozen for the call, not only in a wholly frozen model: with a frozen encoder
+    and a trainable head (the usual fine-tuning set-up, or a PEFT model) no tensor upstream of the head would
+    otherwise require a gradient, and the attention probabilities would have none. The capture differentiates
+    with ``torch.autograd.grad`` w.r.t. its own tensors, so no parameter's ``.grad`` is touched.
+    """
     frozen = [p for p in model.parameters() if not p.requires_grad] if needed else []
-    if needed and len(frozen) < sum(1 for _ in model.parameters()):
-        frozen = []  # some parameters already require grad: the graph is built anyway
     try:
         for p in frozen:
             p.requires_grad_(True)
