@@ -23,7 +23,13 @@ from captum_attn_shapley.capture import (
     unique_ids,
 )
 from captum_attn_shapley.capture.influence_matrix import check_weighting
-from captum_attn_shapley.capture.players import check_player_mask, infer_layout, real_token_mask
+from captum_attn_shapley.capture.players import (
+    ClassificationPosition,
+    check_player_mask,
+    classification_positions,
+    infer_layout,
+    real_token_mask,
+)
 
 
 @dataclass
@@ -68,6 +74,12 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
                     saved with the model if it loads offline, else those in the config.
         switch_to_eager (bool): Switch ``sdpa``/flash attention to eager for each call
                     (restored afterwards); if False, such a model raises an error.
+        classification_position (None, str or int): The token whose final state the model's head
+                    reads: its row is the CLS game's, and it is never a player. Default: the
+                    model's (position 0 for encoders and Vision Transformers; the last real token
+                    for decoder-only classifiers such as GPT-2 and Llama); ``"first"`` or ``"last"``
+                    (real token, for heads that pool it) or an index override it (see
+                    :func:`~captum_attn_shapley.capture.players.classification_positions`).
     """
 
     def __init__(
@@ -78,8 +90,11 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         attention_output_index: OutputSelector = 1,
         special_token_ids: Optional[Sequence[int]] = None,
         switch_to_eager: bool = True,
+        classification_position: ClassificationPosition = None,
     ) -> None:
         super().__init__(forward_func)
+        classification_positions(None, torch.ones(1, 1, dtype=torch.bool), position=classification_position)
+        self.classification_position = classification_position
         self.capturer = AttentionCapture(
             forward_func,
             model=model,
@@ -121,7 +136,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
             with_gradients=weighting == "grad_attention",
         )
         inputs_tuple = as_tuple(inputs)
-        layout = infer_layout(captured, self.model, inputs_tuple)
+        layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
         batch, num_tokens = captured.attentions[0].shape[0], layout.num_tokens
         if player_mask is None:
             special = self.special_token_ids if layout.kind == "text" else []

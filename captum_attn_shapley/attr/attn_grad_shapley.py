@@ -13,7 +13,7 @@ from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.influence_matrix import check_weighting
-from captum_attn_shapley.capture.players import players_of
+from captum_attn_shapley.capture.players import ClassificationPosition, players_of
 from captum_attn_shapley.shapley import (
     exact_shapley,
     game_function,
@@ -87,8 +87,8 @@ class AttnGradShapley(AttentionAttribution):
                     Default: ``"max_mutual"``.
         weighting (str): Default influence matrix: ``"grad_attention"`` or
                     ``"attention"``. Default: ``"grad_attention"``.
-        model, attention_modules, attention_output_index, special_token_ids, switch_to_eager:
-                    See :class:`~captum_attn_shapley.AttentionAttribution`.
+        model, attention_modules, attention_output_index, special_token_ids: See :class:`AttentionAttribution`.
+        switch_to_eager, classification_position: See :class:`AttentionAttribution`.
 
     Examples::
 
@@ -112,6 +112,7 @@ class AttnGradShapley(AttentionAttribution):
         attention_output_index: OutputSelector = 1,
         special_token_ids: Optional[Sequence[int]] = None,
         switch_to_eager: bool = True,
+        classification_position: ClassificationPosition = None,
     ) -> None:
         super().__init__(
             forward_func,
@@ -120,6 +121,7 @@ class AttnGradShapley(AttentionAttribution):
             attention_output_index=attention_output_index,
             special_token_ids=special_token_ids,
             switch_to_eager=switch_to_eager,
+            classification_position=classification_position,
         )
         self.game = check_game(game)
         self.weighting = check_weighting(weighting)
@@ -240,7 +242,7 @@ class AttnGradShapley(AttentionAttribution):
         """``v(N) - v(empty)`` per example, float64."""
         matrix = batch.matrix.double()
         if isinstance(game, str):
-            return grand_coalition_value(matrix, batch.players, game)
+            return grand_coalition_value(matrix, batch.players, game, batch.layout.cls_positions)
         values = []
         for b in range(matrix.shape[0]):
             idx = players_of(batch.players[b])
@@ -253,14 +255,18 @@ class AttnGradShapley(AttentionAttribution):
         """Shapley values (float64, ``(batch, T)``) and ``v(N) - v(empty)``."""
         matrix = batch.matrix.double()
         if isinstance(game, str) and estimator == "exact":
-            return shapley_values(matrix, batch.players, game), self._grand_values(batch, game)
+            return (
+                shapley_values(matrix, batch.players, game, batch.layout.cls_positions),
+                self._grand_values(batch, game),
+            )
         phi = torch.zeros_like(matrix[:, 0, :])
+        rows = batch.layout.cls_rows(matrix)
         for b in range(matrix.shape[0]):
             idx = players_of(batch.players[b])
             if idx.numel() == 0:
                 continue
             m = matrix[b][idx][:, idx]
-            value = game if callable(game) else game_function(game, cls_row=matrix[b, 0, idx])
+            value = game if callable(game) else game_function(game, cls_row=rows[b, idx])
             if estimator == "exact":
                 values = exact_shapley(value, m, max_players=max_players)
             elif estimator == "permutation":

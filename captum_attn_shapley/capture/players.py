@@ -5,13 +5,17 @@ See the mathematics page of the documentation, section "Notation".
 
 The special tokens (never players) are resolved in :mod:`.special_tokens`.
 
-Text: every real token except the classification token (position 0), the other special
-tokens and padding. Images: every patch token (class, distillation and register tokens
-excluded).
+Text: every real token except the classification position, the other special tokens and padding.
+Images: every patch token (class, distillation and register tokens excluded).
+
+The classification position is the token whose final state the model's head reads: position 0 for
+encoders (Hugging Face's BERT-like heads read position 0 whatever the padding: with left padding that is a
+padding token, and the logits differ from right padding's) and Vision Transformers (the class token), the
+last real token for decoder-only sequence classifiers (GPT-2, Llama-style models: :data:`LAST_TOKEN_POOLING`).
 """
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Tuple
+from typing import Any, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -19,6 +23,7 @@ from torch.nn import Module
 
 from captum_attn_shapley.capture.attention import CapturedAttention
 from captum_attn_shapley.capture.discovery import config_value
+from captum_attn_shapley.shapley.games import cls_rows
 
 
 @dataclass
@@ -32,12 +37,25 @@ class TokenLayout:
         num_tokens (int): ``T``, the attention's sequence length.
         grid (tuple[int, int] or None): For images, the patch grid ``(rows, cols)``.
         num_prefix_tokens (int): For images, the tokens before the patches.
+        cls_positions (Tensor, optional): ``(batch,)``: each example's classification position
+                    (see :func:`classification_positions`); None means position 0.
     """
 
     kind: str
     num_tokens: int
     grid: Optional[Tuple[int, int]] = None
     num_prefix_tokens: int = 1
+    cls_positions: Optional[Tensor] = None
+
+    def cls_rows(self, matrix: Tensor) -> Tensor:
+        r"""
+        Args:
+            matrix (Tensor): Shape ``(batch, T, T)``.
+
+        Returns:
+            Tensor: ``(batch, T)``: each example's classification-position row ``matrix[b, cls_b, :]``.
+        """
+        return cls_rows(matrix, self.cls_positions)
 
     def to_output(self, token_scores: Tensor) -> Tensor:
         r"""
@@ -56,18 +74,90 @@ class TokenLayout:
         return patches.reshape(token_scores.shape[0], *self.grid)
 
 
-def infer_layout(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
+#: ``config.model_type`` of the decoder-only models whose sequence classifiers read the LAST real token
+#: (Hugging Face's ``*ForSequenceClassification`` of these architectures pool the last non-padding token).
+LAST_TOKEN_POOLING = frozenset(
+    "gpt2 gpt_neo gpt_neox gptj gpt_bigcode openai-gpt ctrl llama mistral mixtral qwen2 qwen2_moe qwen3 qwen3_moe "
+    "gemma gemma2 gemma3_text phi phi3 opt bloom falcon mpt olmo olmo2 stablelm starcoder2 persimmon biogpt "
+    "smollm3 granite".split()
+)
+
+#: What ``classification_position`` accepts besides an index: the first or the last real token.
+POSITION_RULES = ("first", "last")
+
+#: None (the model's rule), ``"first"``, ``"last"`` or a token index.
+ClassificationPosition = Union[None, str, int]
+
+
+def classification_positions(
+    model: Optional[Module], real: Tensor, kind: str = "text", position: ClassificationPosition = None
+) -> Tensor:
+    r"""
+    Each example's classification position: the token whose final state the classifier reads.
+
+    Args:
+        model (Module, optional): The model (its ``config.model_type`` selects the rule).
+        real (Tensor): Bool ``(batch, T)``: the real (non-padding) tokens.
+        kind (str): The layout's kind; by default images use position 0 (the class token).
+        position (None, str or int): ``None``: the model's rule (the last real token for the
+                    decoder-only architectures of :data:`LAST_TOKEN_POOLING`, else position 0);
+                    ``"first"`` or ``"last"``: that real token (for a head that pools the first or last
+                    real token); an int: that position in every example (negative counts from the end).
+
+    Returns:
+        Tensor: Shape ``(batch,)``, long.
+
+    Examples::
+
+        >>> real = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)  # left padding
+        >>> classification_positions(None, real)  # an encoder's head reads position 0
+        tensor([0, 0])
+        >>> classification_positions(None, real, position="first")
+        tensor([2, 0])
+    """
+    batch, num_tokens = real.shape
+    if isinstance(position, bool) or not (position is None or isinstance(position, (int, str))):
+        raise TypeError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
+    if isinstance(position, str) and position not in POSITION_RULES:
+        raise ValueError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
+    if isinstance(position, int):
+        if not -num_tokens <= position < num_tokens:
+            raise ValueError(f"classification_position={position} is outside the {num_tokens} tokens.")
+        return torch.full((batch,), position % num_tokens, dtype=torch.long, device=real.device)
+    if position is None:
+        model_type = config_value(model, "model_type") if model is not None and kind != "image" else None
+        if model_type not in LAST_TOKEN_POOLING:
+            return torch.zeros(batch, dtype=torch.long, device=real.device)
+        position = "last"
+    positions = torch.arange(num_tokens, device=real.device).expand(batch, -1)
+    if position == "first":
+        return torch.where(real, positions, num_tokens).min(dim=1).values.clamp_max(num_tokens - 1)
+    return torch.where(real, positions, -1).max(dim=1).values.clamp_min(0)
+
+
+def infer_layout(
+    captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...], position: ClassificationPosition = None
+) -> TokenLayout:
     r"""
     Works out whether the batch is text, image patches or a generic token sequence.
 
     Args:
         captured (CapturedAttention): The capture of this batch.
-        model (Module): The model (its config gives the patch size).
+        model (Module): The model (its config gives the patch size and the classification position).
         inputs (tuple): The inputs passed to ``attribute``.
+        position (None, str or int): See :func:`classification_positions`.
 
     Returns:
-        TokenLayout: The layout.
+        TokenLayout: The layout, with each example's classification position.
     """
+    layout = _infer_kind(captured, model, inputs)
+    batch, device = captured.attentions[0].shape[0], captured.attentions[0].device
+    real = real_token_mask(captured, batch, layout.num_tokens, device)
+    layout.cls_positions = classification_positions(model, real, layout.kind, position)
+    return layout
+
+
+def _infer_kind(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
     num_tokens = captured.attentions[0].shape[-1]
     pixels = captured.model_inputs.get("pixel_values")
     if isinstance(pixels, Tensor) and pixels.dim() == 4:
@@ -158,27 +248,35 @@ def default_player_mask(
     if layout.kind == "text":
         ids = text_ids(captured, inputs)
         assert ids is not None
-        return text_player_mask(ids.to(device), real, special_token_ids)
-    return (positions >= 1) & real  # position 0 is the classification token
+        return text_player_mask(ids.to(device), real, special_token_ids, layout.cls_positions)
+    cls = layout.cls_positions if layout.cls_positions is not None else torch.zeros(batch, dtype=torch.long)
+    return (positions != cls.to(device).unsqueeze(1)) & real
 
 
 def text_player_mask(
-    input_ids: Tensor, attention_mask: Optional[Tensor], special_token_ids: Iterable[int]
+    input_ids: Tensor,
+    attention_mask: Optional[Tensor],
+    special_token_ids: Iterable[int],
+    cls_positions: Optional[Tensor] = None,
 ) -> Tensor:
     r"""
-    The players of a text batch: real tokens except position 0 (the classification
-    token) and the special tokens.
+    The players of a text batch: real tokens except the classification position and the special
+    tokens.
 
     Args:
         input_ids (Tensor): Shape ``(batch, T)``.
         attention_mask (Tensor, optional): Shape ``(batch, T)``; zeros mark padding.
         special_token_ids (iterable of int): Ids never treated as players.
+        cls_positions (Tensor, optional): ``(batch,)`` classification positions (default: position 0).
 
     Returns:
         Tensor: Bool mask of shape ``(batch, T)``.
     """
-    positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-    mask = (positions >= 1).unsqueeze(0).expand(input_ids.shape[0], -1)
+    batch, num_tokens = input_ids.shape
+    if cls_positions is None:
+        cls_positions = torch.zeros(batch, dtype=torch.long, device=input_ids.device)
+    positions = torch.arange(num_tokens, device=input_ids.device)
+    mask = positions.unsqueeze(0) != cls_positions.to(input_ids.device).unsqueeze(1)
     special = torch.as_tensor(sorted(set(special_token_ids)), dtype=input_ids.dtype, device=input_ids.device)
     if special.numel() > 0:
         mask = mask & ~torch.isin(input_ids, special)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The token states TokenTCAV works on: concept examples' activations and target examples' weighted gradients."""
 
-from typing import Any, Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from captum.concept import Concept
@@ -10,7 +10,7 @@ from torch.nn import Module
 
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention
-from captum_attn_shapley.capture.players import real_token_mask
+from captum_attn_shapley.capture.players import classification_positions, real_token_mask
 from captum_attn_shapley.concept._cav_training import TokenActivations
 
 
@@ -106,7 +106,11 @@ def capture_token_gradients(
 
 
 def token_terms(
-    captured: CapturedAttention, layers: Sequence[str], attention_index: Dict[str, int], attention_weighting: bool
+    captured: CapturedAttention,
+    layers: Sequence[str],
+    attention_index: Dict[str, int],
+    attention_weighting: bool,
+    model: Optional[Module] = None,
 ) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
     r"""
     Per layer, the terms of ``D_t = a_t (g_t . v)``: the token gradients ``g`` ``(B, T, F)``,
@@ -119,6 +123,9 @@ def token_terms(
         layers (sequence of str): The block names.
         attention_index (dict[str, int]): Each block's attention index, by name.
         attention_weighting (bool): Weight by the classification token's attention.
+        model (Module, optional): The model, whose rule gives the classification position
+                    (:func:`~captum_attn_shapley.capture.players.classification_positions`; position 0
+                    without it).
 
     Returns:
         dict[str, tuple[Tensor, Tensor, Tensor]]: ``(g, w, valid)`` by layer.
@@ -135,7 +142,10 @@ def token_terms(
                 f"Layer {layer!r} has {tokens} token states but its attention covers {attention.shape[-1]} "
                 "tokens; name blocks whose output is the token sequence the attention sees."
             )
-        cls_attention = attention[:, :, 0, :].float().mean(dim=1)
+        kind = "image" if isinstance(captured.model_inputs.get("pixel_values"), Tensor) else "text"
+        cls = classification_positions(model, valid, kind)
+        index = cls.to(attention.device).view(-1, 1, 1, 1).expand(-1, attention.shape[1], 1, tokens)
+        cls_attention = attention.gather(2, index).squeeze(2).float().mean(dim=1)
         weight = cls_attention if attention_weighting else torch.ones_like(cls_attention)
         out[layer] = (grad.float(), weight * valid, valid)
     return out

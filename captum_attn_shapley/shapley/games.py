@@ -20,7 +20,7 @@ gives ``1/n`` of it to ``k`` and ``-1/(n(n-1))`` to every other player). Every f
 here is vectorised over a padded batch: non-players get exactly zero.
 """
 
-from typing import Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor
@@ -76,7 +76,24 @@ def _masked_pairs(matrix: Tensor, players: Tensor, game: str) -> Tensor:
     return weights - torch.diag_embed(torch.diagonal(weights, dim1=-2, dim2=-1))
 
 
-def shapley_values(matrix: Tensor, players: Tensor, game: str) -> Tensor:
+def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
+    r"""
+    ``matrix[b, cls_positions[b], :]`` for each example: the classification position's row.
+
+    Args:
+        matrix (Tensor): Shape ``(batch, T, T)``.
+        cls_positions (Tensor, optional): Shape ``(batch,)``, integer; None means row 0.
+
+    Returns:
+        Tensor: Shape ``(batch, T)``.
+    """
+    if cls_positions is None:
+        return matrix[:, 0, :]
+    index = cls_positions.to(matrix.device).long().view(-1, 1, 1).expand(-1, 1, matrix.shape[-1])
+    return matrix.gather(1, index).squeeze(1)
+
+
+def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Optional[Tensor] = None) -> Tensor:
     r"""
     Exact Shapley values of a built-in game, in closed form, for a batch.
 
@@ -84,6 +101,7 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str) -> Tensor:
         matrix (Tensor): Influence matrices ``M``, shape ``(batch, T, T)``.
         players (Tensor): Bool player mask, shape ``(batch, T)``.
         game (str): ``"cls"``, ``"mutual"`` or ``"max_mutual"``.
+        cls_positions (Tensor, optional): ``(batch,)``: the row of the CLS game (default: row 0).
 
     Returns:
         Tensor: Shape ``(batch, T)``; zero for non-players.
@@ -97,7 +115,7 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str) -> Tensor:
     p = players.to(matrix.dtype)
     zero = torch.zeros((), dtype=matrix.dtype, device=matrix.device)
     if game == "cls":
-        return torch.where(players, matrix[:, 0, :], zero)
+        return torch.where(players, cls_rows(matrix, cls_positions), zero)
     weights = _masked_pairs(matrix, players, game)
     n = p.sum(dim=1, keepdim=True)
     diag = torch.diagonal(matrix, dim1=-2, dim2=-1) * p
@@ -107,7 +125,9 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str) -> Tensor:
     return torch.where(players, phi, zero)
 
 
-def grand_coalition_value(matrix: Tensor, players: Tensor, game: str) -> Tensor:
+def grand_coalition_value(
+    matrix: Tensor, players: Tensor, game: str, cls_positions: Optional[Tensor] = None
+) -> Tensor:
     r"""
     ``v(N)`` of a built-in game for each example (``v(empty) = 0``): by efficiency, the
     sum of the Shapley values.
@@ -116,13 +136,14 @@ def grand_coalition_value(matrix: Tensor, players: Tensor, game: str) -> Tensor:
         matrix (Tensor): Shape ``(batch, T, T)``.
         players (Tensor): Bool, shape ``(batch, T)``.
         game (str): A built-in game.
+        cls_positions (Tensor, optional): ``(batch,)``: the row of the CLS game (default: row 0).
 
     Returns:
         Tensor: Shape ``(batch,)``.
     """
     p = players.to(matrix.dtype)
     if game == "cls":
-        return (matrix[:, 0, :] * p).sum(dim=1)
+        return (cls_rows(matrix, cls_positions) * p).sum(dim=1)
     n = p.sum(dim=1)
     pairs = 0.5 * _masked_pairs(matrix, players, game).sum(dim=(1, 2))
     single = (torch.diagonal(matrix, dim1=-2, dim2=-1) * p).sum(dim=1)
@@ -135,7 +156,8 @@ def game_function(game: str, cls_row: Union[Tensor, None] = None) -> GameFunctio
 
     Args:
         game (str): A built-in game.
-        cls_row (Tensor, optional): For ``"cls"``: ``M[0, players]``, shape ``(n,)``.
+        cls_row (Tensor, optional): For ``"cls"``: the classification position's row restricted to
+                    the players, ``M[cls, players]``, shape ``(n,)``.
 
     Returns:
         GameFunction: ``v(m, coalitions) -> (k,)``.
