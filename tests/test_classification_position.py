@@ -100,3 +100,30 @@ def test_classification_positions_rules_and_errors():
         classification_positions(None, real, position=7)
     with pytest.raises(ValueError, match="classification_position must be"):
         AttnGradShapley(tiny_text_model("bert"), classification_position="middle")
+
+
+def test_player_masks_follow_the_model_in_the_metrics_runner_and_cli():
+    from captum_attn_shapley.capture import text_player_mask
+    from captum_attn_shapley.metrics import faithfulness_curves
+
+    gpt2, bert = _tiny_gpt2(seed=15), tiny_text_model("bert", seed=15)
+    ids, mask = text_batch(seed=15, batch=3, length=8)
+    ids = torch.where(mask.bool(), ids.clamp_min(5), torch.full_like(ids, PAD_ID))
+    lengths = mask.sum(dim=1)
+    for attention_mask in (mask, None):  # without a mask the real tokens come from the pad token id
+        decoder = text_player_mask(ids, attention_mask, [PAD_ID], model=gpt2)
+        encoder = text_player_mask(ids, attention_mask, [PAD_ID], model=bert)
+        for b, n in enumerate(lengths.tolist()):
+            assert decoder[b].tolist() == [True] * (n - 1) + [False] * (8 - n + 1)
+            assert encoder[b].tolist() == [False] + [True] * (n - 1) + [False] * (8 - n)
+    # the metrics count the players of the model's rule: every real token but the last one
+    forward = _forward(gpt2)
+    curves = faithfulness_curves(
+        forward,
+        ids,
+        torch.rand(ids.shape),
+        additional_forward_args=(mask,),
+        baselines=0,
+        special_token_ids=[PAD_ID],
+    )
+    assert curves.num_players.tolist() == (lengths - 1).tolist()

@@ -7,6 +7,7 @@ from captum_attn_shapley.capture.discovery import (
     config_value,
     discover_attention_modules,
     find_model,
+    model_behind,
 )
 from captum_attn_shapley.capture.eager import eager_attention
 from captum_attn_shapley.capture.influence_matrix import WEIGHTINGS, influence_matrix, received_per_token
@@ -34,6 +35,7 @@ __all__ = [
     "eager_attention",
     "find_model",
     "influence_matrix",
+    "model_behind",
     "model_lock",
     "model_special_token_ids",
     "offline_tokenizer",

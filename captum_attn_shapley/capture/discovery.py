@@ -116,6 +116,22 @@ def _hf_attention_specs(model: Module) -> List[Tuple[Optional[type], Optional[st
     return specs
 
 
+def model_behind(forward_func: Callable[..., Any]) -> Optional[Module]:
+    r"""
+    The model behind a forward function, or None where :func:`find_model` cannot tell.
+
+    Args:
+        forward_func (Callable): The model or a function wrapping it.
+
+    Returns:
+        Module or None: The model.
+    """
+    try:
+        return find_model(forward_func)
+    except (TypeError, ValueError):
+        return None
+
+
 def discover_attention_modules(
     model: Module, attention_modules: Optional[Sequence[ModuleSpec]] = None, output_selector: OutputSelector = 1
 ) -> List[Tuple[str, Module, OutputSelector]]:

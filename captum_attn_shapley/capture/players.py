@@ -258,6 +258,7 @@ def text_player_mask(
     attention_mask: Optional[Tensor],
     special_token_ids: Iterable[int],
     cls_positions: Optional[Tensor] = None,
+    model: Optional[Module] = None,
 ) -> Tensor:
     r"""
     The players of a text batch: real tokens except the classification position and the special
@@ -267,12 +268,23 @@ def text_player_mask(
         input_ids (Tensor): Shape ``(batch, T)``.
         attention_mask (Tensor, optional): Shape ``(batch, T)``; zeros mark padding.
         special_token_ids (iterable of int): Ids never treated as players.
-        cls_positions (Tensor, optional): ``(batch,)`` classification positions (default: position 0).
+        cls_positions (Tensor, optional): ``(batch,)`` classification positions. Default: the
+                    model's rule (:func:`classification_positions`) when ``model`` is given, else 0.
+        model (Module, optional): The model whose head reads the classification position (the
+                    real tokens come from ``attention_mask``, else from its ``pad_token_id``).
 
     Returns:
         Tensor: Bool mask of shape ``(batch, T)``.
     """
     batch, num_tokens = input_ids.shape
+    if cls_positions is None and model is not None:
+        pad = config_value(model, "pad_token_id")
+        real = torch.ones(batch, num_tokens, dtype=torch.bool, device=input_ids.device)
+        if attention_mask is not None:
+            real = attention_mask.to(input_ids.device).bool()
+        elif isinstance(pad, int):
+            real = input_ids != pad
+        cls_positions = classification_positions(model, real)
     if cls_positions is None:
         cls_positions = torch.zeros(batch, dtype=torch.long, device=input_ids.device)
     positions = torch.arange(num_tokens, device=input_ids.device)

@@ -12,7 +12,7 @@ from typing import Any, Callable, List, Optional, Sequence
 
 from torch.nn import Module
 
-from captum_attn_shapley.capture.discovery import config_value, find_model
+from captum_attn_shapley.capture.discovery import config_value, model_behind
 
 
 def unique_ids(ids: Optional[Sequence[int]]) -> List[int]:
@@ -96,13 +96,6 @@ def model_special_token_ids(model: Module) -> List[int]:
     return sorted(ids)
 
 
-def _model_behind(forward_func: Callable[..., Any]) -> Optional[Module]:
-    try:
-        return find_model(forward_func)
-    except (TypeError, ValueError):
-        return None
-
-
 def model_token_id_sources(forward_func: Callable[..., Any]) -> List[Any]:
     r"""
     Where the named token ids (``mask_token_id``, ...) of the model behind a forward function
@@ -114,7 +107,7 @@ def model_token_id_sources(forward_func: Callable[..., Any]) -> List[Any]:
     Returns:
         list: ``[tokenizer or None, config or None]``, or ``[]`` when no model is found.
     """
-    model = _model_behind(forward_func)
+    model = model_behind(forward_func)
     if model is None:
         return []
     return [offline_tokenizer(model), getattr(model, "config", None)]
@@ -152,7 +145,7 @@ def resolve_special_token_ids(
     if tokenizer is not None:
         return unique_ids(tokenizer.all_special_ids)
     if model is None and forward_func is not None:
-        model = _model_behind(forward_func)
+        model = model_behind(forward_func)
     ids = model_special_token_ids(model) if model is not None else []
     if not ids and required:
         raise ValueError(

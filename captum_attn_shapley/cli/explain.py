@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         scores[name] = attr[0].tolist()
         attributions[name] = attr
     tokens = tokenizer.convert_ids_to_tokens(ids[0])
-    players = text_player_mask(ids, mask, special)[0].tolist()
+    players = text_player_mask(ids, mask, special, model=model)[0].tolist()
     summary = (
         f"prediction: {id2label.get(predicted, predicted)} (p = {float(probs[predicted]):.3f}); "
         f"explaining class: {id2label.get(explained, explained)}; model: {info.get('name_or_path')}"

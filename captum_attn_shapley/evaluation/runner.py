@@ -33,7 +33,7 @@ from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.fingerprint import settings_digest as _digest
 from captum_attn_shapley._utils.formatting import percent_slug
 from captum_attn_shapley._utils.io import atomic_write_text
-from captum_attn_shapley.capture.players import text_player_mask
+from captum_attn_shapley.capture import model_behind, text_player_mask
 from captum_attn_shapley.evaluation.adapters import classifier_forward
 from captum_attn_shapley.evaluation.results import (
     ComparisonResult,
@@ -97,7 +97,7 @@ def _run_method(
     bar = tqdm(total=total, desc=spec.name, disable=not progress, leave=False)
     for batch, target in zip(encoded, targets):
         ids, mask, index = batch["input_ids"], batch["attention_mask"], batch["index"]
-        players = text_player_mask(ids, mask, special)
+        players = text_player_mask(ids, mask, special, model=model_behind(forward))
         step = spec.batch_size or ids.shape[0]
         for start in range(0, ids.shape[0], step):
             part = slice(start, start + step)

@@ -31,7 +31,7 @@ from torch import Tensor
 from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.forward import class_probabilities, forward_args_tuple, logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-from captum_attn_shapley.capture import text_player_mask
+from captum_attn_shapley.capture import model_behind, text_player_mask
 from captum_attn_shapley.metrics.token_selection import (
     DEFAULT_BINS,
     Replacement,
@@ -161,7 +161,7 @@ def faithfulness_curves(
     kept_bins = check_bins(bins)
     if player_mask is None:
         special = resolve_special_token_ids(special_token_ids, tokenizer, forward_func)
-        players = text_player_mask(ids, None, special)
+        players = text_player_mask(ids, None, special, model=model_behind(forward_func))
     else:
         players = torch.as_tensor(player_mask, device=ids.device)
         if tuple(players.shape) != tuple(ids.shape):

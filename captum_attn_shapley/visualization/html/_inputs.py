@@ -13,13 +13,9 @@ from captum_attn_shapley._utils.labels import LabelNames, label_name, label_name
 def label_namer(label_names: Optional[LabelNames], forward_func: Any = None) -> Callable[[int], str]:
     """Class index -> name: from ``label_names``, else the ``config.id2label`` of ``forward_func``'s model."""
     if label_names is None and forward_func is not None:
-        from captum_attn_shapley.capture.discovery import find_model
+        from captum_attn_shapley.capture.discovery import model_behind
 
-        try:
-            model = find_model(forward_func)
-        except (TypeError, ValueError):
-            model = None
-        label_names = model_label_names(model)
+        label_names = model_label_names(model_behind(forward_func))
     names = label_names_dict(label_names)
     return lambda index: label_name(index, names)
 

@@ -13,7 +13,7 @@ from captum_attn_shapley._utils.formatting import percent_slug
 from captum_attn_shapley._utils.forward import forward_args_tuple
 from captum_attn_shapley._utils.labels import LabelNames
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
-from captum_attn_shapley.capture.players import text_player_mask
+from captum_attn_shapley.capture import model_behind, text_player_mask
 from captum_attn_shapley.metrics import (
     DEFAULT_BINS,
     Replacement,
@@ -99,7 +99,7 @@ def text_examples(
     predicted = probs.argmax(dim=1)
     explained = normalize_target(target, probs)
     special = resolve_special_token_ids(special_token_ids, tokenizer, forward_func)
-    players = text_player_mask(input_ids, mask, special)
+    players = text_player_mask(input_ids, mask, special, model=model_behind(forward_func))
     scores = {name: token_scores(attr, tuple(input_ids.shape)) for name, attr in methods.items()}
     per_method: Dict[str, Dict[str, List[Any]]] = {}
     if metrics:

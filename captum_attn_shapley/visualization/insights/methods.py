@@ -84,7 +84,7 @@ def _text_player_mask(
     if not isinstance(ids, Tensor) or ids.dim() != 2 or ids.shape != inputs[0].shape[:2]:
         return None
     mask = extra[1] if len(extra) > 1 and isinstance(extra[1], Tensor) else None
-    return text_player_mask(ids, mask, method.special_token_ids)
+    return text_player_mask(ids, mask, method.special_token_ids, model=method.model)
 
 
 class _InsightsMixin:
