@@ -127,3 +127,13 @@ def test_player_masks_follow_the_model_in_the_metrics_runner_and_cli():
         special_token_ids=[PAD_ID],
     )
     assert curves.num_players.tolist() == (lengths - 1).tolist()
+
+
+def test_an_index_position_is_accepted_whatever_its_value_and_is_never_a_player():
+    model = tiny_text_model("bert", seed=16)
+    ids, mask = text_batch(seed=16, batch=2, length=8)
+    explainer = AttnGradShapley(model, game="cls", special_token_ids=SPECIAL_IDS, classification_position=3)
+    phi = explainer.attribute(ids, additional_forward_args=(mask,))
+    assert torch.all(phi[:, 3] == 0) and phi.abs().sum() > 0
+    with pytest.raises(ValueError, match="outside the 8 tokens"):
+        AttnGradShapley(model, classification_position=9).attribute(ids, additional_forward_args=(mask,))

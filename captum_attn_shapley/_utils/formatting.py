@@ -3,6 +3,8 @@
 import math
 from typing import Any
 
+import numpy as np
+
 
 def format_number(value: Any, digits: int = 3, missing: str = "–") -> str:
     r"""
@@ -22,7 +24,7 @@ def format_number(value: Any, digits: int = 3, missing: str = "–") -> str:
         return missing
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, float) or type(value).__name__ in ("float32", "float64", "float16"):
+    if isinstance(value, (float, np.floating)):
         value = float(value)
         if math.isnan(value):
             return missing

@@ -25,8 +25,8 @@ from captum_attn_shapley.capture import (
 from captum_attn_shapley.capture.influence_matrix import check_weighting
 from captum_attn_shapley.capture.players import (
     ClassificationPosition,
+    check_classification_position,
     check_player_mask,
-    classification_positions,
     infer_layout,
     real_token_mask,
 )
@@ -93,8 +93,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         classification_position: ClassificationPosition = None,
     ) -> None:
         super().__init__(forward_func)
-        classification_positions(None, torch.ones(1, 1, dtype=torch.bool), position=classification_position)
-        self.classification_position = classification_position
+        self.classification_position = check_classification_position(classification_position)
         self.capturer = AttentionCapture(
             forward_func,
             model=model,

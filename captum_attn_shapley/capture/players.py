@@ -89,6 +89,23 @@ POSITION_RULES = ("first", "last")
 ClassificationPosition = Union[None, str, int]
 
 
+def check_classification_position(position: ClassificationPosition) -> ClassificationPosition:
+    r"""
+    Validates a ``classification_position`` setting (its range is checked per batch).
+
+    Args:
+        position (None, str or int): None, ``"first"``, ``"last"`` or a token index.
+
+    Returns:
+        None, str or int: ``position``, unchanged.
+    """
+    if isinstance(position, bool) or not (position is None or isinstance(position, (int, str))):
+        raise TypeError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
+    if isinstance(position, str) and position not in POSITION_RULES:
+        raise ValueError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
+    return position
+
+
 def classification_positions(
     model: Optional[Module], real: Tensor, kind: str = "text", position: ClassificationPosition = None
 ) -> Tensor:
@@ -116,10 +133,7 @@ def classification_positions(
         tensor([2, 0])
     """
     batch, num_tokens = real.shape
-    if isinstance(position, bool) or not (position is None or isinstance(position, (int, str))):
-        raise TypeError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
-    if isinstance(position, str) and position not in POSITION_RULES:
-        raise ValueError(f"classification_position must be None, 'first', 'last' or an int, got {position!r}.")
+    check_classification_position(position)
     if isinstance(position, int):
         if not -num_tokens <= position < num_tokens:
             raise ValueError(f"classification_position={position} is outside the {num_tokens} tokens.")

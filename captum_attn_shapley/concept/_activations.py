@@ -12,6 +12,7 @@ from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention
 from captum_attn_shapley.capture.players import classification_positions, real_token_mask
 from captum_attn_shapley.concept._cav_training import TokenActivations
+from captum_attn_shapley.shapley.games import cls_rows
 
 
 def token_activations(
@@ -144,8 +145,7 @@ def token_terms(
             )
         kind = "image" if isinstance(captured.model_inputs.get("pixel_values"), Tensor) else "text"
         cls = classification_positions(model, valid, kind)
-        index = cls.to(attention.device).view(-1, 1, 1, 1).expand(-1, attention.shape[1], 1, tokens)
-        cls_attention = attention.gather(2, index).squeeze(2).float().mean(dim=1)
+        cls_attention = cls_rows(attention, cls).float().mean(dim=1)
         weight = cls_attention if attention_weighting else torch.ones_like(cls_attention)
         out[layer] = (grad.float(), weight * valid, valid)
     return out

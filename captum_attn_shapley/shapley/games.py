@@ -78,19 +78,20 @@ def _masked_pairs(matrix: Tensor, players: Tensor, game: str) -> Tensor:
 
 def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
     r"""
-    ``matrix[b, cls_positions[b], :]`` for each example: the classification position's row.
+    ``matrix[b, ..., cls_positions[b], :]`` for each example: the classification position's row.
 
     Args:
-        matrix (Tensor): Shape ``(batch, T, T)``.
+        matrix (Tensor): Shape ``(batch, T, T)``, or ``(batch, heads, T, T)`` (any dimensions between).
         cls_positions (Tensor, optional): Shape ``(batch,)``, integer; None means row 0.
 
     Returns:
-        Tensor: Shape ``(batch, T)``.
+        Tensor: ``matrix`` without its row axis: ``(batch, T)`` or ``(batch, heads, T)``.
     """
     if cls_positions is None:
-        return matrix[:, 0, :]
-    index = cls_positions.to(matrix.device).long().view(-1, 1, 1).expand(-1, 1, matrix.shape[-1])
-    return matrix.gather(1, index).squeeze(1)
+        return matrix[..., 0, :]
+    between = [1] * (matrix.dim() - 2)
+    index = cls_positions.to(matrix.device).long().view(-1, *between, 1)
+    return matrix.gather(-2, index.expand(*matrix.shape[:-2], 1, matrix.shape[-1])).squeeze(-2)
 
 
 def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Optional[Tensor] = None) -> Tensor:

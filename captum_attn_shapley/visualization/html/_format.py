@@ -23,8 +23,6 @@ def number_html(value: Any, digits: int = 4) -> str:
     booleans (``True`` / ``False``) and any other value as their text."""
     if isinstance(value, bool):
         return html.escape(str(value))
-    if isinstance(value, np.floating):
-        value = float(value)
     return html.escape(format_number(value, digits))
 
 
