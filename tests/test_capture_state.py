@@ -8,7 +8,7 @@ import torch
 from tiny_models import SPECIAL_IDS, text_batch, tiny_text_model
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
-from captum_attn_shapley.capture.attention import model_lock
+from captum_attn_shapley.capture import model_lock
 
 GRADIENT_METHODS = [
     lambda m: AttnGradShapley(m, special_token_ids=SPECIAL_IDS),  # Grad-Att Max-Mutual

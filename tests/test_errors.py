@@ -20,10 +20,14 @@ def explainer(bert):
 
 def test_sdpa_model_that_may_not_be_switched(bert):
     ids, mask = text_batch()
-    strict = AttnGradShapley(bert, switch_to_eager=False)
+    strict = AttnGradShapley(bert, switch_to_eager=False, engine="hooks")
     with pytest.raises(RuntimeError, match="attn_implementation='eager'"):
         strict.attribute(ids, additional_forward_args=(mask,))
     assert bert.config._attn_implementation == "sdpa"
+    # The fused engine needs no switch: same attributions as the eager hooks.
+    fused = AttnGradShapley(bert, switch_to_eager=False).attribute(ids, additional_forward_args=(mask,))
+    hooks = AttnGradShapley(bert, engine="hooks").attribute(ids, additional_forward_args=(mask,))
+    assert torch.allclose(fused, hooks, rtol=1e-4, atol=1e-9)
     bert.set_attn_implementation("eager")  # an eager model is fine without switching
     try:
         assert strict.attribute(ids, additional_forward_args=(mask,)).shape == ids.shape

@@ -160,3 +160,56 @@ class ToyTransformer(nn.Module):
         for block in self.blocks:
             x = x + block(x)
         return self.head(x[:, 0])
+
+
+#: Architectures whose attention runs through transformers' registry (the fused capture) and those that
+#: do not (DeBERTa-v2, MPNet: the hook capture), as built by :func:`zoo_model`.
+REGISTRY_TEXT_ARCHS = (
+    "bert",
+    "roberta",
+    "xlm-roberta",
+    "electra",
+    "distilbert",
+    "albert",
+    "modernbert",
+    "gpt2",
+    "llama",
+    "bart",
+)
+HOOK_TEXT_ARCHS = ("deberta-v2", "mpnet")
+
+
+def zoo_model(arch: str, num_labels: int = 3, seed: int = 0):
+    """A tiny random-init sequence classifier of any architecture (transformers' ``AutoConfig.for_model``),
+    with this module's token ids; HF's default attention, eval mode."""
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    torch.manual_seed(seed)
+    sizes = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=4, intermediate_size=32)
+    ids = dict(pad_token_id=PAD_ID, bos_token_id=CLS_ID, eos_token_id=SEP_ID)
+    extra = {
+        "electra": dict(embedding_size=16),
+        "distilbert": dict(dim=16, n_layers=2, n_heads=4, hidden_dim=32),
+        "albert": dict(embedding_size=8, num_hidden_layers=3),  # one shared attention module, 3 calls
+        "modernbert": dict(
+            cls_token_id=CLS_ID, sep_token_id=SEP_ID, global_attn_every_n_layers=2, local_attention=4
+        ),
+        "gpt2": dict(n_embd=16, n_layer=2, n_head=4),
+        "llama": dict(num_key_value_heads=2),  # grouped-query attention
+        "bart": dict(
+            d_model=16,
+            encoder_layers=2,
+            decoder_layers=2,
+            encoder_attention_heads=4,
+            decoder_attention_heads=4,
+            encoder_ffn_dim=32,
+            decoder_ffn_dim=32,
+            decoder_start_token_id=SEP_ID,
+            forced_eos_token_id=None,
+        ),
+    }.get(arch, {})
+    settings = {**sizes, **ids, **extra}
+    config = AutoConfig.for_model(
+        arch, vocab_size=VOCAB, max_position_embeddings=64, num_labels=num_labels, **settings
+    )
+    return AutoModelForSequenceClassification.from_config(config).eval()

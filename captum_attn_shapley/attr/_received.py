@@ -9,7 +9,6 @@ from torch import Tensor
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
-from captum_attn_shapley.capture.influence_matrix import received_per_token
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -46,7 +45,9 @@ class ReceivedAttentionAttribution(AttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the same layout as
             :meth:`AttnGradShapley.attribute` (zero for non-players).
         """
-        batch = self._prepare(inputs, target, additional_forward_args, self.weighting, layers, player_mask)
-        scores = received_per_token(batch.matrix, batch.real_tokens)
+        batch = self._prepare(
+            inputs, target, additional_forward_args, self.weighting, layers, player_mask, reduction="received"
+        )
+        scores = batch.matrix
         scores = torch.where(batch.players, scores, torch.zeros_like(scores))
         return self._format_output(inputs, scores, batch.layout)

@@ -14,11 +14,11 @@ from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.capture import (
     AttentionCapture,
     CapturedAttention,
+    InfluenceRequest,
     ModuleSpec,
     OutputSelector,
     TokenLayout,
     default_player_mask,
-    influence_matrix,
     resolve_special_token_ids,
     unique_ids,
 )
@@ -38,8 +38,10 @@ class PreparedBatch:
     One batch after the capture pass.
 
     Attributes:
-        captured (CapturedAttention): The raw capture.
-        matrix (Tensor): The influence matrix ``M``, shape ``(batch, T, T)``.
+        captured (CapturedAttention): The capture.
+        matrix (Tensor): The requested reduction of the influence matrix ``M``: ``M`` itself
+                    ``(batch, T, T)`` (``"matrix"``), or ``(batch, T)``: its classification row
+                    (``"cls_row"``) or the mean over real query rows of its columns (``"received"``).
         players (Tensor): Bool player mask, shape ``(batch, T)``.
         real_tokens (Tensor): Bool mask of non-padding tokens, shape ``(batch, T)``.
         layout (TokenLayout): How tokens map back onto the inputs.
@@ -47,6 +49,7 @@ class PreparedBatch:
 
     captured: CapturedAttention
     matrix: Tensor
+    reduction: str
     players: Tensor
     real_tokens: Tensor
     layout: TokenLayout
@@ -72,8 +75,12 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         special_token_ids (sequence of int, optional): Token ids that are never players
                     (e.g. ``tokenizer.all_special_ids``). Default: the ids of the tokenizer
                     saved with the model if it loads offline, else those in the config.
-        switch_to_eager (bool): Switch ``sdpa``/flash attention to eager for each call
-                    (restored afterwards); if False, such a model raises an error.
+        switch_to_eager (bool): For the hook engine: switch ``sdpa``/flash attention to eager for
+                    each call (restored afterwards); if False, such a model raises an error.
+        engine (str): How the attention is captured: ``"auto"`` (default), ``"fused"`` (Hugging Face
+                    models on ``sdpa``: the model keeps its fused kernel, the probabilities are rebuilt
+                    a block of rows at a time) or ``"hooks"`` (eager attention, hooks on the attention
+                    modules); see :class:`~captum_attn_shapley.capture.AttentionCapture`.
         classification_position (None, str or int): The token whose final state the model's head
                     reads: its row is the CLS game's, and it is never a player. Default: the
                     model's (position 0 for encoders and Vision Transformers; the last real token
@@ -91,6 +98,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         special_token_ids: Optional[Sequence[int]] = None,
         switch_to_eager: bool = True,
         classification_position: ClassificationPosition = None,
+        engine: str = "auto",
     ) -> None:
         super().__init__(forward_func)
         self.classification_position = check_classification_position(classification_position)
@@ -100,6 +108,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
             attention_modules=attention_modules,
             attention_output_index=attention_output_index,
             switch_to_eager=switch_to_eager,
+            engine=engine,
         )
         self._special_token_ids: Optional[List[int]] = (
             unique_ids(special_token_ids) if special_token_ids is not None else None
@@ -125,6 +134,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         weighting: str,
         layers: Optional[Sequence[int]],
         player_mask: Optional[Tensor],
+        reduction: str = "matrix",
     ) -> PreparedBatch:
         check_weighting(weighting)
         captured = self.capturer.capture(
@@ -132,22 +142,21 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
             target=target,
             additional_forward_args=additional_forward_args,
             layers=layers,
-            with_gradients=weighting == "grad_attention",
+            request=InfluenceRequest(reduction, weighting),
+            classification_position=self.classification_position,
         )
         inputs_tuple = as_tuple(inputs)
         layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
-        batch, num_tokens = captured.attentions[0].shape[0], layout.num_tokens
+        batch, num_tokens = captured.batch_size, layout.num_tokens
+        assert captured.influence is not None
+        device = captured.influence.device
         if player_mask is None:
             special = self.special_token_ids if layout.kind == "text" else []
             players = default_player_mask(captured, layout, inputs_tuple, special)
         else:
-            players = check_player_mask(player_mask, batch, num_tokens, layout)
-            players = players.to(captured.attentions[0].device)
+            players = check_player_mask(player_mask, batch, num_tokens, layout).to(device)
         real = real_token_mask(captured, batch, num_tokens, players.device)
-        # The gradients are not needed afterwards: reuse their memory for relu(G) * A.
-        matrix = influence_matrix(captured.attentions, captured.gradients, overwrite_gradients=True)
-        captured.gradients = None
-        return PreparedBatch(captured, matrix, players, real, layout)
+        return PreparedBatch(captured, captured.influence, reduction, players, real, layout)
 
     @staticmethod
     def _format_output(

@@ -58,6 +58,11 @@ PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
 }
 
 
+def _reduction_for(game: GameLike) -> str:
+    """The CLS game reads one row of ``M``; every other game the whole matrix."""
+    return "cls_row" if game == "cls" else "matrix"
+
+
 class AttnGradShapley(AttentionAttribution):
     r"""
     Shapley values of a cooperative game between tokens defined by the transformer's
@@ -88,7 +93,7 @@ class AttnGradShapley(AttentionAttribution):
         weighting (str): Default influence matrix: ``"grad_attention"`` or
                     ``"attention"``. Default: ``"grad_attention"``.
         model, attention_modules, attention_output_index, special_token_ids: See :class:`AttentionAttribution`.
-        switch_to_eager, classification_position: See :class:`AttentionAttribution`.
+        switch_to_eager, classification_position, engine: See :class:`AttentionAttribution`.
 
     Examples::
 
@@ -113,6 +118,7 @@ class AttnGradShapley(AttentionAttribution):
         special_token_ids: Optional[Sequence[int]] = None,
         switch_to_eager: bool = True,
         classification_position: ClassificationPosition = None,
+        engine: str = "auto",
     ) -> None:
         super().__init__(
             forward_func,
@@ -122,6 +128,7 @@ class AttnGradShapley(AttentionAttribution):
             special_token_ids=special_token_ids,
             switch_to_eager=switch_to_eager,
             classification_position=classification_position,
+            engine=engine,
         )
         self.game = check_game(game)
         self.weighting = check_weighting(weighting)
@@ -196,7 +203,9 @@ class AttnGradShapley(AttentionAttribution):
         """
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
-        batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
+        batch = self._prepare(
+            inputs, target, additional_forward_args, weighting, layers, player_mask, _reduction_for(game)
+        )
         phi, total = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
         if return_convergence_delta:
@@ -226,7 +235,9 @@ class AttnGradShapley(AttentionAttribution):
             Tensor: Shape ``(batch,)``.
         """
         game, weighting = self._options(game, weighting)
-        batch = self._prepare(inputs, target, additional_forward_args, weighting, layers, player_mask)
+        batch = self._prepare(
+            inputs, target, additional_forward_args, weighting, layers, player_mask, _reduction_for(game)
+        )
         first = attributions[0] if isinstance(attributions, tuple) else attributions
         total = self._grand_values(batch, game)
         return first.reshape(first.shape[0], -1).sum(dim=1).to(total.dtype) - total
@@ -241,6 +252,8 @@ class AttnGradShapley(AttentionAttribution):
     def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:
         """``v(N) - v(empty)`` per example, float64."""
         matrix = batch.matrix.double()
+        if batch.reduction == "cls_row":  # v(N) of the CLS game: the players' sum of the row
+            return (matrix * batch.players.to(matrix.dtype)).sum(dim=1)
         if isinstance(game, str):
             return grand_coalition_value(matrix, batch.players, game, batch.layout.cls_positions)
         values = []
@@ -254,18 +267,20 @@ class AttnGradShapley(AttentionAttribution):
     ) -> Tuple[Tensor, Tensor]:
         """Shapley values (float64, ``(batch, T)``) and ``v(N) - v(empty)``."""
         matrix = batch.matrix.double()
+        is_row = batch.reduction == "cls_row"
         if isinstance(game, str) and estimator == "exact":
-            return (
-                shapley_values(matrix, batch.players, game, batch.layout.cls_positions),
-                self._grand_values(batch, game),
-            )
-        phi = torch.zeros_like(matrix[:, 0, :])
-        rows = batch.layout.cls_rows(matrix)
+            if is_row:  # the CLS game is additive: each player's value is its entry of the row
+                phi = torch.where(batch.players, matrix, torch.zeros((), dtype=matrix.dtype, device=matrix.device))
+            else:
+                phi = shapley_values(matrix, batch.players, game, batch.layout.cls_positions)
+            return phi, self._grand_values(batch, game)
+        phi = torch.zeros(matrix.shape[0], matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
+        rows = matrix if is_row else batch.layout.cls_rows(matrix)
         for b in range(matrix.shape[0]):
             idx = players_of(batch.players[b])
             if idx.numel() == 0:
                 continue
-            m = matrix[b][idx][:, idx]
+            m = rows[b][idx].diag() if is_row else matrix[b][idx][:, idx]  # the CLS game reads only the row
             value = game if callable(game) else game_function(game, cls_row=rows[b, idx])
             if estimator == "exact":
                 values = exact_shapley(value, m, max_players=max_players)

@@ -85,7 +85,9 @@ class ShapleyInput(AttentionAttribution):
         """
         if perturbations_per_eval < 1:
             raise ValueError("perturbations_per_eval must be at least 1.")
-        prepared = self._prepare(inputs, target, additional_forward_args, "attention", None, player_mask)
+        prepared = self._prepare(
+            inputs, target, additional_forward_args, "attention", None, player_mask, reduction="cls_row"
+        )
         if prepared.layout.kind == "text" and baselines is None:
             raise ValueError(
                 "ShapleyInput needs `baselines`, the replacement token id for text, e.g. "

@@ -1,6 +1,7 @@
 """Everything that touches a model's internals: attention capture, the players, influence matrices."""
 
-from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention, model_lock
+from captum_attn_shapley.capture.attention import ENGINES, AttentionCapture
+from captum_attn_shapley.capture.captured import CapturedAttention
 from captum_attn_shapley.capture.discovery import (
     ModuleSpec,
     OutputSelector,
@@ -11,7 +12,9 @@ from captum_attn_shapley.capture.discovery import (
 )
 from captum_attn_shapley.capture.eager import eager_attention
 from captum_attn_shapley.capture.influence_matrix import WEIGHTINGS, influence_matrix, received_per_token
+from captum_attn_shapley.capture.one_pass import model_lock
 from captum_attn_shapley.capture.players import TokenLayout, default_player_mask, text_player_mask
+from captum_attn_shapley.capture.reductions import REDUCTIONS, InfluenceRequest
 from captum_attn_shapley.capture.special_tokens import (
     config_special_token_ids,
     model_special_token_ids,
@@ -24,6 +27,9 @@ from captum_attn_shapley.capture.special_tokens import (
 __all__ = [
     "AttentionCapture",
     "CapturedAttention",
+    "ENGINES",
+    "InfluenceRequest",
+    "REDUCTIONS",
     "ModuleSpec",
     "OutputSelector",
     "TokenLayout",

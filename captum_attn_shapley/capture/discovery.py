@@ -7,6 +7,7 @@ modules through ``_can_record_outputs``; any other model when the user names the
 """
 
 import functools
+import inspect
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
@@ -90,8 +91,11 @@ def find_model(forward_func: Callable[..., Any], model: Optional[Module] = None)
     )
 
 
-def _hf_attention_specs(model: Module) -> List[Tuple[Optional[type], Optional[str], int, Optional[str]]]:
-    """(class, class-name suffix, output index, layer-name filter) from ``_can_record_outputs``."""
+def _hf_attention_specs(
+    model: Module,
+) -> Tuple[Optional[Module], List[Tuple[Optional[type], Optional[str], int, Optional[str]]]]:
+    """The outermost module declaring ``_can_record_outputs["attentions"]`` and its entries:
+    (class, class-name suffix, output index, layer-name filter)."""
     specs: List[Tuple[Optional[type], Optional[str], int, Optional[str]]] = []
     for sub in model.modules():
         recordable = getattr(type(sub), "_can_record_outputs", None)
@@ -112,8 +116,48 @@ def _hf_attention_specs(model: Module) -> List[Tuple[Optional[type], Optional[st
                         getattr(entry, "layer_name", None),
                     )
                 )
-        break  # the outermost declaring model describes its whole tree
-    return specs
+        # The outermost declaring module describes its tree (an encoder-decoder's encoder comes first:
+        # its self-attention is the default).
+        return sub, specs
+    return None, specs
+
+
+def _self_attention_modules(model: Module) -> List[Tuple[str, Module, OutputSelector]]:
+    """Undeclared Hugging Face self-attention modules (DeBERTa-v2, MPNet): ``*SelfAttention`` classes whose
+    forward takes ``output_attentions`` and returns the probabilities second when asked."""
+    found: List[Tuple[str, Module, OutputSelector]] = []
+    for name, module in model.named_modules():
+        if not type(module).__name__.endswith("SelfAttention"):
+            continue
+        try:
+            params = inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            continue
+        if "output_attentions" in params:
+            found.append((name, module, 1))
+    return found
+
+
+def attention_calls(model: Module, modules: Sequence[Tuple[str, Module, OutputSelector]]) -> int:
+    r"""
+    How many attention calls (layers) one forward pass makes through the given modules.
+
+    One per module, except where the config says that fewer modules are shared by more layers (ALBERT's
+    ``num_hidden_groups``: its one attention module runs ``num_hidden_layers`` times).
+
+    Args:
+        model (Module): The model.
+        modules (sequence): The attention modules, as from :func:`discover_attention_modules`.
+
+    Returns:
+        int: The number of layers.
+    """
+    layers = config_value(model, "num_hidden_layers")
+    shared = config_value(model, "num_hidden_groups") is not None
+    count = len(modules)
+    if shared and isinstance(layers, int) and count > 0 and layers > count and layers % count == 0:
+        return layers
+    return count
 
 
 def model_behind(forward_func: Callable[..., Any]) -> Optional[Module]:
@@ -143,7 +187,9 @@ def discover_attention_modules(
         attention_modules (sequence of str or Module, optional): The attention modules,
                     named as in ``model.named_modules()`` or given as objects. Default:
                     discovered from the Hugging Face ``_can_record_outputs`` declaration
-                    (BERT, RoBERTa, DistilBERT, ViT, DeiT and most other HF encoders).
+                    (BERT, RoBERTa, DistilBERT, ViT, DeiT and most other HF encoders; for an
+                    encoder-decoder, its encoder's self-attention), else the ``*SelfAttention`` modules
+                    that return their probabilities when asked (DeBERTa-v2, MPNet).
         output_selector (int, None or Callable): For user-named modules, where the
                     attention probabilities are in the module's output: an index into
                     its output tuple (default 1, the Hugging Face convention), ``None``
@@ -181,8 +227,12 @@ def discover_attention_modules(
                 )
         return result
     found: List[Tuple[str, Module, OutputSelector]] = []
-    for cls, suffix, index, layer_name in _hf_attention_specs(model):
+    declaring, specs = _hf_attention_specs(model)
+    scope = {id(m) for m in declaring.modules()} if declaring is not None else set()
+    for cls, suffix, index, layer_name in specs:
         for name, module in named:
+            if id(module) not in scope:
+                continue
             if cls is not None and not isinstance(module, cls):
                 if suffix is None or not name.endswith(suffix):
                     continue
@@ -192,6 +242,8 @@ def discover_attention_modules(
                 continue
             if not any(module is f[1] for f in found):
                 found.append((name, module, index))
+    if not found:
+        found = _self_attention_modules(model)
     if not found:
         raise ValueError(
             f"Could not discover the attention modules of {type(model).__name__}: it is not a "

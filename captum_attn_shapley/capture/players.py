@@ -15,13 +15,13 @@ last real token for decoder-only sequence classifiers (GPT-2, Llama-style models
 """
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley.capture.attention import CapturedAttention
+from captum_attn_shapley.capture.captured import CapturedAttention
 from captum_attn_shapley.capture.discovery import config_value
 from captum_attn_shapley.shapley.games import cls_rows
 
@@ -165,14 +165,17 @@ def infer_layout(
         TokenLayout: The layout, with each example's classification position.
     """
     layout = _infer_kind(captured, model, inputs)
-    batch, device = captured.attentions[0].shape[0], captured.attentions[0].device
+    if captured.cls_positions is not None and captured.real_tokens is not None:
+        layout.cls_positions = captured.cls_positions  # resolved by the capture, by the same rule
+        return layout
+    batch, device = captured.batch_size, captured.logits.device
     real = real_token_mask(captured, batch, layout.num_tokens, device)
     layout.cls_positions = classification_positions(model, real, layout.kind, position)
     return layout
 
 
 def _infer_kind(captured: CapturedAttention, model: Module, inputs: Tuple[Any, ...]) -> TokenLayout:
-    num_tokens = captured.attentions[0].shape[-1]
+    num_tokens = captured.num_tokens
     pixels = captured.model_inputs.get("pixel_values")
     if isinstance(pixels, Tensor) and pixels.dim() == 4:
         patch = config_value(model, "patch_size")
@@ -203,7 +206,7 @@ def text_ids(captured: CapturedAttention, inputs: Tuple[Any, ...]) -> Optional[T
     Returns:
         Tensor or None: Shape ``(batch, T)``, or None if the batch is not text.
     """
-    num_tokens = captured.attentions[0].shape[-1]
+    num_tokens = captured.num_tokens
     candidates = [captured.model_inputs.get("input_ids")]
     candidates += [t for t in inputs if isinstance(t, Tensor)]
     for ids in candidates:
@@ -231,7 +234,23 @@ def real_token_mask(captured: CapturedAttention, batch: int, num_tokens: int, de
         Tensor: Bool mask of shape ``(batch, T)``; all true when the model got no mask of
         that shape (images, unpadded text).
     """
-    attention_mask = captured.model_inputs.get("attention_mask")
+    return real_tokens_of(captured.model_inputs, batch, num_tokens, device)
+
+
+def real_tokens_of(model_inputs: Dict[str, Any], batch: int, num_tokens: int, device: torch.device) -> Tensor:
+    r"""
+    The non-padding tokens, from the ``attention_mask`` among the inputs the model received.
+
+    Args:
+        model_inputs (dict): The transformer's keyword arguments.
+        batch (int): Examples in the batch.
+        num_tokens (int): ``T``.
+        device (torch.device): Device of the result.
+
+    Returns:
+        Tensor: Bool mask of shape ``(batch, T)``; all true when there is no mask of that shape.
+    """
+    attention_mask = model_inputs.get("attention_mask")
     if isinstance(attention_mask, Tensor) and attention_mask.shape == (batch, num_tokens):
         return attention_mask.to(device).bool()
     return torch.ones(batch, num_tokens, dtype=torch.bool, device=device)
@@ -252,8 +271,8 @@ def default_player_mask(
     Returns:
         Tensor: Bool mask of shape ``(batch, T)``.
     """
-    batch = captured.attentions[0].shape[0]
-    device = captured.attentions[0].device
+    batch = captured.batch_size
+    device = captured.logits.device
     num_tokens = layout.num_tokens
     positions = torch.arange(num_tokens, device=device).unsqueeze(0).expand(batch, -1)
     if layout.kind == "image":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The token states TokenTCAV works on: concept examples' activations and target examples' weighted gradients."""
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 import torch
 from captum.concept import Concept
@@ -9,10 +9,14 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.capture.attention import AttentionCapture, CapturedAttention
-from captum_attn_shapley.capture.players import classification_positions, real_token_mask
+from captum_attn_shapley.capture.attention import AttentionCapture
+from captum_attn_shapley.capture.captured import CapturedAttention
+from captum_attn_shapley.capture.players import real_token_mask
+from captum_attn_shapley.capture.reductions import InfluenceRequest
 from captum_attn_shapley.concept._cav_training import TokenActivations
-from captum_attn_shapley.shapley.games import cls_rows
+
+#: What TokenTCAV reads of the attention: per layer, the classification row averaged over heads.
+_CLS_ROWS = InfluenceRequest("layer_cls_rows", "attention")
 
 
 def token_activations(
@@ -55,7 +59,7 @@ def token_activations(
         if inputs[0].shape[0] == 0:
             continue
         captured = capturer.capture(
-            inputs, layers=[attention_index[layers[0]]], with_gradients=False, state_modules=modules
+            inputs, layers=[attention_index[layers[0]]], state_modules=modules, request=_CLS_ROWS
         )
         assert captured.states is not None
         states = captured.states
@@ -100,18 +104,14 @@ def capture_token_gradients(
         target=target,
         additional_forward_args=extra,
         layers=sorted(set(attention_index[layer] for layer in blocks)),
-        with_gradients=False,
         state_modules=list(blocks.values()),
         state_gradients=True,
+        request=_CLS_ROWS,
     )
 
 
 def token_terms(
-    captured: CapturedAttention,
-    layers: Sequence[str],
-    attention_index: Dict[str, int],
-    attention_weighting: bool,
-    model: Optional[Module] = None,
+    captured: CapturedAttention, layers: Sequence[str], attention_index: Dict[str, int], attention_weighting: bool
 ) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
     r"""
     Per layer, the terms of ``D_t = a_t (g_t . v)``: the token gradients ``g`` ``(B, T, F)``,
@@ -123,29 +123,25 @@ def token_terms(
                     in that order.
         layers (sequence of str): The block names.
         attention_index (dict[str, int]): Each block's attention index, by name.
-        attention_weighting (bool): Weight by the classification token's attention.
-        model (Module, optional): The model, whose rule gives the classification position
-                    (:func:`~captum_attn_shapley.capture.players.classification_positions`; position 0
-                    without it).
+        attention_weighting (bool): Weight by the classification token's attention (the capture's
+                    classification position: the model's rule,
+                    :func:`~captum_attn_shapley.capture.players.classification_positions`).
 
     Returns:
         dict[str, tuple[Tensor, Tensor, Tensor]]: ``(g, w, valid)`` by layer.
     """
-    assert captured.state_gradients is not None
+    assert captured.state_gradients is not None and captured.layer_rows is not None
     out = {}
     position = {idx: i for i, idx in enumerate(captured.layer_indices)}
     for layer, grad in zip(layers, captured.state_gradients):
         batch, tokens = grad.shape[0], grad.shape[1]
         valid = real_token_mask(captured, batch, tokens, grad.device)
-        attention = captured.attentions[position[attention_index[layer]]]
-        if attention.shape[-1] != tokens:
+        cls_attention = captured.layer_rows[position[attention_index[layer]]].float()
+        if cls_attention.shape[-1] != tokens:
             raise RuntimeError(
-                f"Layer {layer!r} has {tokens} token states but its attention covers {attention.shape[-1]} "
+                f"Layer {layer!r} has {tokens} token states but its attention covers {cls_attention.shape[-1]} "
                 "tokens; name blocks whose output is the token sequence the attention sees."
             )
-        kind = "image" if isinstance(captured.model_inputs.get("pixel_values"), Tensor) else "text"
-        cls = classification_positions(model, valid, kind)
-        cls_attention = cls_rows(attention, cls).float().mean(dim=1)
         weight = cls_attention if attention_weighting else torch.ones_like(cls_attention)
         out[layer] = (grad.float(), weight * valid, valid)
     return out

@@ -234,7 +234,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
 
     def _token_terms(self, captured: CapturedAttention) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
         """Per layer: token gradients ``g`` (B, T, F), weights ``w`` (B, T) and the valid mask."""
-        return token_terms(captured, self.layers, self.attention_index, self.attention_weighting, self.model)
+        return token_terms(captured, self.layers, self.attention_index, self.attention_weighting)
 
     def _capture(
         self, inputs: Tuple[Tensor, ...], target: TargetLike, extra: Tuple[Any, ...]

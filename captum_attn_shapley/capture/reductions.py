@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""What a capture keeps of each attention layer: the reduction of its influence matrix a method needs.
+
+Both capture engines (:mod:`.fused` and :mod:`.hooks`) hand each selected layer's attention
+probabilities ``A`` (and, for the gradient variants, their gradient ``G``), a block of query rows at a
+time, to one :class:`InfluenceReducer`, which accumulates straight into what the method reads (see the
+mathematics page, section "Influence matrices"):
+
+- ``"matrix"``: ``M = mean_{l,h} W[l,h]``, shape ``(batch, T, T)`` (the pairwise games);
+- ``"cls_row"``: the classification position's row of ``M``, ``(batch, T)`` (the CLS game);
+- ``"received"``: the mean over real query rows of ``M``'s columns, ``(batch, T)`` (Att, Grad-SAM);
+- ``"layer_cls_rows"``: per layer, the classification row of the head-averaged attention (T-TCAV's weights);
+- ``"raw"``: every selected layer's full ``A`` (and ``G``), for inspection and tests.
+
+``W = A`` (weighting ``"attention"``) or ``W = A * relu(G)`` (``"grad_attention"``). No reduction holds more
+than one layer's rows at a time, except ``"raw"``.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from captum_attn_shapley._utils.checks import check_choice
+from captum_attn_shapley.capture.influence_matrix import check_weighting
+
+#: Accepted values of :attr:`InfluenceRequest.reduction`.
+REDUCTIONS = ("matrix", "cls_row", "received", "layer_cls_rows", "raw")
+
+#: Given the batch size, ``T`` and the device: the real (non-padding) tokens ``(batch, T)`` and each
+#: example's classification position ``(batch,)``.
+PositionResolver = Callable[[int, int, torch.device], Tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class InfluenceRequest:
+    r"""
+    What a capture should return of the selected layers' attention.
+
+    Attributes:
+        reduction (str): One of :data:`REDUCTIONS` (see the module docstring). Default: ``"raw"``.
+        weighting (str): ``"attention"`` or ``"grad_attention"`` (needs the gradients).
+    """
+
+    reduction: str = "raw"
+    weighting: str = "attention"
+
+    def __post_init__(self) -> None:
+        check_choice(self.reduction, REDUCTIONS, "reduction")
+        check_weighting(self.weighting)
+        if self.reduction == "layer_cls_rows" and self.weighting != "attention":
+            raise ValueError(
+                "The 'layer_cls_rows' reduction reads the attention alone: use weighting='attention'."
+            )
+
+    @property
+    def needs_gradients(self) -> bool:
+        """Whether the reduction reads the gradients of the attention."""
+        return self.weighting == "grad_attention"
+
+    @property
+    def rows(self) -> str:
+        """``"cls"`` when only each example's classification row is read, else ``"all"``."""
+        return "cls" if self.reduction in ("cls_row", "layer_cls_rows") else "all"
+
+
+class InfluenceReducer:
+    r"""
+    Accumulates the selected layers' (weighted) attention into the requested reduction.
+
+    Args:
+        request (InfluenceRequest): What to keep.
+        num_layers (int): How many layers will be added (the mean's denominator).
+        positions (PositionResolver): Resolves the real tokens and classification positions, on the
+                    first block of rows (the model's inputs are known by then).
+    """
+
+    def __init__(self, request: InfluenceRequest, num_layers: int, positions: PositionResolver) -> None:
+        self.request = request
+        self.num_layers = num_layers
+        self._positions = positions
+        self.real: Optional[Tensor] = None
+        self.cls: Optional[Tensor] = None
+        self._query_weights: Optional[Tensor] = None
+        self.total: Optional[Tensor] = None
+        self.layer_rows: Dict[int, Tensor] = {}
+        self.raw_attentions: Dict[int, Tensor] = {}
+        self.raw_gradients: Dict[int, Tensor] = {}
+
+    def resolve(self, batch: int, num_tokens: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+        r"""
+        The real tokens and classification positions of the batch (resolved once).
+
+        Args:
+            batch (int): Examples.
+            num_tokens (int): ``T``.
+            device (torch.device): Where the attention lives.
+
+        Returns:
+            tuple[Tensor, Tensor]: Bool ``(batch, T)`` real tokens, long ``(batch,)`` positions.
+        """
+        if self.real is None or self.cls is None:
+            real, cls = self._positions(batch, num_tokens, device)
+            self.real, self.cls = real.to(device), cls.to(device)
+        return self.real, self.cls
+
+    def add(self, layer: int, rows: Optional[slice], attention: Tensor, gradient: Optional[Tensor]) -> None:
+        r"""
+        Adds a block of query rows of one layer.
+
+        Args:
+            layer (int): The layer (its index among the capture's layers).
+            rows (slice or None): The query rows held by ``attention``; None means each example's
+                        classification row (``attention`` then has one row per example).
+            attention (Tensor): ``A`` on those rows, shape ``(batch, heads, rows, T)``.
+            gradient (Tensor, optional): ``G`` on the same rows (required for ``"grad_attention"``).
+                        Overwritten: ``relu(G) * A`` is computed in place.
+        """
+        request = self.request
+        if request.reduction == "raw":
+            self.raw_attentions[layer] = attention
+            if gradient is not None:
+                self.raw_gradients[layer] = gradient
+            return
+        weighted = attention if gradient is None else gradient.clamp_(min=0).mul_(attention)
+        head_mean = weighted.mean(dim=1, dtype=torch.float32)  # (batch, rows, T)
+        batch, num_tokens = head_mean.shape[0], head_mean.shape[-1]
+        if request.reduction == "layer_cls_rows":
+            self.layer_rows[layer] = head_mean[:, 0, :]
+            return
+        if self.total is None:
+            shape = (batch, num_tokens, num_tokens) if request.reduction == "matrix" else (batch, num_tokens)
+            self.total = torch.zeros(shape, dtype=torch.float32, device=head_mean.device)
+        if request.reduction == "cls_row":
+            self.total.add_(head_mean[:, 0, :])
+        elif request.reduction == "matrix":
+            assert rows is not None
+            self.total[:, rows, :].add_(head_mean)
+        else:  # received: the mean over real query rows of each column
+            assert rows is not None
+            weights = self._received_weights(batch, num_tokens, head_mean.device)[:, rows]
+            self.total.add_(torch.einsum("br,brt->bt", weights, head_mean))
+
+    def _received_weights(self, batch: int, num_tokens: int, device: torch.device) -> Tensor:
+        if self._query_weights is None:
+            real, _ = self.resolve(batch, num_tokens, device)
+            weights = real.to(torch.float32)
+            self._query_weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1)
+        return self._query_weights
+
+    def result(self) -> Optional[Tensor]:
+        r"""
+        Returns:
+            Tensor or None: The mean over layers of the accumulated reduction (``"matrix"``,
+            ``"cls_row"``, ``"received"``); None for the per-layer reductions.
+        """
+        if self.total is None:
+            return None
+        return self.total / max(self.num_layers, 1)
+
+    def per_layer(self, layers: List[int]) -> List[Tensor]:
+        r"""
+        Args:
+            layers (list[int]): The capture's layers, in order.
+
+        Returns:
+            list[Tensor]: ``"layer_cls_rows"``'s rows, one per layer.
+        """
+        return [self.layer_rows[i] for i in layers]
+
+
+def chunk_rows(batch: int, heads: int, num_queries: int, num_keys: int, budget: int) -> int:
+    r"""
+    How many query rows one block holds, so that a ``(batch, heads, rows, keys)`` block has at most
+    ``budget`` elements (at least one row).
+
+    Args:
+        batch (int): Examples.
+        heads (int): Attention heads.
+        num_queries (int): Query rows in all.
+        num_keys (int): Keys.
+        budget (int): Elements per block.
+
+    Returns:
+        int: Rows per block.
+    """
+    per_row = max(batch * heads * num_keys, 1)
+    return max(1, min(num_queries, budget // per_row))
