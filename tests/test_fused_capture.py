@@ -74,6 +74,25 @@ def test_fused_equals_eager_on_every_registry_architecture(arch):
             _close(x, y, f"{arch} {reduction} {weighting}")
 
 
+@pytest.mark.parametrize("budget", [1, 50, 700, 10_000])
+def test_blocks_of_any_size_give_the_same_reductions(budget, monkeypatch):
+    import captum_attn_shapley.capture.one_pass as one_pass
+
+    model = zoo_model("llama")  # causal with padding, grouped-query attention
+    ids, mask = text_batch(batch=5)
+    hooks = AttentionCapture(_forward(model), engine="hooks")
+    expected = {
+        (r, w): hooks.capture(ids, additional_forward_args=(mask,), request=InfluenceRequest(r, w)).influence
+        for r in ("matrix", "cls_row", "received")
+        for w in ("attention", "grad_attention")
+    }
+    monkeypatch.setattr(one_pass, "ROW_BUDGET", budget)
+    fused = AttentionCapture(_forward(model), engine="fused")
+    for (reduction, weighting), value in expected.items():
+        request = InfluenceRequest(reduction, weighting)
+        _close(fused.capture(ids, additional_forward_args=(mask,), request=request).influence, value, str(request))
+
+
 @pytest.mark.parametrize("arch", ["bert", "gpt2", "llama", "albert", "bart"])
 def test_every_variant_and_baseline_agrees_between_engines(arch):
     model = zoo_model(arch)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley.capture.reductions import InfluenceReducer, chunk_rows
+from captum_attn_shapley.capture.reductions import InfluenceReducer
 
 #: The attention implementations the fused engine wraps (their masks are additive or boolean,
 #: ``(batch, 1 or heads, queries, keys)``).
@@ -66,49 +66,55 @@ class AttentionCall:
 
     def _expanded(self, tensor: Tensor) -> Tensor:
         groups = self.query.shape[1] // tensor.shape[1]
-        return tensor if groups == 1 else tensor.repeat_interleave(groups, dim=1)
+        tensor = tensor if groups == 1 else tensor.repeat_interleave(groups, dim=1)
+        return tensor.float()
 
-    def probabilities(self, rows: Optional[slice], positions: Optional[Tensor]) -> Tensor:
+    def operands(self) -> Tuple[Tensor, Tensor, Tensor]:
         r"""
-        The attention probabilities on some query rows, computed in float32.
+        Returns:
+            tuple[Tensor, Tensor, Tensor]: The query, the key and the value in float32, one key/value head
+            per query head: ``(batch, heads, tokens, dim)`` each, in the layout the model made them (the
+            blocks of one example are read in place).
+        """
+        return self.query.float(), self._expanded(self.key), self._expanded(self.value)
+
+    def probabilities(
+        self,
+        query: Tensor,
+        key: Tensor,
+        examples: slice,
+        rows: Optional[slice],
+        positions: Optional[Tensor] = None,
+        out: Optional[Tensor] = None,
+    ) -> Tensor:
+        r"""
+        The attention probabilities of a block of examples and query rows, float32.
 
         Args:
-            rows (slice, optional): A block of query rows.
+            query, key (Tensor): From :meth:`operands` (the query unscaled).
+            examples (slice): The examples of the block.
+            rows (slice, optional): Its query rows (None with ``positions``).
             positions (Tensor, optional): Instead of ``rows``: one row per example ``(batch,)``.
+            out (Tensor, optional): Where to write the scores (a reused buffer of the block's shape).
 
         Returns:
-            Tensor: ``(batch, heads, rows, keys)``.
+            Tensor: ``(examples, heads, rows, keys)``.
         """
-        query = _rows(self.query, rows, positions).float()
-        key = self._expanded(self.key).float()
-        scores = torch.matmul(query, key.transpose(-1, -2)).mul_(self.scaling)
+        block = _rows(query[examples], rows, positions) * self.scaling
+        scores = torch.matmul(block, key[examples].transpose(-1, -2), out=out)
         num_queries, num_keys = self.query.shape[2], key.shape[2]
         if self.mask is not None:
-            mask = self.mask.expand(self.query.shape[0], -1, num_queries, num_keys)
+            mask = self.mask.expand(self.query.shape[0], -1, num_queries, num_keys)[examples]
             mask = _rows(mask, rows, positions)
             if mask.dtype == torch.bool:
-                scores.masked_fill_(~mask, torch.finfo(torch.float32).min)
+                scores.masked_fill_(mask.logical_not(), torch.finfo(torch.float32).min)
             else:
-                scores.add_(mask.float())
+                scores.add_(mask)
         elif self.causal:
             query_index = _row_index(num_queries, rows, positions, scores.device)
             allowed = query_index.unsqueeze(-1) >= torch.arange(num_keys, device=scores.device)
-            scores.masked_fill_(~allowed, torch.finfo(torch.float32).min)
-        return torch.softmax(scores, dim=-1)
-
-    def gradient(self, output_grad: Tensor, rows: Optional[slice], positions: Optional[Tensor]) -> Tensor:
-        r"""
-        ``dy/dA = dO V^T`` on some query rows, float32.
-
-        Args:
-            output_grad (Tensor): ``dO``, ``(batch, heads, queries, dim)``.
-            rows, positions: As for :meth:`probabilities`.
-
-        Returns:
-            Tensor: ``(batch, heads, rows, keys)``.
-        """
-        value = self._expanded(self.value).float()
-        return torch.matmul(_rows(output_grad, rows, positions).float(), value.transpose(-1, -2))
+            scores.masked_fill_(allowed.logical_not(), torch.finfo(torch.float32).min)
+        return cast(Tensor, torch.ops.aten._softmax.out(scores, -1, False, out=scores))
 
 
 def _rows(tensor: Tensor, rows: Optional[slice], positions: Optional[Tensor]) -> Tensor:
@@ -123,6 +129,32 @@ def _row_index(num_queries: int, rows: Optional[slice], positions: Optional[Tens
         return positions.view(-1, 1, 1, 1).to(device)
     start, stop, _ = (rows or slice(None)).indices(num_queries)
     return torch.arange(start, stop, device=device).view(1, 1, -1, 1)
+
+
+def blocks(batch: int, heads: int, num_queries: int, num_keys: int, budget: int) -> List[Tuple[slice, slice]]:
+    r"""
+    Blocks of (examples, query rows) whose ``(examples, heads, rows, keys)`` tensors hold at most ``budget``
+    elements (at least one row of one example), small enough to stay in the processor's cache.
+
+    Returns:
+        list[tuple[slice, slice]]: The blocks, covering every example and row once.
+    """
+    per_row = max(heads * num_keys, 1)
+    rows = max(1, min(num_queries, budget // per_row))
+    examples = max(1, min(batch, budget // (per_row * num_queries))) if rows == num_queries else 1
+    return [
+        (slice(b, min(b + examples, batch)), slice(r, min(r + rows, num_queries)))
+        for b in range(0, batch, examples)
+        for r in range(0, num_queries, rows)
+    ]
+
+
+def _workspace(buffer: Optional[Tensor], shape: Tuple[int, ...], like: Tensor) -> Tuple[Tensor, Tensor]:
+    """A reusable buffer (grown when needed) and a contiguous view of it of ``shape``."""
+    size = math.prod(shape)
+    if buffer is None or buffer.numel() < size:
+        buffer = torch.empty(size, dtype=torch.float32, device=like.device)
+    return buffer, buffer[:size].view(shape)
 
 
 class FusedRecorder:
@@ -156,11 +188,76 @@ class FusedRecorder:
         self.row_budget = row_budget
         self.num_calls = 0
         self.calls: Dict[int, AttentionCall] = {}
+        #: The layers reduced during the backward pass (by :class:`~.fused_backward.ReducingAttention`).
+        self.reduced: "set[int]" = set()
         self.num_tokens: Optional[int] = None
         self.batch_size: Optional[int] = None
 
+    def attend(
+        self, module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any], kernel: Callable[..., Any]
+    ) -> Optional[Tensor]:
+        r"""
+        Runs a selected call whose every row the reduction reads, so that its probabilities are computed once:
+
+        - without gradients, here, a block of rows at a time, from the very probabilities the reduction
+          reads (the output equals the kernel's to float round-off);
+        - with gradients, through the kernel, with a backward pass that reduces the layer as it rebuilds
+          the probabilities for the input gradients (:class:`~.fused_backward.ReducingAttention`).
+
+        Returns:
+            Tensor or None: The call's output ``(batch, queries, heads, dim)``, or None to run the kernel.
+        """
+        request = self.reducer.request
+        if (
+            id(module) not in self.modules
+            or self.num_calls not in self.layers
+            or request.rows != "all"
+            or request.reduction == "raw"
+        ):
+            return None
+        if self.with_gradients:
+            return self._attend_with_gradients(module, args, kwargs, kernel) if torch.is_grad_enabled() else None
+        if self.need_graph or torch.is_grad_enabled():
+            return None
+        call = _call_of(module, args, kwargs)
+        layer = self.num_calls
+        self.num_calls += 1
+        self.batch_size, self.num_tokens = call.query.shape[0], call.key.shape[2]
+        query, key, value = call.operands()
+        batch, heads, num_queries, _ = query.shape
+        self.reducer.resolve(batch, key.shape[2], query.device)
+        output = torch.empty(batch, heads, num_queries, value.shape[-1], dtype=torch.float32, device=query.device)
+        scores: Optional[Tensor] = None
+        for examples, rows in blocks(batch, heads, num_queries, key.shape[2], self.row_budget):
+            shape = (examples.stop - examples.start, heads, rows.stop - rows.start, key.shape[2])
+            scores, out = _workspace(scores, shape, query)
+            attention = call.probabilities(query, key, examples, rows, out=out)
+            self.reducer.add(layer, rows, attention, None, examples)
+            output[examples, :, rows] = torch.matmul(attention, value[examples])
+        return output.transpose(1, 2).contiguous().to(call.query.dtype)
+
+    def _attend_with_gradients(
+        self, module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any], kernel: Callable[..., Any]
+    ) -> Tensor:
+        from captum_attn_shapley.capture.fused_backward import ReducingAttention
+
+        call = _call_of(module, args, kwargs)
+        layer = self.num_calls
+        self.num_calls += 1
+        self.batch_size, self.num_tokens = call.query.shape[0], call.key.shape[2]
+
+        def run_kernel() -> Tensor:
+            return cast(Tensor, kernel(module, *args, **kwargs)[0])
+
+        output = cast(Tensor, ReducingAttention.apply(args[0], args[1], args[2], run_kernel, call, layer, self))  # type: ignore[no-untyped-call]
+        if not output.requires_grad:
+            output.requires_grad_(True)  # a frozen model: the graph starts here (reduced after the backward)
+        call.output = output
+        self.calls[layer] = call
+        return output
+
     def record(self, module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any], output: Tensor) -> None:
-        """Called by the registered attention function after the original one ran."""
+        """Called by the registered attention function after the kernel ran."""
         if id(module) not in self.modules:
             return
         layer = self.num_calls
@@ -187,23 +284,32 @@ class FusedRecorder:
             call (AttentionCall): What it recorded.
             output_grad (Tensor, optional): ``dO`` as ``(batch, heads, queries, dim)``.
         """
-        batch, heads, num_queries, _ = call.query.shape
-        num_keys = call.key.shape[2]
-        _, cls = self.reducer.resolve(batch, num_keys, call.query.device)
+        query, key, value = call.operands()
+        batch, heads, num_queries, _ = query.shape
+        num_keys = key.shape[2]
+        _, cls = self.reducer.resolve(batch, num_keys, query.device)
+        grad = output_grad.float() if output_grad is not None else None
+        every = slice(None)
         if self.reducer.request.rows == "cls":
-            attention = call.probabilities(None, cls)
-            gradient = call.gradient(output_grad, None, cls) if output_grad is not None else None
+            attention = call.probabilities(query, key, every, None, cls)
+            gradient = torch.matmul(_rows(grad, None, cls), value.transpose(-1, -2)) if grad is not None else None
             self.reducer.add(layer, None, attention, gradient)
             return
-        if self.reducer.request.reduction == "raw":
-            step = num_queries
-        else:
-            step = chunk_rows(batch, heads, num_queries, num_keys, self.row_budget)
-        for start in range(0, num_queries, step):
-            rows = slice(start, min(start + step, num_queries))
-            attention = call.probabilities(rows, None)
-            gradient = call.gradient(output_grad, rows, None) if output_grad is not None else None
-            self.reducer.add(layer, rows, attention, gradient)
+        raw = self.reducer.request.reduction == "raw"
+        budget = batch * heads * num_queries * num_keys if raw else self.row_budget
+        scores: Optional[Tensor] = None
+        grads: Optional[Tensor] = None
+        for examples, rows in blocks(batch, heads, num_queries, num_keys, budget):
+            shape = (examples.stop - examples.start, heads, rows.stop - rows.start, num_keys)
+            out = grad_out = None
+            if not raw:  # the blocks are reduced at once: their memory is reused
+                scores, out = _workspace(scores, shape, query)
+                grads, grad_out = _workspace(grads, shape, query)
+            attention = call.probabilities(query, key, examples, rows, out=out)
+            gradient = None
+            if grad is not None:
+                gradient = torch.matmul(grad[examples, :, rows], value[examples].transpose(-1, -2), out=grad_out)
+            self.reducer.add(layer, rows, attention, gradient, examples)
 
     def outputs(self, layers: List[int]) -> List[Tensor]:
         """The recorded outputs of the given layers (for the backward pass)."""
@@ -245,8 +351,12 @@ def _call_of(module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> A
 
 def _capturing_attention(original: Callable[..., Any]) -> Callable[..., Any]:
     def attention(module: Module, *args: Any, **kwargs: Any) -> Any:
-        result = original(module, *args, **kwargs)
         recorder = _ACTIVE.get()
+        if recorder is not None:
+            output = recorder.attend(module, args, kwargs, original)
+            if output is not None:
+                return output, None
+        result = original(module, *args, **kwargs)
         if recorder is not None:
             recorder.record(module, args, kwargs, result[0])
         return result

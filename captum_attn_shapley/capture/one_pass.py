@@ -29,8 +29,8 @@ from captum_attn_shapley.capture.players import ClassificationPosition, classifi
 from captum_attn_shapley.capture.reductions import InfluenceReducer, InfluenceRequest
 
 #: Elements of one block of rebuilt attention rows: ``(batch, heads, rows, keys)`` float32 tensors of at
-#: most this size (4 Mi elements, 16 MiB) are live at a time.
-ROW_BUDGET = 1 << 22
+#: most this size (1 Mi elements, 4 MiB: cache-sized) are live at a time.
+ROW_BUDGET = 1 << 20
 
 _CURRENT_PASS: "contextvars.ContextVar[Optional[CapturePass]]" = contextvars.ContextVar(
     "captum_attn_shapley_capture_pass", default=None
@@ -239,6 +239,8 @@ class CapturePass:
             for layer, grad in zip(self.layers, grads):
                 call = recorder.calls.pop(layer)
                 call.output = None
+                if layer in recorder.reduced:  # reduced by its own backward pass
+                    continue
                 # dO arrives as the call's output layout (batch, queries, heads, dim).
                 recorder.reduce(layer, call, grad.transpose(1, 2))
 

@@ -105,7 +105,14 @@ class InfluenceReducer:
             self.real, self.cls = real.to(device), cls.to(device)
         return self.real, self.cls
 
-    def add(self, layer: int, rows: Optional[slice], attention: Tensor, gradient: Optional[Tensor]) -> None:
+    def add(
+        self,
+        layer: int,
+        rows: Optional[slice],
+        attention: Tensor,
+        gradient: Optional[Tensor],
+        examples: slice = slice(None),
+    ) -> None:
         r"""
         Adds a block of query rows of one layer.
 
@@ -116,6 +123,7 @@ class InfluenceReducer:
             attention (Tensor): ``A`` on those rows, shape ``(batch, heads, rows, T)``.
             gradient (Tensor, optional): ``G`` on the same rows (required for ``"grad_attention"``).
                         Overwritten: ``relu(G) * A`` is computed in place.
+            examples (slice): The examples of the block (default: all).
         """
         request = self.request
         if request.reduction == "raw":
@@ -124,23 +132,25 @@ class InfluenceReducer:
                 self.raw_gradients[layer] = gradient
             return
         weighted = attention if gradient is None else gradient.clamp_(min=0).mul_(attention)
-        head_mean = weighted.mean(dim=1, dtype=torch.float32)  # (batch, rows, T)
-        batch, num_tokens = head_mean.shape[0], head_mean.shape[-1]
+        head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
+        num_tokens = head_mean.shape[-1]
         if request.reduction == "layer_cls_rows":
             self.layer_rows[layer] = head_mean[:, 0, :]
             return
+        assert self.real is not None, "resolve() comes first"
+        batch = self.real.shape[0]
         if self.total is None:
             shape = (batch, num_tokens, num_tokens) if request.reduction == "matrix" else (batch, num_tokens)
             self.total = torch.zeros(shape, dtype=torch.float32, device=head_mean.device)
         if request.reduction == "cls_row":
-            self.total.add_(head_mean[:, 0, :])
+            self.total[examples].add_(head_mean[:, 0, :])
         elif request.reduction == "matrix":
             assert rows is not None
-            self.total[:, rows, :].add_(head_mean)
+            self.total[examples, rows, :].add_(head_mean)
         else:  # received: the mean over real query rows of each column
             assert rows is not None
-            weights = self._received_weights(batch, num_tokens, head_mean.device)[:, rows]
-            self.total.add_(torch.einsum("br,brt->bt", weights, head_mean))
+            weights = self._received_weights(batch, num_tokens, head_mean.device)[examples, rows]
+            self.total[examples].add_(torch.einsum("br,brt->bt", weights, head_mean))
 
     def _received_weights(self, batch: int, num_tokens: int, device: torch.device) -> Tensor:
         if self._query_weights is None:
@@ -168,22 +178,3 @@ class InfluenceReducer:
             list[Tensor]: ``"layer_cls_rows"``'s rows, one per layer.
         """
         return [self.layer_rows[i] for i in layers]
-
-
-def chunk_rows(batch: int, heads: int, num_queries: int, num_keys: int, budget: int) -> int:
-    r"""
-    How many query rows one block holds, so that a ``(batch, heads, rows, keys)`` block has at most
-    ``budget`` elements (at least one row).
-
-    Args:
-        batch (int): Examples.
-        heads (int): Attention heads.
-        num_queries (int): Query rows in all.
-        num_keys (int): Keys.
-        budget (int): Elements per block.
-
-    Returns:
-        int: Rows per block.
-    """
-    per_row = max(batch * heads * num_keys, 1)
-    return max(1, min(num_queries, budget // per_row))

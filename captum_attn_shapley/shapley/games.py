@@ -70,10 +70,16 @@ def pair_weights(matrix: Tensor, game: str) -> Tensor:
     raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
 
 
-def _masked_pairs(matrix: Tensor, players: Tensor, game: str) -> Tensor:
-    p = players.to(matrix.dtype)
-    weights = pair_weights(matrix, game) * p.unsqueeze(2) * p.unsqueeze(1)
-    return weights - torch.diag_embed(torch.diagonal(weights, dim1=-2, dim2=-1))
+def _pair_sums(matrix: Tensor, p: Tensor, game: str) -> Tensor:
+    """``sum_{j != i, j player} w_ij`` for every token ``i``, by matrix-vector products (no n x n temporaries
+    for ``"mutual"``, one for ``"max_mutual"``)."""
+    column = p.unsqueeze(-1)
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1)
+    if game == "mutual":
+        sums = (matrix @ column).squeeze(-1) + (matrix.transpose(-1, -2) @ column).squeeze(-1)
+        return sums - 2 * diag * p
+    sums = (pair_weights(matrix, game) @ column).squeeze(-1)
+    return sums - diag * p
 
 
 def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
@@ -117,11 +123,10 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Op
     zero = torch.zeros((), dtype=matrix.dtype, device=matrix.device)
     if game == "cls":
         return torch.where(players, cls_rows(matrix, cls_positions), zero)
-    weights = _masked_pairs(matrix, players, game)
     n = p.sum(dim=1, keepdim=True)
     diag = torch.diagonal(matrix, dim1=-2, dim2=-1) * p
     mean_diag = diag.sum(dim=1, keepdim=True) / n.clamp_min(1)
-    phi = 0.5 * weights.sum(dim=2) + (diag - mean_diag) / (n - 1).clamp_min(1)
+    phi = 0.5 * _pair_sums(matrix, p, game) + (diag - mean_diag) / (n - 1).clamp_min(1)
     phi = torch.where(n == 1, diag, phi)
     return torch.where(players, phi, zero)
 
@@ -146,7 +151,7 @@ def grand_coalition_value(
     if game == "cls":
         return (cls_rows(matrix, cls_positions) * p).sum(dim=1)
     n = p.sum(dim=1)
-    pairs = 0.5 * _masked_pairs(matrix, players, game).sum(dim=(1, 2))
+    pairs = 0.5 * (_pair_sums(matrix, p, game) * p).sum(dim=1)
     single = (torch.diagonal(matrix, dim1=-2, dim2=-1) * p).sum(dim=1)
     return torch.where(n == 1, single, torch.where(n >= 2, pairs, torch.zeros_like(pairs)))
 

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""The attention backward pass that also reduces the influence matrix, for the fused capture's gradient variants.
+
+The fused kernel's own backward rebuilds the attention probabilities ``A`` and their gradient ``dA = dO V^T``
+to compute the gradients of its inputs; rebuilding them a second time for the influence matrix would double
+that work. :class:`ReducingAttention` runs the kernel forward (no probabilities kept) and a backward that, a
+block of query rows at a time, rebuilds ``A`` and ``dA`` once and uses them for both: the reduction of
+``A * relu(dA)`` and the input gradients
+
+    dS = A * (dA - rowsum(dO * O)),   dQ = scale dS K,   dK = scale dS^T Q,   dV = A^T dO
+
+(summed over the query heads that share a key/value head).
+"""
+
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder
+
+
+class ReducingAttention(torch.autograd.Function):
+    """``output = kernel(query, key, value)``; the backward reduces the layer's influence as it goes."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        kernel: Callable[[], Tensor],
+        call: "AttentionCall",
+        layer: int,
+        recorder: "FusedRecorder",
+    ) -> Tensor:
+        output = kernel()
+        ctx.save_for_backward(output)
+        ctx.call, ctx.layer, ctx.recorder = call, layer, recorder
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
+        (output,) = ctx.saved_tensors
+        call: AttentionCall = ctx.call
+        want = ctx.needs_input_grad[:3]
+        grads = attention_backward(call, output, grad_output, ctx.recorder, ctx.layer, want)
+        ctx.recorder.reduced.add(ctx.layer)
+        return (*grads, None, None, None, None)
+
+
+def attention_backward(
+    call: "AttentionCall",
+    output: Tensor,
+    grad_output: Tensor,
+    recorder: "FusedRecorder",
+    layer: int,
+    want: Tuple[bool, ...],
+) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    r"""
+    The gradients of one attention call's inputs, reducing its influence on the way.
+
+    Args:
+        call (AttentionCall): The call.
+        output (Tensor): Its output ``(batch, queries, heads, dim)``.
+        grad_output (Tensor): The gradient of the target logits w.r.t. the output (same shape).
+        recorder (FusedRecorder): The capture (its reducer and block size).
+        layer (int): The call's layer index.
+        want (tuple[bool, bool, bool]): Which of query, key, value need a gradient.
+
+    Returns:
+        tuple: The gradients of query, key and value (None where not wanted).
+    """
+    from captum_attn_shapley.capture.fused import _workspace, blocks
+
+    query, key, value = call.operands()
+    d_out = grad_output.transpose(1, 2).float()
+    delta = (d_out * output.transpose(1, 2).float()).sum(dim=-1, keepdim=True)
+    batch, heads, num_queries, _ = query.shape
+    num_keys = key.shape[2]
+    recorder.reducer.resolve(batch, num_keys, query.device)
+    d_query = torch.zeros_like(query) if want[0] else None
+    d_key = torch.zeros_like(key) if want[1] else None
+    d_value = torch.zeros_like(value) if want[2] else None
+    buffers: List[Optional[Tensor]] = [None, None, None]
+    for examples, rows in blocks(batch, heads, num_queries, num_keys, recorder.row_budget):
+        shape = (examples.stop - examples.start, heads, rows.stop - rows.start, num_keys)
+        buffers[0], attention_out = _workspace(buffers[0], shape, query)
+        buffers[1], grad_out = _workspace(buffers[1], shape, query)
+        buffers[2], weighted_out = _workspace(buffers[2], shape, query)
+        attention = call.probabilities(query, key, examples, rows, out=attention_out)
+        d_block = d_out[examples, :, rows]
+        d_attention = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out)
+        recorder.reducer.add(layer, rows, attention, torch.clamp(d_attention, min=0, out=weighted_out), examples)
+        if d_value is not None:
+            d_value[examples] += torch.matmul(attention.transpose(-1, -2), d_block)
+        if d_query is None and d_key is None:
+            continue
+        d_scores = d_attention.sub_(delta[examples, :, rows]).mul_(attention)
+        if d_query is not None:
+            d_query[examples, :, rows] = torch.matmul(d_scores, key[examples]).mul_(call.scaling)
+        if d_key is not None:
+            d_key[examples] += torch.matmul(d_scores.transpose(-1, -2), query[examples, :, rows]).mul_(
+                call.scaling
+            )
+    return (
+        d_query.to(call.query.dtype) if d_query is not None else None,
+        _per_kv_head(d_key, call.key) if d_key is not None else None,
+        _per_kv_head(d_value, call.value) if d_value is not None else None,
+    )
+
+
+def _per_kv_head(grad: Tensor, original: Tensor) -> Tensor:
+    """Sums the gradient of the query heads that share a key/value head (grouped-query attention)."""
+    groups = grad.shape[1] // original.shape[1]
+    if groups > 1:
+        grad = grad.view(grad.shape[0], original.shape[1], groups, *grad.shape[2:]).sum(dim=2)
+    return grad.to(original.dtype)
