@@ -17,6 +17,7 @@ from tiny_models import (
     tiny_image_model,
     zoo_model,
 )
+from tiny_models import VOCAB as VOCAB_SIZE
 
 from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
 from captum_attn_shapley.attr.attn_grad_shapley import PAPER_VARIANTS
@@ -264,3 +265,54 @@ def test_peft_lora_models_work_for_every_gradient_variant(merged):
     flags = [p.requires_grad for p in model.parameters()]
     GradSAM(_forward(model), special_token_ids=SPECIAL_IDS).attribute(ids, additional_forward_args=(mask,))
     assert [p.requires_grad for p in model.parameters()] == flags
+
+
+def test_real_minilm_fused_equals_eager(minilm_classifier):
+    model, tokenizer = minilm_classifier
+    texts = ["The crew was friendly and the flight landed early.", "Lost my bag again, thanks a lot."]
+    enc = tokenizer(texts, return_tensors="pt", padding=True)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
+    for name, (game, weighting) in PAPER_VARIANTS.items():
+        x, y = (
+            AttnGradShapley(model, game=game, weighting=weighting, engine=engine).attribute(
+                ids, additional_forward_args=(mask,)
+            )
+            for engine in ("fused", "hooks")
+        )
+        _close(x, y, f"MiniLM {name}")
+
+
+def test_all_six_variants_at_4096_tokens_on_a_modernbert_style_encoder():
+    """A narrow random ModernBERT (alternating local and global attention) at 4,096 tokens: the fused
+    engine's attributions equal the eager hook engine's (which holds every layer's 4096 x 4096 attention)."""
+    from transformers import ModernBertConfig, ModernBertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = ModernBertConfig(
+        vocab_size=VOCAB_SIZE,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        max_position_embeddings=4096,
+        local_attention=128,
+        global_attn_every_n_layers=2,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=3,
+        cls_token_id=2,
+        sep_token_id=3,
+        num_labels=2,
+    )
+    model = ModernBertForSequenceClassification(config).eval()
+    ids = torch.randint(5, VOCAB_SIZE, (1, 4096))
+    ids[0, 0], ids[0, -1] = 2, 3
+    mask = torch.ones_like(ids)
+    for game, weighting in PAPER_VARIANTS.values():
+        x, y = (
+            AttnGradShapley(
+                _forward(model), game=game, weighting=weighting, special_token_ids=SPECIAL_IDS, engine=engine
+            ).attribute(ids, additional_forward_args=(mask,))
+            for engine in ("fused", "hooks")
+        )
+        _close(x, y, f"4096 tokens {game} {weighting}")
