@@ -11,10 +11,11 @@ from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
 from captum_attn_shapley.capture import model_lock
 
 GRADIENT_METHODS = [
-    lambda m: AttnGradShapley(m, special_token_ids=SPECIAL_IDS),  # Grad-Att Max-Mutual
-    lambda m: AttnGradShapley(m, game="cls", special_token_ids=SPECIAL_IDS),
-    lambda m: GradSAM(m, special_token_ids=SPECIAL_IDS),
+    lambda m, e: AttnGradShapley(m, special_token_ids=SPECIAL_IDS, engine=e),  # Grad-Att Max-Mutual
+    lambda m, e: AttnGradShapley(m, game="cls", special_token_ids=SPECIAL_IDS, engine=e),
+    lambda m, e: GradSAM(m, special_token_ids=SPECIAL_IDS, engine=e),
 ]
+ENGINES = ["fused", "hooks"]
 
 
 def _freeze_all_but_the_head(model):
@@ -23,39 +24,42 @@ def _freeze_all_but_the_head(model):
     return {name: p.requires_grad for name, p in model.named_parameters()}
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("make", GRADIENT_METHODS)
-def test_a_frozen_encoder_with_a_trainable_head_gives_the_trainable_models_attributions(make):
+def test_a_frozen_encoder_with_a_trainable_head_gives_the_trainable_models_attributions(make, engine):
     ids, mask = text_batch(seed=3, length=10)
     model = tiny_text_model("bert", seed=3)
-    reference = make(model).attribute(ids, target=1, additional_forward_args=(mask,))
+    reference = make(model, engine).attribute(ids, target=1, additional_forward_args=(mask,))
     flags = _freeze_all_but_the_head(model)
-    frozen = make(model).attribute(ids, target=1, additional_forward_args=(mask,))
+    frozen = make(model, engine).attribute(ids, target=1, additional_forward_args=(mask,))
     assert torch.equal(frozen, reference)
     assert {name: p.requires_grad for name, p in model.named_parameters()} == flags  # left as found
     assert all(p.grad is None for p in model.parameters())  # no parameter gradient was accumulated
 
 
-def test_a_wholly_frozen_model_still_works_and_stays_frozen():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_wholly_frozen_model_still_works_and_stays_frozen(engine):
     ids, mask = text_batch(seed=4)
     model = tiny_text_model("bert", seed=4)
-    reference = GradSAM(model, special_token_ids=SPECIAL_IDS).attribute(
+    reference = GradSAM(model, special_token_ids=SPECIAL_IDS, engine=engine).attribute(
         ids, target=0, additional_forward_args=(mask,)
     )
     model.requires_grad_(False)
-    frozen = GradSAM(model, special_token_ids=SPECIAL_IDS).attribute(
+    frozen = GradSAM(model, special_token_ids=SPECIAL_IDS, engine=engine).attribute(
         ids, target=0, additional_forward_args=(mask,)
     )
     assert torch.equal(frozen, reference)
     assert not any(p.requires_grad for p in model.parameters())
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("method", ["grad_shapley", "att"])
-def test_concurrent_calls_on_one_model_give_the_serial_results(method):
+def test_concurrent_calls_on_one_model_give_the_serial_results(method, engine):
     model = tiny_text_model("bert", seed=5, layers=3)
     explainer = (
-        AttnGradShapley(model, special_token_ids=SPECIAL_IDS)
+        AttnGradShapley(model, special_token_ids=SPECIAL_IDS, engine=engine)
         if method == "grad_shapley"
-        else AttentionReceived(model, special_token_ids=SPECIAL_IDS)
+        else AttentionReceived(model, special_token_ids=SPECIAL_IDS, engine=engine)
     )
     batches = [text_batch(seed=s, batch=2 + s % 3, length=8 + s) for s in range(8)]
     targets = [s % 3 for s in range(8)]

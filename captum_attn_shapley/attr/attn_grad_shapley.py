@@ -97,8 +97,7 @@ class AttnGradShapley(AttentionAttribution):
 
     Examples::
 
-        >>> model = AutoModelForSequenceClassification.from_pretrained(
-        ...     name, attn_implementation="eager").eval()
+        >>> model = AutoModelForSequenceClassification.from_pretrained(name).eval()  # sdpa: fused capture
         >>> enc = tokenizer(["the crew was rude"], return_tensors="pt", padding=True)
         >>> explainer = AttnGradShapley(model, game="max_mutual", weighting="grad_attention")
         >>> attributions, delta = explainer.attribute(
@@ -206,9 +205,10 @@ class AttnGradShapley(AttentionAttribution):
         batch = self._prepare(
             inputs, target, additional_forward_args, weighting, layers, player_mask, _reduction_for(game)
         )
-        phi, total = self._solve(batch, game, estimator, n_samples, seed, max_players)
+        phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
         if return_convergence_delta:
+            total = self._grand_values(batch, game)  # computed independently of phi
             return attributions, (phi.sum(dim=1) - total).to(batch.matrix.dtype)
         return attributions
 
@@ -264,8 +264,8 @@ class AttnGradShapley(AttentionAttribution):
 
     def _solve(
         self, batch: PreparedBatch, game: GameLike, estimator: str, n_samples: int, seed: int, max_players: int
-    ) -> Tuple[Tensor, Tensor]:
-        """Shapley values (float64, ``(batch, T)``) and ``v(N) - v(empty)``."""
+    ) -> Tensor:
+        """Shapley values, float64, ``(batch, T)``."""
         matrix = batch.matrix.double()
         is_row = batch.reduction == "cls_row"
         if isinstance(game, str) and estimator == "exact":
@@ -273,7 +273,7 @@ class AttnGradShapley(AttentionAttribution):
                 phi = torch.where(batch.players, matrix, torch.zeros((), dtype=matrix.dtype, device=matrix.device))
             else:
                 phi = shapley_values(matrix, batch.players, game, batch.layout.cls_positions)
-            return phi, self._grand_values(batch, game)
+            return phi
         phi = torch.zeros(matrix.shape[0], matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
         rows = matrix if is_row else batch.layout.cls_rows(matrix)
         for b in range(matrix.shape[0]):
@@ -289,4 +289,4 @@ class AttnGradShapley(AttentionAttribution):
             else:
                 values = kernel_shapley(value, m, n_samples, seed=seed + b)
             phi[b, idx] = values.to(device=phi.device, dtype=phi.dtype)
-        return phi, self._grand_values(batch, game)
+        return phi

@@ -92,7 +92,8 @@ def attention_backward(
         attention = call.probabilities(query, key, examples, rows, out=attention_out)
         d_block = d_out[examples, :, rows]
         d_attention = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out)
-        recorder.reducer.add(layer, rows, attention, torch.clamp(d_attention, min=0, out=weighted_out), examples)
+        weighted = torch.clamp(d_attention, min=0, out=weighted_out).mul_(attention)  # A * relu(dA)
+        recorder.reducer.add(layer, rows, weighted, None, examples)
         if d_value is not None:
             d_value[examples] += torch.matmul(attention.transpose(-1, -2), d_block)
         if d_query is None and d_key is None:

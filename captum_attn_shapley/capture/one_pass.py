@@ -29,8 +29,8 @@ from captum_attn_shapley.capture.players import ClassificationPosition, classifi
 from captum_attn_shapley.capture.reductions import InfluenceReducer, InfluenceRequest
 
 #: Elements of one block of rebuilt attention rows: ``(batch, heads, rows, keys)`` float32 tensors of at
-#: most this size (1 Mi elements, 4 MiB: cache-sized) are live at a time.
-ROW_BUDGET = 1 << 20
+#: most this size (2 Mi elements, 8 MiB) are live at a time.
+ROW_BUDGET = 1 << 21
 
 _CURRENT_PASS: "contextvars.ContextVar[Optional[CapturePass]]" = contextvars.ContextVar(
     "captum_attn_shapley_capture_pass", default=None

@@ -120,9 +120,10 @@ class InfluenceReducer:
             layer (int): The layer (its index among the capture's layers).
             rows (slice or None): The query rows held by ``attention``; None means each example's
                         classification row (``attention`` then has one row per example).
-            attention (Tensor): ``A`` on those rows, shape ``(batch, heads, rows, T)``.
-            gradient (Tensor, optional): ``G`` on the same rows (required for ``"grad_attention"``).
-                        Overwritten: ``relu(G) * A`` is computed in place.
+            attention (Tensor): ``A`` on those rows, shape ``(batch, heads, rows, T)`` (or, without
+                        ``gradient``, the already weighted ``A * relu(G)``).
+            gradient (Tensor, optional): ``G`` on the same rows. Overwritten: ``relu(G) * A`` is computed
+                        in place.
             examples (slice): The examples of the block (default: all).
         """
         request = self.request
