@@ -131,3 +131,22 @@ def test_pair_weights_are_symmetric_and_reject_cls():
         assert torch.equal(w, w.T)
     with pytest.raises(ValueError, match="not a pairwise game"):
         pair_weights(m, "cls")
+
+
+@pytest.mark.parametrize("game", ["mutual", "max_mutual"])
+@pytest.mark.parametrize("block", [1, 7, 10_000])
+def test_blocks_and_float64_sums_of_a_float32_matrix(game, block, monkeypatch):
+    """The pairwise sums, a block of rows at a time, equal the whole-matrix computation in float64."""
+    import captum_attn_shapley.shapley.games as games
+
+    gen = torch.Generator().manual_seed(3)
+    matrix = torch.rand(3, 11, 11, generator=gen)
+    players = torch.rand(3, 11, generator=gen) > 0.3
+    expected = shapley_values(matrix.double(), players, game)
+    expected_total = grand_coalition_value(matrix.double(), players, game)
+    monkeypatch.setattr(games, "GAME_BLOCK", block)
+    phi = shapley_values(matrix, players, game, dtype=torch.float64)
+    assert phi.dtype == torch.float64
+    torch.testing.assert_close(phi, expected, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grand_coalition_value(matrix, players, game, dtype=torch.float64), expected_total)
+    torch.testing.assert_close(phi.sum(dim=1), expected_total)

@@ -251,11 +251,13 @@ class AttnGradShapley(AttentionAttribution):
 
     def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:
         """``v(N) - v(empty)`` per example, float64."""
-        matrix = batch.matrix.double()
         if batch.reduction == "cls_row":  # v(N) of the CLS game: the players' sum of the row
-            return (matrix * batch.players.to(matrix.dtype)).sum(dim=1)
+            return (batch.matrix.double() * batch.players.double()).sum(dim=1)
         if isinstance(game, str):
-            return grand_coalition_value(matrix, batch.players, game, batch.layout.cls_positions)
+            return grand_coalition_value(
+                batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64
+            )
+        matrix = batch.matrix.double()
         values = []
         for b in range(matrix.shape[0]):
             idx = players_of(batch.players[b])
@@ -266,14 +268,14 @@ class AttnGradShapley(AttentionAttribution):
         self, batch: PreparedBatch, game: GameLike, estimator: str, n_samples: int, seed: int, max_players: int
     ) -> Tensor:
         """Shapley values, float64, ``(batch, T)``."""
-        matrix = batch.matrix.double()
         is_row = batch.reduction == "cls_row"
         if isinstance(game, str) and estimator == "exact":
             if is_row:  # the CLS game is additive: each player's value is its entry of the row
-                phi = torch.where(batch.players, matrix, torch.zeros((), dtype=matrix.dtype, device=matrix.device))
-            else:
-                phi = shapley_values(matrix, batch.players, game, batch.layout.cls_positions)
-            return phi
+                row = batch.matrix.double()
+                return torch.where(batch.players, row, torch.zeros((), dtype=row.dtype, device=row.device))
+            # float64 sums, a block at a time: no float64 copy of the whole matrix
+            return shapley_values(batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64)
+        matrix = batch.matrix.double()
         phi = torch.zeros(matrix.shape[0], matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
         rows = matrix if is_row else batch.layout.cls_rows(matrix)
         for b in range(matrix.shape[0]):

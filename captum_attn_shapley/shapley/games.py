@@ -70,16 +70,27 @@ def pair_weights(matrix: Tensor, game: str) -> Tensor:
     raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
 
 
-def _pair_sums(matrix: Tensor, p: Tensor, game: str) -> Tensor:
-    """``sum_{j != i, j player} w_ij`` for every token ``i``, by matrix-vector products (no n x n temporaries
-    for ``"mutual"``, one for ``"max_mutual"``)."""
-    column = p.unsqueeze(-1)
-    diag = torch.diagonal(matrix, dim1=-2, dim2=-1)
-    if game == "mutual":
-        sums = (matrix @ column).squeeze(-1) + (matrix.transpose(-1, -2) @ column).squeeze(-1)
-        return sums - 2 * diag * p
-    sums = (pair_weights(matrix, game) @ column).squeeze(-1)
-    return sums - diag * p
+#: Elements of one block of the pairwise games' temporaries (a block of rows of ``w``).
+GAME_BLOCK = 1 << 19
+
+
+def _pair_sums(matrix: Tensor, p: Tensor, game: str, dtype: torch.dtype) -> Tensor:
+    """``sum_{j != i, j player} w_ij`` for every token ``i``, in ``dtype``, a block of rows at a time (no
+    ``n x n`` temporary: the influence matrix is the only one held)."""
+    if game not in ("mutual", "max_mutual"):
+        raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+    batch, n, _ = matrix.shape
+    column = p.to(dtype).unsqueeze(-1)
+    sums = torch.empty(batch, n, dtype=dtype, device=matrix.device)
+    step = max(1, GAME_BLOCK // max(batch * n, 1))
+    for start in range(0, n, step):
+        rows = slice(start, min(start + step, n))
+        block = matrix[:, rows, :].to(dtype, copy=True)
+        mirror = matrix[:, :, rows].transpose(-1, -2).to(dtype)
+        weights = block.add_(mirror) if game == "mutual" else torch.maximum(block, mirror)
+        sums[:, rows] = (weights @ column).squeeze(-1)
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
+    return sums - (2 if game == "mutual" else 1) * diag * p.to(dtype)
 
 
 def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
@@ -100,7 +111,13 @@ def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
     return matrix.gather(-2, index.expand(*matrix.shape[:-2], 1, matrix.shape[-1])).squeeze(-2)
 
 
-def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Optional[Tensor] = None) -> Tensor:
+def shapley_values(
+    matrix: Tensor,
+    players: Tensor,
+    game: str,
+    cls_positions: Optional[Tensor] = None,
+    dtype: Optional[torch.dtype] = None,
+) -> Tensor:
     r"""
     Exact Shapley values of a built-in game, in closed form, for a batch.
 
@@ -109,6 +126,8 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Op
         players (Tensor): Bool player mask, shape ``(batch, T)``.
         game (str): ``"cls"``, ``"mutual"`` or ``"max_mutual"``.
         cls_positions (Tensor, optional): ``(batch,)``: the row of the CLS game (default: row 0).
+        dtype (torch.dtype, optional): The dtype of the result and of the sums (default: the matrix's;
+                    e.g. ``torch.float64`` sums a float32 matrix exactly enough for any length).
 
     Returns:
         Tensor: Shape ``(batch, T)``; zero for non-players.
@@ -119,20 +138,25 @@ def shapley_values(matrix: Tensor, players: Tensor, game: str, cls_positions: Op
         >>> players = torch.tensor([[0, 1, 1, 1, 0], [0, 1, 1, 0, 0]], dtype=torch.bool)
         >>> phi = shapley_values(M, players, "max_mutual")
     """
-    p = players.to(matrix.dtype)
-    zero = torch.zeros((), dtype=matrix.dtype, device=matrix.device)
+    dtype = dtype or matrix.dtype
+    p = players.to(dtype)
+    zero = torch.zeros((), dtype=dtype, device=matrix.device)
     if game == "cls":
-        return torch.where(players, cls_rows(matrix, cls_positions), zero)
+        return torch.where(players, cls_rows(matrix, cls_positions).to(dtype), zero)
     n = p.sum(dim=1, keepdim=True)
-    diag = torch.diagonal(matrix, dim1=-2, dim2=-1) * p
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype) * p
     mean_diag = diag.sum(dim=1, keepdim=True) / n.clamp_min(1)
-    phi = 0.5 * _pair_sums(matrix, p, game) + (diag - mean_diag) / (n - 1).clamp_min(1)
+    phi = 0.5 * _pair_sums(matrix, p, game, dtype) + (diag - mean_diag) / (n - 1).clamp_min(1)
     phi = torch.where(n == 1, diag, phi)
     return torch.where(players, phi, zero)
 
 
 def grand_coalition_value(
-    matrix: Tensor, players: Tensor, game: str, cls_positions: Optional[Tensor] = None
+    matrix: Tensor,
+    players: Tensor,
+    game: str,
+    cls_positions: Optional[Tensor] = None,
+    dtype: Optional[torch.dtype] = None,
 ) -> Tensor:
     r"""
     ``v(N)`` of a built-in game for each example (``v(empty) = 0``): by efficiency, the
@@ -143,16 +167,18 @@ def grand_coalition_value(
         players (Tensor): Bool, shape ``(batch, T)``.
         game (str): A built-in game.
         cls_positions (Tensor, optional): ``(batch,)``: the row of the CLS game (default: row 0).
+        dtype (torch.dtype, optional): The dtype of the result and of the sums (default: the matrix's).
 
     Returns:
         Tensor: Shape ``(batch,)``.
     """
-    p = players.to(matrix.dtype)
+    dtype = dtype or matrix.dtype
+    p = players.to(dtype)
     if game == "cls":
-        return (cls_rows(matrix, cls_positions) * p).sum(dim=1)
+        return (cls_rows(matrix, cls_positions).to(dtype) * p).sum(dim=1)
     n = p.sum(dim=1)
-    pairs = 0.5 * (_pair_sums(matrix, p, game) * p).sum(dim=1)
-    single = (torch.diagonal(matrix, dim1=-2, dim2=-1) * p).sum(dim=1)
+    pairs = 0.5 * (_pair_sums(matrix, p, game, dtype) * p).sum(dim=1)
+    single = (torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype) * p).sum(dim=1)
     return torch.where(n == 1, single, torch.where(n >= 2, pairs, torch.zeros_like(pairs)))
 
 
