@@ -35,6 +35,7 @@ class ReducingAttention(torch.autograd.Function):
         layer: int,
         recorder: "FusedRecorder",
     ) -> Tensor:
+        """Runs the kernel (``kernel()``, the call's original attention function); keeps its output."""
         output = kernel()
         ctx.save_for_backward(output)
         ctx.call, ctx.layer, ctx.recorder = call, layer, recorder
@@ -42,6 +43,7 @@ class ReducingAttention(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
+        """The input gradients (:func:`attention_backward`), reducing the layer on the way."""
         (output,) = ctx.saved_tensors
         call: AttentionCall = ctx.call
         want = ctx.needs_input_grad[:3]
