@@ -316,3 +316,18 @@ def test_all_six_variants_at_4096_tokens_on_a_modernbert_style_encoder():
             for engine in ("fused", "hooks")
         )
         _close(x, y, f"4096 tokens {game} {weighting}")
+
+
+@pytest.mark.parametrize("layers", [[0], [1], [-1, 0]])
+def test_layer_subsets_agree_between_engines(layers):
+    """Only some layers reduced: the others run the kernel's own backward, the selected ones reduce in theirs."""
+    model = zoo_model("llama", seed=1)
+    ids, mask = text_batch()
+    for game, weighting in PAPER_VARIANTS.values():
+        x, y = (
+            AttnGradShapley(
+                _forward(model), game=game, weighting=weighting, special_token_ids=SPECIAL_IDS, engine=e
+            ).attribute(ids, additional_forward_args=(mask,), layers=layers)
+            for e in ("fused", "hooks")
+        )
+        _close(x, y, f"layers {layers} {game} {weighting}")
