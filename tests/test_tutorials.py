@@ -179,6 +179,7 @@ def test_notebook_03_brings_other_models(default_classifier, texture_classifier,
     probe = """{
         "implementation_after": minilm.config._attn_implementation,
         "sdpa_equals_eager": bool(torch.allclose(phi_sdpa, phi_eager, atol=1e-6)),
+        "hooks_equals_eager": bool(torch.allclose(phi_hooks, phi_eager, atol=1e-6)),
         "own_players_gap": delta_own.abs().max().item(),
         "own_players_zero_at_stop_words": bool((phi_own[torch.isin(ids, stop_ids)] == 0).all()),
         "random_models": list(random_models),
@@ -192,7 +193,10 @@ def test_notebook_03_brings_other_models(default_classifier, texture_classifier,
     out = _stdout(nb)
     assert "attention implementation: 'sdpa'" in out
     assert "switch_to_eager=False -> RuntimeError" in out and "attn_implementation='eager'" in out
-    assert values["implementation_after"] == "sdpa" and values["sdpa_equals_eager"]
+    assert "engine: fused" in out
+    assert (
+        values["implementation_after"] == "sdpa" and values["sdpa_equals_eager"] and values["hooks_equals_eager"]
+    )
     assert values["own_players_gap"] < 1e-8 and values["own_players_zero_at_stop_words"]
     assert "Wrapper without model= -> ValueError" in out
     for wrapper in (
