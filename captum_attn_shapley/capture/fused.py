@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.capture.reductions import InfluenceReducer
+from captum_attn_shapley.shapley.games import cls_rows
 
 #: The attention implementations the fused engine wraps (their masks are additive or boolean,
 #: ``(batch, 1 or heads, queries, keys)``).
@@ -120,8 +121,7 @@ class AttentionCall:
 def _rows(tensor: Tensor, rows: Optional[slice], positions: Optional[Tensor]) -> Tensor:
     if positions is None:
         return tensor[:, :, rows] if rows is not None else tensor
-    index = positions.view(-1, 1, 1, 1).expand(tensor.shape[0], tensor.shape[1], 1, tensor.shape[-1])
-    return tensor.gather(2, index)
+    return cls_rows(tensor, positions).unsqueeze(-2)
 
 
 def _row_index(num_queries: int, rows: Optional[slice], positions: Optional[Tensor], device: Any) -> Tensor:

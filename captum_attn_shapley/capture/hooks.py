@@ -19,6 +19,7 @@ from torch.utils.hooks import RemovableHandle
 
 from captum_attn_shapley.capture.discovery import OutputSelector
 from captum_attn_shapley.capture.reductions import InfluenceReducer
+from captum_attn_shapley.shapley.games import cls_rows
 
 
 def _select(output: Any, selector: OutputSelector) -> Optional[Tensor]:
@@ -127,9 +128,8 @@ class HookRecorder:
         batch, _, num_tokens, _ = attention.shape
         _, cls = self.reducer.resolve(batch, num_tokens, attention.device)
         if self.reducer.request.rows == "cls":
-            index = cls.view(-1, 1, 1, 1).expand(batch, attention.shape[1], 1, num_tokens)
-            attention = attention.gather(2, index)
-            gradient = gradient.gather(2, index) if gradient is not None else None
+            attention = cls_rows(attention, cls).unsqueeze(-2)
+            gradient = cls_rows(gradient, cls).unsqueeze(-2) if gradient is not None else None
             self.reducer.add(layer, None, attention, gradient)
         else:
             self.reducer.add(layer, slice(None), attention, gradient)
