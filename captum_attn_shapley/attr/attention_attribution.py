@@ -41,7 +41,9 @@ class PreparedBatch:
         captured (CapturedAttention): The capture.
         matrix (Tensor): The requested reduction of the influence matrix ``M``: ``M`` itself
                     ``(batch, T, T)`` (``"matrix"``), or ``(batch, T)``: its classification row
-                    (``"cls_row"``) or the mean over real query rows of its columns (``"received"``).
+                    (``"cls_row"``) or the mean over real query rows of its columns (``"received"``);
+                    or ``(batch, 2, T)``: a pairwise game's pair-weight sums and ``M``'s diagonal
+                    (``"pair_sums"``).
         players (Tensor): Bool player mask, shape ``(batch, T)``.
         real_tokens (Tensor): Bool mask of non-padding tokens, shape ``(batch, T)``.
         layout (TokenLayout): How tokens map back onto the inputs.
@@ -135,26 +137,34 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         layers: Optional[Sequence[int]],
         player_mask: Optional[Tensor],
         reduction: str = "matrix",
+        game: Optional[str] = None,
     ) -> PreparedBatch:
         check_weighting(weighting)
+        inputs_tuple = as_tuple(inputs)
+
+        def players_of(captured: CapturedAttention) -> Tensor:
+            layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
+            if player_mask is None:
+                special = self.special_token_ids if layout.kind == "text" else []
+                return default_player_mask(captured, layout, inputs_tuple, special)
+            return check_player_mask(player_mask, captured.batch_size, layout.num_tokens, layout)
+
+        request = InfluenceRequest(reduction, weighting, game if reduction == "pair_sums" else None)
         captured = self.capturer.capture(
             inputs,
             target=target,
             additional_forward_args=additional_forward_args,
             layers=layers,
-            request=InfluenceRequest(reduction, weighting),
+            request=request,
             classification_position=self.classification_position,
+            players=players_of if reduction == "pair_sums" else None,
         )
-        inputs_tuple = as_tuple(inputs)
         layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
         batch, num_tokens = captured.batch_size, layout.num_tokens
         assert captured.influence is not None
         device = captured.influence.device
-        if player_mask is None:
-            special = self.special_token_ids if layout.kind == "text" else []
-            players = default_player_mask(captured, layout, inputs_tuple, special)
-        else:
-            players = check_player_mask(player_mask, batch, num_tokens, layout).to(device)
+        players = captured.players if captured.players is not None else players_of(captured)
+        players = players.to(device)
         real = real_token_mask(captured, batch, num_tokens, players.device)
         return PreparedBatch(captured, captured.influence, reduction, players, real, layout)
 

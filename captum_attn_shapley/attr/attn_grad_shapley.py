@@ -19,9 +19,11 @@ from captum_attn_shapley.shapley import (
     game_function,
     grand_coalition_gain,
     grand_coalition_value,
+    grand_coalition_value_from_sums,
     kernel_shapley,
     permutation_shapley,
     shapley_values,
+    shapley_values_from_sums,
 )
 from captum_attn_shapley.shapley.games import GameLike, check_game
 
@@ -58,9 +60,18 @@ PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
 }
 
 
-def _reduction_for(game: GameLike) -> str:
-    """The CLS game reads one row of ``M``; every other game the whole matrix."""
-    return "cls_row" if game == "cls" else "matrix"
+def _reduction_for(game: GameLike, estimator: str = "exact") -> str:
+    """What a game reads of ``M``: the CLS game one row; the exact pairwise games their pair sums (no
+    ``T x T`` matrix); estimators and user games the whole matrix."""
+    if game == "cls":
+        return "cls_row"
+    if game in ("mutual", "max_mutual") and estimator == "exact":
+        return "pair_sums"
+    return "matrix"
+
+
+def _game_name(game: GameLike) -> Optional[str]:
+    return game if isinstance(game, str) else None
 
 
 class AttnGradShapley(AttentionAttribution):
@@ -202,8 +213,9 @@ class AttnGradShapley(AttentionAttribution):
         """
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
+        reduction = _reduction_for(game, estimator)
         batch = self._prepare(
-            inputs, target, additional_forward_args, weighting, layers, player_mask, _reduction_for(game)
+            inputs, target, additional_forward_args, weighting, layers, player_mask, reduction, _game_name(game)
         )
         phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
@@ -236,7 +248,14 @@ class AttnGradShapley(AttentionAttribution):
         """
         game, weighting = self._options(game, weighting)
         batch = self._prepare(
-            inputs, target, additional_forward_args, weighting, layers, player_mask, _reduction_for(game)
+            inputs,
+            target,
+            additional_forward_args,
+            weighting,
+            layers,
+            player_mask,
+            _reduction_for(game),
+            _game_name(game),
         )
         first = attributions[0] if isinstance(attributions, tuple) else attributions
         total = self._grand_values(batch, game)
@@ -253,6 +272,9 @@ class AttnGradShapley(AttentionAttribution):
         """``v(N) - v(empty)`` per example, float64."""
         if batch.reduction == "cls_row":  # v(N) of the CLS game: the players' sum of the row
             return (batch.matrix.double() * batch.players.double()).sum(dim=1)
+        if batch.reduction == "pair_sums":
+            sums = batch.matrix.double()
+            return grand_coalition_value_from_sums(sums[:, 0], sums[:, 1], batch.players)
         if isinstance(game, str):
             return grand_coalition_value(
                 batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64
@@ -273,6 +295,9 @@ class AttnGradShapley(AttentionAttribution):
             if is_row:  # the CLS game is additive: each player's value is its entry of the row
                 row = batch.matrix.double()
                 return torch.where(batch.players, row, torch.zeros((), dtype=row.dtype, device=row.device))
+            if batch.reduction == "pair_sums":  # the capture accumulated the sums the closed form reads
+                sums = batch.matrix.double()
+                return shapley_values_from_sums(sums[:, 0], sums[:, 1], batch.players)
             # float64 sums, a block at a time: no float64 copy of the whole matrix
             return shapley_values(batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64)
         matrix = batch.matrix.double()

@@ -170,6 +170,7 @@ class AttentionCapture:
         state_gradients: bool = False,
         request: Optional[InfluenceRequest] = None,
         classification_position: ClassificationPosition = None,
+        players: Optional[Callable[[CapturedAttention], Tensor]] = None,
     ) -> CapturedAttention:
         r"""
         Runs the forward (and backward) pass and returns the captured tensors.
@@ -194,6 +195,9 @@ class AttentionCapture:
                         ``with_gradients``) in ``attentions`` / ``gradients``.
             classification_position (None, str or int): The classification position the reductions
                         use (see :func:`~captum_attn_shapley.capture.players.classification_positions`).
+            players (Callable, optional): Required by the ``"pair_sums"`` reduction: given the capture
+                        as far as it is known at the first attention call (inputs, real tokens,
+                        classification positions), the bool player mask ``(batch, T)``.
 
         Returns:
             CapturedAttention: The captured tensors.
@@ -201,6 +205,8 @@ class AttentionCapture:
         if request is None:
             request = InfluenceRequest("raw", "grad_attention" if with_gradients else "attention")
         check_classification_position(classification_position)
+        if (request.reduction == "pair_sums") != (players is not None):
+            raise ValueError("players= is needed by, and only by, the 'pair_sums' reduction.")
         layer_ids = self.resolve_layers(layers)
         inputs_tuple = inputs if isinstance(inputs, tuple) else (inputs,)
         if len(inputs_tuple) == 0 or any(
@@ -217,7 +223,14 @@ class AttentionCapture:
                 )
         engine = self.engine_for_call()
         one_pass = CapturePass(
-            self.forward_func, self.model, self.modules, self.num_layers, self.switch_to_eager, layer_ids, request
+            self.forward_func,
+            self.model,
+            self.modules,
+            self.num_layers,
+            self.switch_to_eager,
+            layer_ids,
+            request,
+            players,
         )
         states = list(state_modules or [])
         args = (inputs_tuple, extra, target, classification_position, states, state_gradients)

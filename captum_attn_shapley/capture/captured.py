@@ -31,13 +31,16 @@ class CapturedAttention:
         state_gradients (list[Tensor] or None): The gradient of the summed target logits w.r.t. each of
                     those outputs, when requested.
         influence (Tensor or None): The requested reduction of the influence matrix (``"matrix"``:
-                    ``(batch, T, T)``; ``"cls_row"`` and ``"received"``: ``(batch, T)``).
+                    ``(batch, T, T)``; ``"cls_row"`` and ``"received"``: ``(batch, T)``;
+                    ``"pair_sums"``: ``(batch, 2, T)``).
         layer_rows (list[Tensor] or None): With ``"layer_cls_rows"``: per selected layer, the
                     classification position's row of the head-averaged attention, ``(batch, T)``.
         batch_size (int): Examples in the batch.
         num_tokens (int): ``T``, the attention's sequence length.
         real_tokens (Tensor or None): Bool ``(batch, T)``: the non-padding tokens.
         cls_positions (Tensor or None): ``(batch,)``: each example's classification position.
+        players (Tensor or None): With the ``"pair_sums"`` reduction: the bool ``(batch, T)`` player mask it
+                    was accumulated for.
         engine (str): ``"fused"`` or ``"hooks"``: the engine that ran.
     """
 
@@ -55,4 +58,5 @@ class CapturedAttention:
     num_tokens: int = 0
     real_tokens: Optional[Tensor] = None
     cls_positions: Optional[Tensor] = None
+    players: Optional[Tensor] = None
     engine: str = "hooks"

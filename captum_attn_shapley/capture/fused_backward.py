@@ -83,35 +83,40 @@ def attention_backward(
     num_keys = key.shape[2]
     recorder.reducer.resolve(batch, num_keys, query.device)
     d_query = torch.zeros_like(query) if want[0] else None
-    d_key = torch.zeros_like(key) if want[1] else None
-    d_value = torch.zeros_like(value) if want[2] else None
+    # contiguous: blocks of examples are accumulated into as flat (example * head) batches
+    d_key = torch.zeros_like(key, memory_format=torch.contiguous_format) if want[1] else None
+    d_value = torch.zeros_like(value, memory_format=torch.contiguous_format) if want[2] else None
     buffers: List[Optional[Tensor]] = [None, None, None]
-    for examples, rows in blocks(batch, heads, num_queries, num_keys, recorder.row_budget):
+    for examples, rows in blocks(batch, heads, num_queries, num_keys, recorder.grad_row_budget):
         shape = (examples.stop - examples.start, heads, rows.stop - rows.start, num_keys)
         buffers[0], attention_out = _workspace(buffers[0], shape, query)
         buffers[1], grad_out = _workspace(buffers[1], shape, query)
         buffers[2], weighted_out = _workspace(buffers[2], shape, query)
         attention = call.probabilities(query, key, examples, rows, out=attention_out)
         d_block = d_out[examples, :, rows]
-        d_attention = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out)
-        weighted = torch.clamp(d_attention, min=0, out=weighted_out).mul_(attention)  # A * relu(dA)
-        recorder.reducer.add(layer, rows, weighted, None, examples)
+        # P = A * dA; A >= 0, so A * relu(dA) = relu(P), and dS = A * (dA - delta) = P - A * delta.
+        product = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out).mul_(attention)
+        recorder.reducer.add(layer, rows, torch.clamp(product, min=0, out=weighted_out), None, examples)
         if d_value is not None:
-            d_value[examples] += torch.matmul(attention.transpose(-1, -2), d_block)
+            _accumulate(d_value[examples], attention.transpose(-1, -2), d_block, 1.0)
         if d_query is None and d_key is None:
             continue
-        d_scores = d_attention.sub_(delta[examples, :, rows]).mul_(attention)
+        d_scores = product.addcmul_(attention, delta[examples, :, rows], value=-1.0)
         if d_query is not None:
             d_query[examples, :, rows] = torch.matmul(d_scores, key[examples]).mul_(call.scaling)
         if d_key is not None:
-            d_key[examples] += torch.matmul(d_scores.transpose(-1, -2), query[examples, :, rows]).mul_(
-                call.scaling
-            )
+            _accumulate(d_key[examples], d_scores.transpose(-1, -2), query[examples, :, rows], call.scaling)
     return (
         d_query.to(call.query.dtype) if d_query is not None else None,
         _per_kv_head(d_key, call.key) if d_key is not None else None,
         _per_kv_head(d_value, call.value) if d_value is not None else None,
     )
+
+
+def _accumulate(total: Tensor, left: Tensor, right: Tensor, alpha: float) -> None:
+    """``total += alpha * left @ right`` over the leading (example, head) axes, without a temporary product."""
+    flat = total.view(-1, *total.shape[-2:])
+    flat.baddbmm_(left.reshape(-1, *left.shape[-2:]), right.reshape(-1, *right.shape[-2:]), alpha=alpha)
 
 
 def _per_kv_head(grad: Tensor, original: Tensor) -> Tensor:

@@ -32,6 +32,10 @@ from captum_attn_shapley.capture.reductions import InfluenceReducer, InfluenceRe
 #: most this size (2 Mi elements, 8 MiB) are live at a time.
 ROW_BUDGET = 1 << 21
 
+#: The same for the reducing backward pass of the gradient variants (its three buffers of this size are
+#: small beside the activations the backward pass holds anyway, and taller blocks run its products faster).
+GRAD_ROW_BUDGET = 1 << 22
+
 _CURRENT_PASS: "contextvars.ContextVar[Optional[CapturePass]]" = contextvars.ContextVar(
     "captum_attn_shapley_capture_pass", default=None
 )
@@ -82,6 +86,9 @@ class CapturePass:
         switch_to_eager (bool): Whether the hook engine may switch to eager attention.
         layers (list[int]): The selected layers.
         request (InfluenceRequest): What to keep of them.
+        players (Callable, optional): For the ``"pair_sums"`` reduction: the player mask ``(batch, T)`` of a
+                    capture whose inputs, real tokens and classification positions are known (called once,
+                    at the first attention call, with a provisional :class:`CapturedAttention`).
     """
 
     def __init__(
@@ -93,6 +100,7 @@ class CapturePass:
         switch_to_eager: bool,
         layers: List[int],
         request: InfluenceRequest,
+        players: Optional[Callable[[CapturedAttention], Tensor]] = None,
     ) -> None:
         self.forward_func = forward_func
         self.model = model
@@ -101,16 +109,36 @@ class CapturePass:
         self.switch_to_eager = switch_to_eager
         self.layers = layers
         self.request = request
+        self.players = players
+        self.player_mask: Optional[Tensor] = None
         self.model_inputs: Dict[str, Any] = {}
         self.position: ClassificationPosition = None
 
     def _is_current(self) -> bool:
         return _CURRENT_PASS.get() is self
 
-    def _positions(self, batch: int, num_tokens: int, device: torch.device) -> Tuple[Tensor, Tensor]:
+    def _positions(
+        self, batch: int, num_tokens: int, device: torch.device
+    ) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         real = real_tokens_of(self.model_inputs, batch, num_tokens, device)
         kind = "image" if isinstance(self.model_inputs.get("pixel_values"), Tensor) else "text"
-        return real, classification_positions(self.model, real, kind, self.position)
+        cls = classification_positions(self.model, real, kind, self.position)
+        if self.request.reduction != "pair_sums":
+            return real, cls, None
+        assert self.players is not None, "the 'pair_sums' reduction needs players"
+        provisional = CapturedAttention(
+            logits=torch.empty(batch, 0, device=device),
+            target=torch.empty(batch, dtype=torch.long, device=device),
+            attentions=[],
+            gradients=None,
+            model_inputs=self.model_inputs,
+            batch_size=batch,
+            num_tokens=num_tokens,
+            real_tokens=real,
+            cls_positions=cls,
+        )
+        self.player_mask = self.players(provisional).to(device)
+        return real, cls, self.player_mask
 
     def _read_inputs(self, module: Module, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
         if not self._is_current() or self.model_inputs:
@@ -142,6 +170,7 @@ class CapturePass:
             CapturedAttention or None: None when the fused engine saw no attention call of the model.
         """
         self.model_inputs = {}
+        self.player_mask = None
         self.position = position
         with_gradients = self.request.needs_gradients
         need_graph = with_gradients or (state_gradients and bool(state_modules))
@@ -153,7 +182,13 @@ class CapturePass:
                 fused.install()
                 attention_ids = {id(module) for _, module, _ in self.modules}
                 recorder = fused.FusedRecorder(
-                    attention_ids, set(self.layers), reducer, with_gradients, need_graph, ROW_BUDGET
+                    attention_ids,
+                    set(self.layers),
+                    reducer,
+                    with_gradients,
+                    need_graph,
+                    ROW_BUDGET,
+                    GRAD_ROW_BUDGET,
                 )
                 token = fused.active(recorder)
                 stack.callback(fused.deactivate, token)
@@ -226,6 +261,7 @@ class CapturePass:
             num_tokens=recorder.num_tokens,
             real_tokens=real,
             cls_positions=cls,
+            players=self.player_mask,
             engine=engine,
         )
 

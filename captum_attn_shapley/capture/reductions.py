@@ -10,6 +10,8 @@ mathematics page, section "Influence matrices"):
 - ``"cls_row"``: the classification position's row of ``M``, ``(batch, T)`` (the CLS game);
 - ``"received"``: the mean over real query rows of ``M``'s columns, ``(batch, T)`` (Att, Grad-SAM);
 - ``"layer_cls_rows"``: per layer, the classification row of the head-averaged attention (T-TCAV's weights);
+- ``"pair_sums"``: for a pairwise game (``game``), each player's sum of pair weights and ``M``'s diagonal,
+  ``(batch, 2, T)``, accumulated without ``M`` (:mod:`.pair_sums`; needs the player mask);
 - ``"raw"``: every selected layer's full ``A`` (and ``G``), for inspection and tests.
 
 ``W = A`` (weighting ``"attention"``) or ``W = A * relu(G)`` (``"grad_attention"``). No reduction holds more
@@ -24,13 +26,15 @@ from torch import Tensor
 
 from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.pair_sums import PAIR_GAMES, PairSums
 
 #: Accepted values of :attr:`InfluenceRequest.reduction`.
-REDUCTIONS = ("matrix", "cls_row", "received", "layer_cls_rows", "raw")
+REDUCTIONS = ("matrix", "cls_row", "received", "layer_cls_rows", "pair_sums", "raw")
 
-#: Given the batch size, ``T`` and the device: the real (non-padding) tokens ``(batch, T)`` and each
-#: example's classification position ``(batch,)``.
-PositionResolver = Callable[[int, int, torch.device], Tuple[Tensor, Tensor]]
+#: Given the batch size, ``T`` and the device: the real (non-padding) tokens ``(batch, T)``, each
+#: example's classification position ``(batch,)`` and, for ``"pair_sums"``, the players ``(batch, T)``
+#: (else None).
+PositionResolver = Callable[[int, int, torch.device], Tuple[Tensor, Tensor, Optional[Tensor]]]
 
 
 @dataclass(frozen=True)
@@ -41,10 +45,12 @@ class InfluenceRequest:
     Attributes:
         reduction (str): One of :data:`REDUCTIONS` (see the module docstring). Default: ``"raw"``.
         weighting (str): ``"attention"`` or ``"grad_attention"`` (needs the gradients).
+        game (str, optional): With ``"pair_sums"``: ``"mutual"`` or ``"max_mutual"``.
     """
 
     reduction: str = "raw"
     weighting: str = "attention"
+    game: Optional[str] = None
 
     def __post_init__(self) -> None:
         check_choice(self.reduction, REDUCTIONS, "reduction")
@@ -53,6 +59,10 @@ class InfluenceRequest:
             raise ValueError(
                 "The 'layer_cls_rows' reduction reads the attention alone: use weighting='attention'."
             )
+        if (self.reduction == "pair_sums") != (self.game is not None):
+            raise ValueError("The 'pair_sums' reduction, and it only, needs game='mutual' or 'max_mutual'.")
+        if self.game is not None:
+            check_choice(self.game, PAIR_GAMES, "game")
 
     @property
     def needs_gradients(self) -> bool:
@@ -84,6 +94,7 @@ class InfluenceReducer:
         self.cls: Optional[Tensor] = None
         self._query_weights: Optional[Tensor] = None
         self.total: Optional[Tensor] = None
+        self.pairs: Optional[PairSums] = None
         self.layer_rows: Dict[int, Tensor] = {}
         self.raw_attentions: Dict[int, Tensor] = {}
         self.raw_gradients: Dict[int, Tensor] = {}
@@ -101,8 +112,11 @@ class InfluenceReducer:
             tuple[Tensor, Tensor]: Bool ``(batch, T)`` real tokens, long ``(batch,)`` positions.
         """
         if self.real is None or self.cls is None:
-            real, cls = self._positions(batch, num_tokens, device)
+            real, cls, players = self._positions(batch, num_tokens, device)
             self.real, self.cls = real.to(device), cls.to(device)
+            if self.request.reduction == "pair_sums":
+                assert players is not None and self.request.game is not None
+                self.pairs = PairSums(self.request.game, players.to(device))
         return self.real, self.cls
 
     def add(
@@ -139,6 +153,10 @@ class InfluenceReducer:
             self.layer_rows[layer] = head_mean[:, 0, :]
             return
         assert self.real is not None, "resolve() comes first"
+        if self.pairs is not None:
+            assert rows is not None
+            self.pairs.add(head_mean, rows, examples)
+            return
         batch = self.real.shape[0]
         if self.total is None:
             shape = (batch, num_tokens, num_tokens) if request.reduction == "matrix" else (batch, num_tokens)
@@ -164,8 +182,11 @@ class InfluenceReducer:
         r"""
         Returns:
             Tensor or None: The mean over layers of the accumulated reduction (``"matrix"``,
-            ``"cls_row"``, ``"received"``); None for the per-layer reductions.
+            ``"cls_row"``, ``"received"``, ``"pair_sums"``); None for the per-layer reductions.
         """
+        if self.pairs is not None:
+            sums = torch.stack([self.pairs.pair_weight_sums(), self.pairs.diagonal], dim=1)
+            return (sums / max(self.num_layers, 1)).to(torch.float32)
         if self.total is None:
             return None
         return self.total / max(self.num_layers, 1)

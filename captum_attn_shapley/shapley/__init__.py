@@ -16,8 +16,10 @@ from captum_attn_shapley.shapley.games import (
     BUILTIN_GAMES,
     game_function,
     grand_coalition_value,
+    grand_coalition_value_from_sums,
     pair_weights,
     shapley_values,
+    shapley_values_from_sums,
 )
 
 __all__ = [
@@ -27,9 +29,11 @@ __all__ = [
     "game_function",
     "grand_coalition_gain",
     "grand_coalition_value",
+    "grand_coalition_value_from_sums",
     "kernel_shapley",
     "pair_weights",
     "permutation_shapley",
     "shapley_kernel_matrix",
     "shapley_values",
+    "shapley_values_from_sums",
 ]

@@ -139,16 +139,35 @@ def shapley_values(
         >>> phi = shapley_values(M, players, "max_mutual")
     """
     dtype = dtype or matrix.dtype
-    p = players.to(dtype)
-    zero = torch.zeros((), dtype=dtype, device=matrix.device)
     if game == "cls":
+        zero = torch.zeros((), dtype=dtype, device=matrix.device)
         return torch.where(players, cls_rows(matrix, cls_positions).to(dtype), zero)
+    p = players.to(dtype)
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
+    return shapley_values_from_sums(_pair_sums(matrix, p, game, dtype), diag, players)
+
+
+def shapley_values_from_sums(pair_sums: Tensor, diagonal: Tensor, players: Tensor) -> Tensor:
+    r"""
+    Exact Shapley values of a pairwise game from what they read of ``M``: each player's sum of pair
+    weights ``s_i = sum_{j != i, j player} w_ij`` and the diagonal ``m_ii``.
+
+    Args:
+        pair_sums (Tensor): ``s``, shape ``(batch, T)`` (ignored for non-players).
+        diagonal (Tensor): ``m_ii``, shape ``(batch, T)``.
+        players (Tensor): Bool player mask, shape ``(batch, T)``.
+
+    Returns:
+        Tensor: Shape ``(batch, T)``, in ``pair_sums``' dtype; zero for non-players.
+    """
+    dtype = pair_sums.dtype
+    p = players.to(dtype)
     n = p.sum(dim=1, keepdim=True)
-    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype) * p
+    diag = diagonal.to(dtype) * p
     mean_diag = diag.sum(dim=1, keepdim=True) / n.clamp_min(1)
-    phi = 0.5 * _pair_sums(matrix, p, game, dtype) + (diag - mean_diag) / (n - 1).clamp_min(1)
+    phi = 0.5 * pair_sums + (diag - mean_diag) / (n - 1).clamp_min(1)
     phi = torch.where(n == 1, diag, phi)
-    return torch.where(players, phi, zero)
+    return torch.where(players, phi, torch.zeros((), dtype=dtype, device=phi.device))
 
 
 def grand_coalition_value(
@@ -176,9 +195,27 @@ def grand_coalition_value(
     p = players.to(dtype)
     if game == "cls":
         return (cls_rows(matrix, cls_positions).to(dtype) * p).sum(dim=1)
+    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
+    return grand_coalition_value_from_sums(_pair_sums(matrix, p, game, dtype), diag, players)
+
+
+def grand_coalition_value_from_sums(pair_sums: Tensor, diagonal: Tensor, players: Tensor) -> Tensor:
+    r"""
+    ``v(N)`` of a pairwise game from each player's sum of pair weights and the diagonal (see
+    :func:`shapley_values_from_sums`).
+
+    Args:
+        pair_sums (Tensor): ``(batch, T)``.
+        diagonal (Tensor): ``(batch, T)``.
+        players (Tensor): Bool ``(batch, T)``.
+
+    Returns:
+        Tensor: Shape ``(batch,)``, in ``pair_sums``' dtype.
+    """
+    p = players.to(pair_sums.dtype)
     n = p.sum(dim=1)
-    pairs = 0.5 * (_pair_sums(matrix, p, game, dtype) * p).sum(dim=1)
-    single = (torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype) * p).sum(dim=1)
+    pairs = 0.5 * (torch.where(players, pair_sums, torch.zeros_like(pair_sums))).sum(dim=1)
+    single = (diagonal.to(pair_sums.dtype) * p).sum(dim=1)
     return torch.where(n == 1, single, torch.where(n >= 2, pairs, torch.zeros_like(pairs)))
 
 

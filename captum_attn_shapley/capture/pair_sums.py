@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""The pairwise games' sums, accumulated without the ``T x T`` influence matrix.
+
+The exact Shapley values of the two pairwise games read ``M`` only through, for each player ``i``,
+``s_i = sum_{j != i, j player} w_ij`` and the diagonal ``m_ii`` (mathematics page, "Games and their
+Shapley values"). Both are accumulated here a block of query rows at a time, as the capture produces them:
+
+- Mutual, ``w_ij = m_ij + m_ji``: ``s_i = (M p)_i + (M^T p)_i - 2 m_ii`` (``p`` the player mask), two
+  vectors per example;
+- Max-Mutual, ``w_ij = max(m_ij, m_ji) = (m_ij + m_ji) / 2 + |m_ij - m_ji| / 2``: the same two vectors
+  and the antisymmetric part ``D = M - M^T``, which is held once per pair: ``T x floor(T/2)`` numbers,
+  half the matrix. Row ``i`` of the packed array holds ``D[i, (i + k) mod T]`` for ``k = 1 .. floor(T/2)``
+  (each pair at its circular distance; for even ``T`` the pairs at distance ``T/2`` are held twice,
+  consistently, and counted once).
+
+The sums of the vectors are kept in float64; ``D`` in float32, like the influence matrix itself.
+"""
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+#: Pair games accumulated here.
+PAIR_GAMES = ("mutual", "max_mutual")
+
+#: Elements of one block of the temporaries (``rows x T`` of the head-averaged weights).
+PAIR_BLOCK = 1 << 19
+
+
+class PairSums:
+    r"""
+    Accumulates ``s_i`` and ``m_ii`` of a pairwise game for a batch.
+
+    Args:
+        game (str): ``"mutual"`` or ``"max_mutual"``.
+        players (Tensor): Bool ``(batch, T)``.
+    """
+
+    def __init__(self, game: str, players: Tensor) -> None:
+        if game not in PAIR_GAMES:
+            raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+        self.game = game
+        self.players = players.to(torch.float32)
+        batch, num_tokens = players.shape
+        device = players.device
+        self.rows = torch.zeros(batch, num_tokens, dtype=torch.float64, device=device)  # (M p)_i
+        self.columns = torch.zeros(batch, num_tokens, dtype=torch.float64, device=device)  # (M^T p)_i
+        self.diagonal = torch.zeros(batch, num_tokens, dtype=torch.float64, device=device)
+        self.half = num_tokens // 2
+        self.packed: Optional[Tensor] = None
+        if game == "max_mutual" and self.half > 0:
+            self.packed = torch.zeros(batch, num_tokens, self.half, dtype=torch.float32, device=device)
+
+    def add(self, weights: Tensor, rows: slice, examples: slice) -> None:
+        r"""
+        Adds a block of query rows of ``M``.
+
+        Args:
+            weights (Tensor): ``M[examples, rows, :]``, shape ``(examples, rows, T)``, float32.
+            rows (slice): Its query rows (a contiguous range).
+            examples (slice): Its examples (a contiguous range).
+        """
+        start, stop, _ = rows.indices(weights.shape[-1])
+        step = max(1, PAIR_BLOCK // max(weights.shape[0] * weights.shape[-1], 1))
+        for first in range(start, stop, step):
+            last = min(first + step, stop)
+            self._add_block(weights[:, first - start : last - start], first, examples)
+
+    def _add_block(self, weights: Tensor, first: int, examples: slice) -> None:
+        num_rows = weights.shape[1]
+        rows = slice(first, first + num_rows)
+        players = self.players[examples]
+        self.rows[examples, rows] += torch.matmul(weights, players.unsqueeze(-1)).squeeze(-1).double()
+        self.columns[examples] += torch.matmul(players[:, rows].unsqueeze(1), weights).squeeze(1).double()
+        self.diagonal[examples, rows] += torch.diagonal(weights, offset=first, dim1=-2, dim2=-1).double()
+        if self.packed is not None:
+            self._add_antisymmetric(weights.contiguous(), first, examples)
+
+    def _add_antisymmetric(self, weights: Tensor, first: int, examples: slice) -> None:
+        """``D[i, i + k] += m_ik`` for the block's rows ``i`` and ``D[i - k, i] -= m_i,i-k`` (indices mod T)."""
+        assert self.packed is not None
+        num_examples, num_rows, n = weights.shape
+        half = self.half
+        doubled = torch.cat([weights, weights], dim=-1)  # column c and c + n: indices mod n become ranges
+        row_stride = doubled.stride(0)
+        # forward[l, k - 1] = m[first + l, first + l + k]
+        forward = doubled.as_strided(
+            (num_examples, num_rows, half), (row_stride, 2 * n + 1, 1), doubled.storage_offset() + first + 1
+        )
+        self.packed[examples, first : first + num_rows] += forward
+        # backward[l, h - k] = m[first + l, first + l - k]: it belongs to the packed row first + l - k,
+        # column k - 1. A skewed scratch array puts it at row l - k + h, then its rows are added back.
+        backward = doubled.as_strided(
+            (num_examples, num_rows, half), (row_stride, 2 * n + 1, 1), doubled.storage_offset() + first - half + n
+        )
+        scratch = torch.zeros(num_examples, num_rows + half, half, dtype=weights.dtype, device=weights.device)
+        if half > 1:
+            skewed = scratch.as_strided(
+                (num_examples, num_rows, half),
+                (scratch.stride(0), half, half - 1),
+                scratch.storage_offset() + half - 1,
+            )
+            skewed.copy_(backward)
+        else:  # one column: row l - 1 + 1 = l
+            scratch[:, :num_rows, 0] = backward[..., 0]
+        low = first - half  # the packed row of scratch row 0 (may be negative: wraps to low + n)
+        target = self.packed[examples]
+        for begin in range(0, num_rows + half - 1, n):  # at most T rows at a time: no overlap within one update
+            end = min(begin + n, num_rows + half - 1)
+            self._subtract_wrapped(target, scratch[:, begin:end], (low + begin) % n)
+
+    @staticmethod
+    def _subtract_wrapped(target: Tensor, block: Tensor, start: int) -> None:
+        n = target.shape[1]
+        head = min(block.shape[1], n - start)
+        target[:, start : start + head] -= block[:, :head]
+        if head < block.shape[1]:
+            target[:, : block.shape[1] - head] -= block[:, head:]
+
+    def pair_weight_sums(self) -> Tensor:
+        r"""
+        Returns:
+            Tensor: ``s_i = sum_{j != i, j player} w_ij``, float64, ``(batch, T)`` (for every token ``i``;
+            meaningful for players).
+        """
+        symmetric = self.rows + self.columns - 2 * self.diagonal
+        if self.game == "mutual":
+            return symmetric
+        return 0.5 * (symmetric + self._absolute_sums())
+
+    def _absolute_sums(self) -> Tensor:
+        """``sum_{j player} |D_ij|`` for every ``i``, float64, a block of packed rows at a time."""
+        batch, n = self.rows.shape
+        sums = torch.zeros(batch, n, dtype=torch.float64, device=self.rows.device)
+        if self.packed is None:
+            return sums
+        half = self.half
+        players = self.players.double()
+        doubled = torch.cat([players, players], dim=-1)  # (batch, 2n)
+        step = max(1, PAIR_BLOCK // max(batch * half, 1))
+        # for even n the pair at distance n/2 is held in both of its rows: count it from the first only
+        backward_columns = half if n % 2 == 1 else half - 1
+        for first in range(0, n, step):
+            last = min(first + step, n)
+            magnitude = self.packed[:, first:last].double().abs_()  # |D[i, i + k]|, i in [first, last)
+            # players of the partners i + k: a sliding window of the doubled mask
+            partners = doubled.as_strided((batch, last - first, half), (2 * n, 1, 1), first + 1)
+            sums[:, first:last] += (magnitude * partners).sum(dim=-1)
+            # the same |D| counted for the partner i + k, weighted by the player i
+            credited = magnitude[..., :backward_columns] * players[:, first:last].unsqueeze(-1)
+            index = (
+                torch.arange(first, last, device=sums.device).unsqueeze(-1)
+                + torch.arange(1, backward_columns + 1, device=sums.device)
+            ) % n
+            sums.scatter_add_(1, index.reshape(1, -1).expand(batch, -1), credited.reshape(batch, -1))
+        return sums
