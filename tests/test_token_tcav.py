@@ -270,17 +270,21 @@ def test_cavs_are_cached_per_model_and_never_reused_for_another(tmp_path):
     first.compute_cavs([concepts])
     weights = first.cavs["0-1"][first.layers[0]].stats["weights"]
 
-    class Exhausted:
-        def __iter__(self):
+    def no_activations(tcav):
+        def recompute(layers, concept):
             raise AssertionError("activations recomputed although the CAVs are cached")
 
-    cached = [Concept(c.id, c.name, Exhausted()) for c in concepts]
-    again = TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=2)
+        tcav.generate_activation = recompute
+        return tcav
+
+    # the same examples in new Concept objects (cached CAVs are keyed by their content)
+    cached = [Concept(c.id, c.name, [batch.clone() for batch in c.data_iter]) for c in concepts]
+    again = no_activations(TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=2))
     again.compute_cavs([cached])
     assert torch.equal(again.cavs["0-1"][again.layers[0]].stats["weights"], weights)
     # another model gets its own folder by default ...
     other = tiny_image_model("vit", layers=2, seed=1)
-    fresh = TokenTCAV(other, layers=[1], save_path=str(tmp_path), repeats=2)
+    fresh = no_activations(TokenTCAV(other, layers=[1], save_path=str(tmp_path), repeats=2))
     assert fresh.model_id != first.model_id
     with pytest.raises(AssertionError, match="recomputed"):
         fresh.compute_cavs([cached])
@@ -289,9 +293,10 @@ def test_cavs_are_cached_per_model_and_never_reused_for_another(tmp_path):
         TokenTCAV(other, layers=[1], save_path=str(tmp_path), repeats=2, model_id=first.model_id)
     # other settings (repeats) never pick up CAVs trained with different ones
     with pytest.raises(AssertionError, match="recomputed"):
-        TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=3).compute_cavs([cached])
+        no_activations(TokenTCAV(model, layers=[1], save_path=str(tmp_path), repeats=3)).compute_cavs([cached])
     # a CAV file planted under the right name but from another model is refused too
-    path = CAV.assemble_save_path(str(tmp_path), again._cav_folder(2), concepts, again.layers[0])
+    cav = again.cavs["0-1"][again.layers[0]]
+    path = CAV.assemble_save_path(cav.save_path, cav.model_id, concepts, cav.layer)
     saved = torch.load(path, weights_only=False)
     saved["stats"]["model_fingerprint"] = "0" * 16
     torch.save(saved, path)

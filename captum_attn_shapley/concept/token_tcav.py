@@ -79,9 +79,10 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
                     block indices (``4``; negative from the end). Each block must contain
                     exactly one attention module, whose classification-token row weights
                     the tokens.
-        model_id (str, optional): Folder of this model's CAVs under ``save_path``.
-                    Default: the model's class name and a fingerprint of its weights, so
-                    CAVs of one model are never picked up for another. A given
+        model_id (str, optional): Folder of this model's CAVs under ``save_path``: ASCII
+                    letters, digits and ``_ + = - .`` (a ``/``, ``..`` or absolute path raises
+                    ``ValueError``). Default: the model's class name and a fingerprint of its
+                    weights, so CAVs of one model are never picked up for another. A given
                     ``model_id`` that was used for different weights raises an error.
         classifier (Classifier, optional): Captum ``Classifier`` used for each CAV.
                     Default: :class:`TokenLogisticClassifier` (logistic regression).
@@ -160,6 +161,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         self._special_ids = resolve_special_token_ids(special_token_ids, model=self.capturer.model, required=False)
         self.random_cavs: Dict[str, Dict[str, CAV]] = {}
         self._activations: Dict[Tuple[Any, str], TokenActivations] = {}
+        self._activation_digests: Dict[Any, str] = {}  # the examples each concept's activations are of
 
     def _cav_folder(self, repeats: int) -> str:
         """The model_id-relative folder of CAVs trained with these settings."""
@@ -199,9 +201,9 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
             folder=self._cav_folder(repeats),
             show_progress=self.show_progress,
         )
-        generate = self.generate_activation
+        generate, digests = self.generate_activation, self._activation_digests
         load_or_train_cavs(
-            experimental_sets, self.layers, settings, store, self._activations, generate, force_train
+            experimental_sets, self.layers, settings, store, self._activations, generate, force_train, digests
         )
 
     def compute_cavs(
@@ -215,7 +217,9 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         as ``C`` has) of the set's other concepts; the CAV is the unit-normalised weight
         vector of ``C``. A CAV's ``stats["weights"]`` has shape ``(k, R, hidden)``.
         CAVs are saved with Captum's :class:`~captum.concept.CAV` under
-        ``save_path/model_id/token-cavs-<settings digest>/`` and reused when present.
+        ``save_path/model_id/token-cavs-<settings digest>/examples-<examples digest>/`` and
+        reused only for the same model, settings and concept examples (changed examples under
+        the same concept id are trained again).
 
         Args:
             experimental_sets (list[list[Concept]]): The concept sets.
