@@ -109,8 +109,11 @@ def test_without_insights_the_command_line_says_how_to_get_it(capsys):
 
     with pytest.raises(SystemExit) as exit_info:
         main(["insights", "--task", "image"])
-    message = str(exit_info.value.code)
-    assert message.startswith("error: captum") and "captum-attn-shapley[insights]" in message
+    assert exit_info.value.code == 2  # a user error: two plain lines on stderr, no traceback
+    message = capsys.readouterr().err
+    assert message.startswith("captum-attn-shapley insights: error: captum")
+    assert "captum-attn-shapley[insights]" in message
+    assert "Traceback" not in message
 
 
 # ----------------------------------------------------------------------------- captum 0.8

@@ -1,10 +1,19 @@
 """``captum-attn-shapley compare``: faithfulness, F1 and speed of attribution methods on a labelled dataset."""
 
 import argparse
+import os
 import pathlib
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Union
 
 from captum_attn_shapley._utils.labels import model_label_names
+from captum_attn_shapley.cli._checks import (
+    check_labels,
+    check_max_length,
+    check_model_source,
+    check_output,
+    loading,
+)
+from captum_attn_shapley.cli._common import UserError, non_negative_int, percentage, positive_int
 from captum_attn_shapley.evaluation.registry import (
     resolve_standard_methods,
     standard_method_names,
@@ -24,12 +33,14 @@ def resolve_compare_methods(names: Optional[Sequence[str]]) -> Optional[List[str
         list[str] or None: Names of :func:`captum_attn_shapley.evaluation.standard_method_names`.
 
     Raises:
-        SystemExit: For an unknown name.
+        UserError: For an unknown name (a ``SystemExit`` with status 2).
     """
     try:
         return resolve_standard_methods(names)
     except ValueError as err:
-        raise SystemExit(f"error: {err}")
+        raise UserError(
+            f"--methods: {err}", "Run 'captum-attn-shapley compare --list-methods' for the names."
+        ) from None
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -57,8 +68,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         choices=["short", "all", "long"],
         help="short (<= 15 word-pieces), all, or the longest examples (default: all)",
     )
-    compare.add_argument("--n", type=int, default=100, help="examples, balanced over the classes (default 100)")
-    compare.add_argument("--seed", type=int, default=0, help="seed of the example draw and the methods")
+    compare.add_argument(
+        "--n", type=positive_int, default=100, help="examples, balanced over the classes (default 100)"
+    )
+    compare.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the example draw and the methods"
+    )
     compare.add_argument(
         "--methods",
         nargs="+",
@@ -67,16 +82,23 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "kernelshap 'grad-att-max-mutual-permutation-100'); default: all but SHAP and Shapley-Input",
     )
     compare.add_argument("--list-methods", action="store_true", help="print the known method names and exit")
-    compare.add_argument("--batch-size", type=int, default=16, help="examples per attribute call (default 16)")
-    compare.add_argument("--max-length", type=int, default=128, help="truncation length (default 128)")
+    compare.add_argument(
+        "--batch-size", type=positive_int, default=16, help="examples per attribute call (default 16)"
+    )
+    compare.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="truncation length (default 128, or the model's limit if it accepts fewer tokens)",
+    )
     compare.add_argument(
         "--bins",
-        type=float,
+        type=percentage,
         nargs="+",
         default=[0, 10, 20, 50],
         help="bins of comprehensiveness/sufficiency in percent (default 0 10 20 50)",
     )
-    compare.add_argument("--f1-k", type=float, default=20, help="bin of the F1 (default 20)")
+    compare.add_argument("--f1-k", type=percentage, default=20, help="bin of the F1 (default 20)")
     compare.add_argument(
         "--replacement", default="mask", help="token replacing removed tokens: mask (default), pad, unk, or an id"
     )
@@ -92,10 +114,49 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     compare.add_argument("--no-report", action="store_true", help="do not write report.html")
     compare.add_argument(
         "--report-examples",
-        type=int,
+        type=non_negative_int,
         default=8,
         help="examples shown in report.html with every method side by side (default 8)",
     )
+
+
+def _replacement(value: str) -> Union[int, str]:
+    """``--replacement``: a token id, or mask / pad / unk (checked against the tokenizer later)."""
+    if value.isdigit():
+        return int(value)
+    if value.lower() not in ("mask", "pad", "unk"):
+        raise UserError(
+            f"--replacement {value!r} is neither a token id nor a special token name.",
+            "Give mask (the default), pad, unk, or a token id (0 or more).",
+        )
+    return value.lower()
+
+
+def _load_data(name: str) -> Any:
+    """The dataset of ``--data``, its errors as user errors (before any model is loaded)."""
+    from captum_attn_shapley.demos.datasets import load_text_dataset
+
+    csv_fix = "Give a UTF-8 CSV file with a header holding text and label columns, and integer labels (0, 1, ...)."
+    if name.lower().endswith(".csv") or os.path.exists(name):
+        if not os.path.isfile(name):
+            problem = "is a directory, not a CSV file" if os.path.isdir(name) else "no such file"
+            raise UserError(f"--data {name!r}: {problem}.", csv_fix + " Or --data tweets (embedded, offline).")
+        try:
+            return load_text_dataset(name)
+        except UnicodeDecodeError as err:
+            raise UserError(
+                f"--data {name!r} is not UTF-8 text ({err.reason} at byte {err.start}).", csv_fix
+            ) from err
+        except ValueError as err:
+            raise UserError(f"--data {name!r}: {err}", csv_fix) from err
+    try:
+        return load_text_dataset(name)
+    except (ImportError, OSError, ValueError) as err:
+        raise UserError(
+            f"--data {name!r} could not be loaded: {err}",
+            "Give tweets (embedded, offline), a CSV file with text and label columns, or a Hugging Face dataset "
+            "(sst2, imdb, ag_news or a hub id; needs the `datasets` package and the hub).",
+        ) from err
 
 
 def run(args: argparse.Namespace) -> int:
@@ -110,20 +171,55 @@ def run(args: argparse.Namespace) -> int:
     """
     from transformers.utils import logging as hf_logging
 
-    from captum_attn_shapley.demos.datasets import load_text_dataset, select_view
+    from captum_attn_shapley.demos.datasets import select_view
     from captum_attn_shapley.demos.default_model import load_classifier
+    from captum_attn_shapley.metrics import resolve_replacement
     from captum_attn_shapley.visualization.plots import plot_comparison
 
     if args.list_methods:
         print("\n".join(standard_method_names()))
         return 0
+    # what needs no model, before one is loaded (or trained)
     if args.out is None:
-        raise SystemExit("error: --out DIR is required (where the results are written)")
+        raise UserError(
+            "--out DIR is required (where the results are written).",
+            "Add --out results (a new or existing directory), or --list-methods to list the methods.",
+        )
+    check_output(args.out, "--out", directory=True)
     hf_logging.disable_progress_bar()
     names = resolve_compare_methods(args.methods)
-    model, tokenizer, info = load_classifier(args.model)
-    data = select_view(load_text_dataset(args.data), tokenizer, args.view, args.n, seed=args.seed)
-    replacement = int(args.replacement) if args.replacement.isdigit() else args.replacement
+    replacement = _replacement(args.replacement)
+    check_model_source(args.model)
+    dataset = _load_data(args.data)
+    classes = len(set(dataset.labels))
+    if args.n < classes:
+        raise UserError(
+            f"--n {args.n} is fewer than the {classes} classes of --data {args.data!r}.",
+            f"The examples are balanced over the classes: give --n {classes} or more.",
+        )
+    with loading(args.model):
+        model, tokenizer, info = load_classifier(args.model)
+    # what needs the model, before anything is computed
+    max_length = check_max_length(args.max_length, model, default=128)
+    id2label = model_label_names(model)
+    check_labels(dataset.labels, model, id2label, f"--data {args.data!r}")
+    try:
+        token = resolve_replacement(replacement, tokenizer)
+    except ValueError as err:
+        raise UserError(
+            f"--replacement {args.replacement!r}: {err}", "Give mask, pad, unk or a token id."
+        ) from None
+    if not 0 <= token < len(tokenizer):
+        raise UserError(
+            f"--replacement {args.replacement!r} is not a token id of the tokenizer ({len(tokenizer)} tokens).",
+            f"Give mask, pad, unk or a token id between 0 and {len(tokenizer) - 1}.",
+        )
+    try:
+        data = select_view(dataset, tokenizer, args.view, args.n, seed=args.seed)
+    except ValueError as err:
+        raise UserError(
+            f"--n {args.n} with --view {args.view}: {err}", "Give a smaller --n or another --view."
+        ) from None
     methods = standard_methods(model, tokenizer, names, batch_size=args.batch_size, baselines=replacement)
     result = run_comparison(
         model,
@@ -133,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         methods,
         out_dir=args.out,
         batch_size=args.batch_size,
-        max_length=args.max_length,
+        max_length=max_length,
         bins=args.bins,
         f1_k=args.f1_k,
         baselines=replacement,
@@ -152,7 +248,7 @@ def run(args: argparse.Namespace) -> int:
             result,
             data.texts,
             tokenizer,
-            label_names=model_label_names(model),
+            label_names=id2label,
             max_examples=args.report_examples,
             title=f"Comparison of attribution methods: {args.data} ({args.view} view)",
             plot=not args.no_plot,

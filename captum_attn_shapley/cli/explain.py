@@ -9,8 +9,17 @@ import torch
 
 from captum_attn_shapley._utils.labels import model_label_names
 from captum_attn_shapley.attr import PAPER_VARIANTS
+from captum_attn_shapley.capture import AttentionCapture
 from captum_attn_shapley.capture.players import text_player_mask
-from captum_attn_shapley.cli._common import target_index
+from captum_attn_shapley.cli._checks import (
+    check_max_length,
+    check_model_source,
+    check_output,
+    check_text,
+    loading,
+    num_classes,
+)
+from captum_attn_shapley.cli._common import UserError, positive_int, target_index
 from captum_attn_shapley.evaluation.registry import attention_method, resolve_attention_methods
 from captum_attn_shapley.visualization.token_table import format_token_table, scores_as_lists, token_table_html
 
@@ -27,12 +36,15 @@ def resolve_methods(names: Sequence[str]) -> List[str]:
         list[str]: Canonical method names, in the order given.
 
     Raises:
-        SystemExit: For an unknown name.
+        UserError: For an unknown name (a ``SystemExit`` with status 2).
     """
     try:
         return resolve_attention_methods(names)
     except ValueError as err:
-        raise SystemExit(f"error: {err}")
+        raise UserError(
+            f"--methods: {err}",
+            "Give the paper's names, their short forms (grad-att-max-mutual), Att, Grad-SAM or 'all'.",
+        ) from None
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -62,7 +74,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     explain.add_argument(
         "--layers", type=int, nargs="+", default=None, help="attention layers to average over (default: all)"
     )
-    explain.add_argument("--max-length", type=int, default=512, help="truncate the text to this many tokens")
+    explain.add_argument(
+        "--max-length",
+        type=positive_int,
+        default=None,
+        help="truncate the text to this many tokens (default: as many as the model accepts, at most 512)",
+    )
     explain.add_argument("--html", type=pathlib.Path, default=None, help="also write the table as an HTML page")
     explain.add_argument("--json", type=pathlib.Path, default=None, help="also write the scores as JSON")
     explain.add_argument(
@@ -92,20 +109,33 @@ def run(args: argparse.Namespace) -> int:
     from captum_attn_shapley.demos.default_model import load_classifier
 
     hf_logging.disable_progress_bar()
+    # what needs no model, before one is loaded (or trained)
     methods = resolve_methods(args.methods)
-    if not args.text.strip():
-        raise SystemExit("error: the text is empty")
-    model, tokenizer, info = load_classifier(args.model)
-    enc = tokenizer([args.text], return_tensors="pt", truncation=True, max_length=args.max_length)
-    ids, mask = enc["input_ids"], enc["attention_mask"]
+    check_text(args.text)
+    for option in ("html", "json", "report"):
+        check_output(getattr(args, option), f"--{option}")
+    check_model_source(args.model)
+    with loading(args.model):
+        model, tokenizer, info = load_classifier(args.model)
+    # what needs the model, before anything is computed
+    max_length = check_max_length(args.max_length, model, default=512)
+    if args.layers is not None:
+        try:
+            AttentionCapture(model).resolve_layers(args.layers)
+        except ValueError as err:
+            raise UserError(
+                f"--layers {' '.join(map(str, args.layers))}: {err}", "Leave --layers out for all."
+            ) from None
     id2label = model_label_names(model)
-    target = target_index(args.target, id2label)
+    classes = num_classes(model)
+    target = target_index(args.target, id2label, num_classes=classes)
+    label = target_index(args.label, id2label, "label", num_classes=classes)
+    enc = tokenizer([args.text], return_tensors="pt", truncation=True, max_length=max_length)
+    ids, mask = enc["input_ids"], enc["attention_mask"]
     with torch.no_grad():
         probs = torch.softmax(model(ids, attention_mask=mask).logits, dim=1)[0]
     predicted = int(probs.argmax())
     explained = predicted if target is None else target
-    if not 0 <= explained < probs.numel():
-        raise SystemExit(f"error: target {explained} out of range: the model has {probs.numel()} classes")
     special = tokenizer.all_special_ids
     scores: Dict[str, List[float]] = {}
     attributions: Dict[str, torch.Tensor] = {}
@@ -132,9 +162,6 @@ def run(args: argparse.Namespace) -> int:
         from captum_attn_shapley.evaluation.adapters import classifier_forward
         from captum_attn_shapley.visualization.html import attribution_report, text_examples, write_report
 
-        label = target_index(args.label, id2label, "label")
-        if label is not None and not 0 <= label < probs.numel():
-            raise SystemExit(f"error: label {label} out of range: the model has {probs.numel()} classes")
         examples = text_examples(
             classifier_forward(model),
             ids,
@@ -152,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
             "methods": methods,
             "explained class": id2label.get(explained, explained),
             "layers": "all" if args.layers is None else args.layers,
-            "max length": args.max_length,
+            "max length": max_length,
             "metrics": "bins 0, 10, 20, 50 % of the tokens; removed tokens replaced by [MASK]",
         }
         write_report(

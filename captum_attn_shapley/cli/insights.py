@@ -2,6 +2,8 @@
 
 import argparse
 
+from captum_attn_shapley.cli._common import UserError, non_negative_int, port, positive_int
+
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     r"""
@@ -21,9 +23,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         choices=["text", "image"],
         help="text: the tweet sentiment classifier (default); image: the texture ViT",
     )
-    insights.add_argument("--n", type=int, default=4, help="examples (default 4: Insights shows four at a time)")
-    insights.add_argument("--seed", type=int, default=0, help="which examples (default 0)")
-    insights.add_argument("--port", type=int, default=None, help="port on localhost (default: a free one)")
+    insights.add_argument(
+        "--n", type=positive_int, default=4, help="examples (default 4: Insights shows four at a time)"
+    )
+    insights.add_argument("--seed", type=non_negative_int, default=0, help="which examples (default 0)")
+    insights.add_argument(
+        "--port", type=port, default=None, help="port on localhost, 1 to 65535 (default: a free one)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,5 +48,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         serve_embedded(args.task, n=args.n, seed=args.seed, port=args.port, blocking=True)
     except InsightsUnavailableError as err:
-        raise SystemExit(f"error: {err}")
+        raise UserError(str(err)) from err  # what is missing, and how to install it
     return 0

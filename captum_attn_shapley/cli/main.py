@@ -8,6 +8,7 @@ import sys
 from typing import Callable, Dict, Optional, Sequence
 
 from captum_attn_shapley.cli import compare, explain, insights, tcav
+from captum_attn_shapley.cli._common import PROG, Parser, UserError, exit_with_user_error
 
 #: Each command by name: the function that runs it.
 COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
@@ -16,6 +17,11 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "tcav": tcav.run,
     "insights": insights.run,
 }
+#: Errors of the library and of the files it reads whose message is written for people (the library's
+#: validation, missing or unreadable files, missing optional packages): reported like user errors.
+REPORTED_ERRORS = (ValueError, OSError, ImportError)
+#: Help of ``--debug``, accepted before or after the command.
+DEBUG_HELP = "show the traceback of an error instead of its two-line message"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,15 +29,18 @@ def build_parser() -> argparse.ArgumentParser:
     The program's argument parser, one sub-command per module.
 
     Returns:
-        argparse.ArgumentParser: The parser.
+        argparse.ArgumentParser: The parser (a :class:`~captum_attn_shapley.cli._common.Parser`:
+        a bad command line is reported in two lines with exit status 2).
     """
-    parser = argparse.ArgumentParser(
-        prog="captum-attn-shapley",
-        description="Explain a transformer classifier's prediction with attention-game Shapley values.",
+    parser = Parser(
+        prog=PROG, description="Explain a transformer classifier's prediction with attention-game Shapley values."
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     for command in (explain, compare, tcav, insights):
         command.add_parser(sub)
+    for command_parser in sub.choices.values():  # SUPPRESS: a --debug before the command survives
+        command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
 
 
@@ -39,11 +48,20 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     r"""
     Entry point of the ``captum-attn-shapley`` program.
 
+    Every argument is checked before a model is loaded, and what depends on the model (lengths,
+    classes) once it is loaded, before anything is computed. A user error (a bad option or value,
+    a missing file or folder, an unknown class, or a library error about the input) is printed as
+    two plain lines on stderr, what was wrong and how to fix it, and the program exits with status
+    2, as argparse does; ``--debug`` prints the traceback instead.
+
     Args:
         argv (sequence of str, optional): Arguments (default: ``sys.argv[1:]``).
 
     Returns:
-        int: The exit status.
+        int: The exit status (0, or 130 when interrupted).
+
+    Raises:
+        UserError: After a user error, printed on stderr: a ``SystemExit`` with status 2.
 
     Examples::
 
@@ -55,11 +73,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         $ captum-attn-shapley tcav --task words --layers 3 --repeats 20 --report tcav-words.html
         $ captum-attn-shapley insights --task image --port 8080
     """
-    args = build_parser().parse_args(argv)
-    run = COMMANDS.get(args.command)
-    if run is None:  # pragma: no cover - argparse enforces the sub-command
-        return 2
-    return run(args)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    prog = f"{PROG} {args.command}"
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as err:
+        exit_with_user_error(err, prog, debug)
+    except REPORTED_ERRORS as err:
+        if debug:
+            raise
+        error = UserError(str(err) or type(err).__name__, "Run the command again with --debug for the traceback.")
+        error.__cause__ = err
+        exit_with_user_error(error, prog)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,7 +7,16 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from captum_attn_shapley._utils.labels import model_label_names
-from captum_attn_shapley.cli._common import target_index
+from captum_attn_shapley.cli._checks import check_model_source, check_output, loading
+from captum_attn_shapley.cli._common import (
+    UserError,
+    int_at_least,
+    non_negative_int,
+    positive_int,
+    probability,
+    target_index,
+    zero_or_at_least,
+)
 
 
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -53,12 +62,16 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         default=None,
         help="transformer blocks probed (default: 1 2 for textures, 2 3 for words)",
     )
-    tcav.add_argument("--repeats", type=int, default=10, help="CAVs per concept, R (default 10; the paper: 50)")
-    tcav.add_argument("--n", type=int, default=20, help="target examples per class (default 20)")
-    tcav.add_argument("--concept-examples", type=int, default=20, help="images or words per concept (default 20)")
+    tcav.add_argument(
+        "--repeats", type=int_at_least(2), default=10, help="CAVs per concept, R (default 10; the paper: 50)"
+    )
+    tcav.add_argument("--n", type=positive_int, default=20, help="target examples per class (default 20)")
+    tcav.add_argument(
+        "--concept-examples", type=positive_int, default=20, help="images or words per concept (default 20)"
+    )
     tcav.add_argument(
         "--randoms",
-        type=int,
+        type=zero_or_at_least(3),
         default=0,
         help="random concepts for Captum's random-concept test (0: skip, the default; else >= 3)",
     )
@@ -68,15 +81,17 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         choices=["none", "bonferroni", "holm", "bh", "by"],
         help="multiple-testing correction over concepts and layers (default holm)",
     )
-    tcav.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    tcav.add_argument("--alpha", type=probability, default=0.05, help="significance level (default 0.05)")
     tcav.add_argument(
         "--heatmaps",
-        type=int,
+        type=non_negative_int,
         default=3,
         help="target examples per class shown with heatmaps in the report (default 3)",
     )
-    tcav.add_argument("--batch-size", type=int, default=32, help="target examples per pass (default 32)")
-    tcav.add_argument("--seed", type=int, default=0, help="seed of the examples, concepts and CAVs (default 0)")
+    tcav.add_argument("--batch-size", type=positive_int, default=32, help="target examples per pass (default 32)")
+    tcav.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the examples, concepts and CAVs (default 0)"
+    )
     tcav.add_argument(
         "--cav-dir",
         type=pathlib.Path,
@@ -92,9 +107,10 @@ def _tcav_classes(
     """``(name, index)`` of the target classes (names or indices; case ignored)."""
     chosen: List[Tuple[str, int]] = []
     for name in requested or default:
-        index = target_index(str(name), id2label, "class")
+        index = target_index(str(name), id2label, "class", num_classes=len(id2label), option="classes")
         if index is None or index not in id2label:
-            raise SystemExit(f"error: class {name!r} out of range; the classes are {sorted(id2label.values())}")
+            names = ", ".join(f"{k}: {v}" for k, v in sorted(id2label.items()))
+            raise UserError(f"--classes: class {name!r} out of range.", f"Give the model's classes ({names}).")
         if (id2label[index], index) not in chosen:
             chosen.append((id2label[index], index))
     return chosen
@@ -118,7 +134,8 @@ def _tcav_run(
         from captum_attn_shapley.demos.texture_vit import to_pixel_values
         from captum_attn_shapley.demos.vision_model import load_texture_classifier, load_texture_vit
 
-        model, _, info = load_texture_vit(args.model) if args.model else load_texture_classifier()
+        with loading(args.model):
+            model, _, info = load_texture_vit(args.model) if args.model else load_texture_classifier()
         id2label = model_label_names(model)
         classes = _tcav_classes(args.classes, textures.TEXTURE_CONCEPTS, id2label)
         sets = texture_concept_sets(args.concepts, args.concept_examples, args.seed)
@@ -174,7 +191,8 @@ def _tcav_run(
         from captum_attn_shapley.demos.default_model import load_classifier
         from captum_attn_shapley.demos.tcav_ground_truth import polarity_concepts
 
-        model, tokenizer, info = load_classifier(args.model)
+        with loading(args.model):
+            model, tokenizer, info = load_classifier(args.model)
         id2label = model_label_names(model)
         classes = _tcav_classes(args.classes, [id2label[i] for i in sorted(id2label)], id2label)
         positive, negative, randoms = polarity_concepts(tokenizer, args.concept_examples, args.randoms, args.seed)
@@ -236,6 +254,30 @@ def _tcav_run(
     return scores, examples, str(info.get("name_or_path")), settings
 
 
+def _check_word_task(args: argparse.Namespace) -> None:
+    """The words task's counts against the embedded tweets and word lists it draws from."""
+    from captum_attn_shapley.demos import planted_words
+    from captum_attn_shapley.demos.datasets import load_tweets
+
+    tweets = load_tweets("test")
+    per_class = min(tweets.labels.count(label) for label in set(tweets.labels))
+    if args.n > per_class:
+        raise UserError(
+            f"--n {args.n} is more than the {per_class} held-out tweets per class of the words task.",
+            f"Give --n {per_class} or less.",
+        )
+    lexicon = planted_words.lexicon_split()["train"]
+    words = min(len(v) for v in lexicon.values())
+    if args.randoms:
+        words = min(words, len(planted_words.FILLER_WORDS))
+    if args.concept_examples > words:
+        what = "words per concept (positive, negative" + (", random filler" if args.randoms else "") + ")"
+        raise UserError(
+            f"--concept-examples {args.concept_examples} is more than the {words} {what} the words task has.",
+            f"Give --concept-examples {words} or less.",
+        )
+
+
 def run(args: argparse.Namespace) -> int:
     r"""
     Runs TokenTCAV for each target class: prints the scores, writes the optional report.
@@ -253,12 +295,12 @@ def run(args: argparse.Namespace) -> int:
     from captum_attn_shapley.visualization.html import tcav_report, write_report
 
     hf_logging.disable_progress_bar()
-    if args.repeats < 2:
-        raise SystemExit("error: --repeats must be at least 2 (the t-test needs two CAVs per concept)")
-    if args.randoms and args.randoms < 3:
-        raise SystemExit("error: --randoms must be 0 or at least 3 (Captum's random-concept test)")
-    if args.n < 1 or args.concept_examples < 1 or args.heatmaps < 0:
-        raise SystemExit("error: --n and --concept-examples must be positive, --heatmaps not negative")
+    # what needs no model, before one is loaded (or trained); argparse has checked the numbers
+    check_output(args.report, "--report")
+    check_output(args.cav_dir, "--cav-dir", directory=True)
+    check_model_source(args.model)
+    if args.task == "words":
+        _check_word_task(args)
     with tempfile.TemporaryDirectory(prefix="tcav-cli-") as tmp:
         save_path = tmp
         if args.cav_dir is not None:
