@@ -50,7 +50,10 @@ class PairSums:
         self.half = num_tokens // 2
         self.packed: Optional[Tensor] = None
         if game == "max_mutual" and self.half > 0:
-            self.packed = torch.zeros(batch, num_tokens, self.half, dtype=torch.float32, device=device)
+            # a margin of T // 2 elements on each side takes the (zero) writes just outside the array
+            size = batch * num_tokens * self.half
+            storage = torch.zeros(size + 2 * self.half, dtype=torch.float32, device=device)
+            self.packed = storage[self.half : self.half + size].view(batch, num_tokens, self.half)
 
     def add(self, weights: Tensor, rows: slice, examples: slice) -> None:
         r"""
@@ -62,7 +65,8 @@ class PairSums:
             examples (slice): Its examples (a contiguous range).
         """
         start, stop, _ = rows.indices(weights.shape[-1])
-        step = max(1, PAIR_BLOCK // max(weights.shape[0] * weights.shape[-1], 1))
+        # at most T // 2 - 1 rows: the packed array's strided views then never overlap themselves
+        step = max(1, min(PAIR_BLOCK // max(weights.shape[0] * weights.shape[-1], 1), self.half - 1))
         for first in range(start, stop, step):
             last = min(first + step, stop)
             self._add_block(weights[:, first - start : last - start], first, examples)
@@ -78,45 +82,44 @@ class PairSums:
             self._add_antisymmetric(weights.contiguous(), first, examples)
 
     def _add_antisymmetric(self, weights: Tensor, first: int, examples: slice) -> None:
-        """``D[i, i + k] += m_ik`` for the block's rows ``i`` and ``D[i - k, i] -= m_i,i-k`` (indices mod T)."""
-        assert self.packed is not None
+        """``D[i, i + k] += m_{i,i+k}`` and ``D[i - k, i] -= m_{i,i-k}`` (indices mod T) for the block's rows
+        ``i = first + l`` and ``k = 1 .. T // 2``, through strided views of the packed array."""
         num_examples, num_rows, n = weights.shape
         half = self.half
-        doubled = torch.cat([weights, weights], dim=-1)  # column c and c + n: indices mod n become ranges
-        row_stride = doubled.stride(0)
-        # forward[l, k - 1] = m[first + l, first + l + k]
+        doubled = torch.cat([weights, weights], dim=-1)  # columns c and c + n: indices mod n become ranges
         forward = doubled.as_strided(
-            (num_examples, num_rows, half), (row_stride, 2 * n + 1, 1), doubled.storage_offset() + first + 1
+            (num_examples, num_rows, half), (doubled.stride(0), 2 * n + 1, 1), doubled.storage_offset() + first + 1
         )
-        self.packed[examples, first : first + num_rows] += forward
-        # backward[l, h - k] = m[first + l, first + l - k]: it belongs to the packed row first + l - k,
-        # column k - 1. A skewed scratch array puts it at row l - k + h, then its rows are added back.
-        backward = doubled.as_strided(
-            (num_examples, num_rows, half), (row_stride, 2 * n + 1, 1), doubled.storage_offset() + first - half + n
+        packed = self.packed
+        assert packed is not None
+        packed[examples, first : first + num_rows] += forward
+        # The partners j = i - k, in j's order: packed row j (mod n), column k - 1 = first + l - j - 1, gets
+        # -m[first + l, j] = -columns[j, l]. For j in [first - h, first + rows - 2] and every l, that column is
+        # l + (first - j - 1): a window sliding by one per row. Outside 1 <= k <= h (two triangles) the source is
+        # zeroed; those writes land in neighbouring entries or the margins and subtract nothing.
+        columns = weights.transpose(1, 2)
+        low = first - half
+        sources = (
+            [columns[:, low % n : n], columns[:, : first + num_rows - 1]]
+            if low < 0
+            else [columns[:, low : first + num_rows - 1]]
         )
-        scratch = torch.zeros(num_examples, num_rows + half, half, dtype=weights.dtype, device=weights.device)
-        if half > 1:
-            skewed = scratch.as_strided(
-                (num_examples, num_rows, half),
-                (scratch.stride(0), half, half - 1),
-                scratch.storage_offset() + half - 1,
+        source = torch.cat(sources, dim=1) if len(sources) > 1 else sources[0].contiguous()
+        source[:, : num_rows - 1].tril_()  # j < first + rows - 1 - h: only l <= j - first + h
+        source[:, half:].triu_(1)  # j >= first: only l >= j - first + 1
+        batch = packed.shape[0]
+        example_start = examples.indices(batch)[0]
+        position = 0
+        for piece in sources:
+            j = (low + position) % n
+            wrap = j - (low + position)  # n for the rows before 0, else 0
+            target = packed.as_strided(
+                (num_examples, piece.shape[1], num_rows),
+                (n * half, half - 1, 1),
+                packed.storage_offset() + example_start * n * half + j * (half - 1) + first + wrap - 1,
             )
-            skewed.copy_(backward)
-        else:  # one column: row l - 1 + 1 = l
-            scratch[:, :num_rows, 0] = backward[..., 0]
-        low = first - half  # the packed row of scratch row 0 (may be negative: wraps to low + n)
-        target = self.packed[examples]
-        for begin in range(0, num_rows + half - 1, n):  # at most T rows at a time: no overlap within one update
-            end = min(begin + n, num_rows + half - 1)
-            self._subtract_wrapped(target, scratch[:, begin:end], (low + begin) % n)
-
-    @staticmethod
-    def _subtract_wrapped(target: Tensor, block: Tensor, start: int) -> None:
-        n = target.shape[1]
-        head = min(block.shape[1], n - start)
-        target[:, start : start + head] -= block[:, :head]
-        if head < block.shape[1]:
-            target[:, : block.shape[1] - head] -= block[:, head:]
+            target.sub_(source[:, position : position + piece.shape[1]])
+            position += piece.shape[1]
 
     def pair_weight_sums(self) -> Tensor:
         r"""
