@@ -79,11 +79,9 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
                     block indices (``4``; negative from the end). Each block must contain
                     exactly one attention module, whose classification-token row weights
                     the tokens.
-        model_id (str, optional): Folder of this model's CAVs under ``save_path``: ASCII
-                    letters, digits and ``_ + = - .`` (a ``/``, ``..`` or absolute path raises
-                    ``ValueError``). Default: the model's class name and a fingerprint of its
-                    weights, so CAVs of one model are never picked up for another. A given
-                    ``model_id`` that was used for different weights raises an error.
+        model_id (str, optional): Folder of this model's CAVs under ``save_path``: ASCII letters, digits and
+                    ``_ + = - .`` (else ``ValueError``). Default: the class name and a fingerprint of the
+                    weights, so CAVs never cross models; a ``model_id`` of other weights raises an error.
         classifier (Classifier, optional): Captum ``Classifier`` used for each CAV.
                     Default: :class:`TokenLogisticClassifier` (logistic regression).
         save_path (str, optional): Root of the CAV cache. Default:
@@ -216,10 +214,8 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         separates ``C``'s token activations from those of a random draw (as many examples
         as ``C`` has) of the set's other concepts; the CAV is the unit-normalised weight
         vector of ``C``. A CAV's ``stats["weights"]`` has shape ``(k, R, hidden)``.
-        CAVs are saved with Captum's :class:`~captum.concept.CAV` under
-        ``save_path/model_id/token-cavs-<settings digest>/examples-<examples digest>/`` and
-        reused only for the same model, settings and concept examples (changed examples under
-        the same concept id are trained again).
+        CAVs are saved with Captum's :class:`~captum.concept.CAV` under ``save_path/model_id/`` (a folder per
+        settings and per set of examples) and reused only for the same model, settings and examples.
 
         Args:
             experimental_sets (list[list[Concept]]): The concept sets.
