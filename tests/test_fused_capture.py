@@ -9,8 +9,10 @@ import threading
 import pytest
 import torch
 from tiny_models import (
+    CLS_ID,
     HOOK_TEXT_ARCHS,
     REGISTRY_TEXT_ARCHS,
+    SEP_ID,
     SPECIAL_IDS,
     image_batch,
     text_batch,
@@ -331,3 +333,21 @@ def test_layer_subsets_agree_between_engines(layers):
             for e in ("fused", "hooks")
         )
         _close(x, y, f"layers {layers} {game} {weighting}")
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "llama"])
+def test_unpadded_decoder_batches_use_the_kernels_causal_flag(arch):
+    """Without padding transformers passes no mask to sdpa, only ``is_causal``: the capture applies the
+    causal mask itself, on blocks of rows and on the classification rows, and equals the eager engine."""
+    model = zoo_model(arch)
+    ids = torch.tensor([[CLS_ID, 7, 8, 9, 10, SEP_ID], [CLS_ID, 11, 12, 13, 14, SEP_ID]])
+    mask = torch.ones_like(ids)
+    for game, weighting in PAPER_VARIANTS.values():
+        results = [
+            AttnGradShapley(
+                _forward(model), game=game, weighting=weighting, special_token_ids=SPECIAL_IDS, engine=engine
+            ).attribute(ids, additional_forward_args=(mask,))
+            for engine in ("fused", "hooks")
+        ]
+        assert torch.allclose(results[0], results[1], atol=1e-6), (game, weighting)
+        assert float(results[0].abs().sum()) > 0

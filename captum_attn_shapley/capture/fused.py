@@ -113,7 +113,7 @@ class AttentionCall:
                 scores.add_(mask)
         elif self.causal:
             query_index = _row_index(num_queries, rows, positions, scores.device)
-            allowed = query_index.unsqueeze(-1) >= torch.arange(num_keys, device=scores.device)
+            allowed = query_index >= torch.arange(num_keys, device=scores.device)
             scores.masked_fill_(allowed.logical_not(), torch.finfo(torch.float32).min)
         return cast(Tensor, torch.ops.aten._softmax.out(scores, -1, False, out=scores))
 
