@@ -293,10 +293,11 @@ def test_bad_values_that_depend_on_the_model_are_refused_before_computing(
 
 
 def test_the_program_exits_with_status_2_on_bytes_that_are_not_utf8(tmp_path):
-    """The real program, as a shell runs it: Latin-1 bytes on the command line, no model loaded."""
+    """The real program, as a shell runs it (`python -m captum_attn_shapley`): Latin-1 bytes on the command line,
+    no model loaded."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", CAPTUM_ATTN_SHAPLEY_CACHE=str(tmp_path))
     done = subprocess.run(
-        [sys.executable, "-m", "captum_attn_shapley.cli", "explain", "caf\xe9 au lait".encode("latin-1")],
+        [sys.executable, "-m", "captum_attn_shapley", "explain", "caf\xe9 au lait".encode("latin-1")],
         capture_output=True,
         env=env,
         timeout=300,
