@@ -13,19 +13,15 @@ from typing import Any, Dict, Iterator, List
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.validation import check_text_length
+
 _EAGER = "eager"
 
 
 def check_input_length(model: Module, input_ids: Any) -> None:
-    """Over-long text inputs get a clear error instead of an index error deep in the model."""
-    config = getattr(model, "config", None)
-    limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(input_ids, Tensor) and input_ids.dim() == 2 and isinstance(limit, int):
-        if input_ids.shape[1] > limit:
-            raise ValueError(
-                f"The input has {input_ids.shape[1]} tokens but {type(model).__name__} accepts at most "
-                f"{limit}. Truncate it, e.g. tokenizer(texts, truncation=True, max_length={limit})."
-            )
+    """Over-long text inputs get a clear error instead of an index error deep in the model (the limit, e.g.
+    RoBERTa's offset positions, is :func:`captum_attn_shapley._utils.validation.max_text_length`)."""
+    check_text_length(model, input_ids, "input_ids")
 
 
 def check_image_size(model: Module, inputs: Dict[str, Any]) -> None:

@@ -64,7 +64,18 @@ def evaluate(game: GameFunction, m: Tensor, coalitions: Tensor) -> Tensor:
             f"game must return a tensor of shape ({k},) (one value per coalition row of the "
             f"({k}, {coalitions.shape[1]}) coalitions batch), got shape {tuple(values.shape)}"
         )
-    return values.detach().to(device=m.device, dtype=torch.float64)
+    values = values.detach().to(device=m.device, dtype=torch.float64)
+    finite = torch.isfinite(values)
+    if not bool(finite.all()):
+        row = int((~finite).nonzero()[0, 0])
+        members = coalitions[row].nonzero().flatten().tolist()
+        raise ValueError(
+            f"game returned {float(values[row])} for the coalition of players {members} (positions among the "
+            f"{coalitions.shape[1]} players; {row} of this batch of {k}): a game must return a finite value for "
+            "every coalition, including the empty one. Guard divisions and logarithms in the game (e.g. "
+            "clamp the denominator, or return 0 for the empty coalition)."
+        )
+    return values
 
 
 def empty_and_full(game: GameFunction, m: Tensor, n: int) -> Tuple[Tensor, Tensor]:
