@@ -127,3 +127,18 @@ def test_image_of_the_wrong_size():
     with pytest.raises(ValueError, match="unsqueeze"):
         AttentionReceived(vit).attribute(torch.randn(3, 16, 16))  # no batch dimension
     assert image_batch().shape[-1] == 16
+
+
+def test_integer_pixel_values():
+    vit = tiny_image_model("vit")
+    pixels = (image_batch() * 100).to(torch.uint8)
+    with pytest.raises(ValueError, match=r"`inputs` must be floating-point pixel values .*image processor"):
+        AttentionReceived(vit).attribute(pixels)
+
+
+def test_errors_name_the_argument_and_the_fix(explainer):
+    ids, mask = text_batch()
+    with pytest.raises(ValueError, match=r"`inputs` must be a 2-D tensor .*unsqueeze\(0\)"):
+        explainer.compute_convergence_delta(torch.zeros(9), ids[0], additional_forward_args=(mask[0],))
+    with pytest.raises(TypeError, match=r"`inputs` must be a tensor of token ids .*return_tensors='pt'"):
+        explainer.attribute(ids.tolist(), additional_forward_args=(mask,))

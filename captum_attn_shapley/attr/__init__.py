@@ -1,5 +1,6 @@
 """The attribution methods, as Captum :class:`~captum.attr.Attribution` classes."""
 
+from captum_attn_shapley._utils.input_warnings import InputWarning
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
@@ -14,6 +15,7 @@ __all__ = [
     "AttnGradShapley",
     "ESTIMATORS",
     "GradSAM",
+    "InputWarning",
     "PAPER_VARIANTS",
     "ReceivedAttentionAttribution",
     "ShapText",

@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from captum_attn_shapley._utils.input_warnings import warn_below_precision
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
@@ -45,9 +46,12 @@ class ReceivedAttentionAttribution(AttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the same layout as
             :meth:`AttnGradShapley.attribute` (zero for non-players).
         """
+        layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         batch = self._prepare(
             inputs, target, additional_forward_args, self.weighting, layers, player_mask, reduction="received"
         )
         scores = batch.matrix
         scores = torch.where(batch.players, scores, torch.zeros_like(scores))
-        return self._format_output(inputs, scores, batch.layout)
+        attributions = self._format_output(inputs, scores, batch.layout)
+        warn_below_precision(attributions, self.model)
+        return attributions

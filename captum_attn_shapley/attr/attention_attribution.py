@@ -11,6 +11,15 @@ from torch.nn import Module
 
 from captum_attn_shapley._utils.forward import as_tuple
 from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley._utils.validation import (
+    GradientCheckedForward,
+    check_architecture,
+    check_binary_mask,
+    check_inputs,
+    check_layers,
+    check_not_compiled,
+    unwrap_compiled,
+)
 from captum_attn_shapley.capture import (
     AttentionCapture,
     CapturedAttention,
@@ -19,6 +28,7 @@ from captum_attn_shapley.capture import (
     OutputSelector,
     TokenLayout,
     default_player_mask,
+    find_model,
     resolve_special_token_ids,
     unique_ids,
 )
@@ -64,7 +74,10 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
 
     Args:
         forward_func (Callable or Module): The model, or a Captum-style function wrapping
-                    it that returns logits (or a Hugging Face output with ``logits``).
+                    it that returns logits (or a Hugging Face output with ``logits``). A
+                    ``torch.compile``'d model is explained through the module it wraps
+                    (``._orig_mod``, same weights, run eagerly). Architectures with windowed
+                    attention (Swin-style) raise a ``ValueError`` here.
         model (Module, optional): The model behind ``forward_func``, when it cannot be
                     found automatically (e.g. a wrapper that reaches the model through an
                     object attribute).
@@ -102,10 +115,14 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         classification_position: ClassificationPosition = None,
         engine: str = "auto",
     ) -> None:
+        forward_func = unwrap_compiled(forward_func)  # a torch.compile'd model: its eager module, same weights
+        model = find_model(forward_func, unwrap_compiled(model))
+        check_not_compiled(model)
+        check_architecture(model)
         super().__init__(forward_func)
         self.classification_position = check_classification_position(classification_position)
         self.capturer = AttentionCapture(
-            forward_func,
+            GradientCheckedForward(forward_func),
             model=model,
             attention_modules=attention_modules,
             attention_output_index=attention_output_index,
@@ -127,6 +144,15 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         if self._special_token_ids is None:
             self._special_token_ids = resolve_special_token_ids(None, model=self.model, required=False)
         return self._special_token_ids
+
+    def _check_call(
+        self, inputs: Any, additional_forward_args: Any, layers: Any, player_mask: Any
+    ) -> Tuple[Optional[List[int]], Optional[Tensor]]:
+        """The public boundary's checks of one call, before any work; returns the validated ``layers`` and
+        ``player_mask``."""
+        check_inputs(self.model, inputs, additional_forward_args)
+        mask = None if player_mask is None else check_binary_mask(player_mask, "player_mask")
+        return check_layers(layers), mask
 
     def _prepare(
         self,

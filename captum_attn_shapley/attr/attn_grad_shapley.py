@@ -8,6 +8,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.checks import check_choice
+from captum_attn_shapley._utils.input_warnings import warn_below_precision
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
@@ -213,12 +214,14 @@ class AttnGradShapley(AttentionAttribution):
         """
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
+        layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         reduction = _reduction_for(game, estimator)
         batch = self._prepare(
             inputs, target, additional_forward_args, weighting, layers, player_mask, reduction, _game_name(game)
         )
         phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
+        warn_below_precision(attributions, self.model)
         if return_convergence_delta:
             total = self._grand_values(batch, game)  # computed independently of phi
             return attributions, (phi.sum(dim=1) - total).to(batch.matrix.dtype)
@@ -247,6 +250,7 @@ class AttnGradShapley(AttentionAttribution):
             Tensor: Shape ``(batch,)``.
         """
         game, weighting = self._options(game, weighting)
+        layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         batch = self._prepare(
             inputs,
             target,

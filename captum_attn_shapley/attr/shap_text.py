@@ -10,8 +10,15 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from captum_attn_shapley._utils.forward import class_probabilities, logits_from_output
+from captum_attn_shapley._utils.input_warnings import (
+    attribution_dtype,
+    warn_below_precision,
+    warn_if_probabilities,
+)
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
+from captum_attn_shapley._utils.validation import check_inputs
+from captum_attn_shapley.capture import model_behind
 
 SHAP_INSTALL_HINT = 'pip install "captum-attn-shapley[shap]"'
 
@@ -175,11 +182,8 @@ class ShapText(Attribution):  # type: ignore[misc]  # captum ships no types: Att
             the text minus that on the fully masked text.
         """
         shap = _import_shap()
-        if not isinstance(inputs, Tensor) or inputs.dim() != 2:
-            shape = tuple(inputs.shape) if isinstance(inputs, Tensor) else type(inputs).__name__
-            raise ValueError(f"`inputs` must be a 2-D tensor of token ids (batch, seq_len), got {shape}.")
-        if inputs.is_floating_point():
-            raise TypeError(f"`inputs` must hold integer token ids, got dtype {inputs.dtype}.")
+        model = model_behind(self.forward_func)
+        check_inputs(model, inputs, additional_forward_args, warn_padding=False)  # no mask: built from pad ids
         if int(max_evals) < 3:
             raise ValueError("max_evals must be at least 3 (two evaluations go to the full and the masked text).")
         if int(batch_size) < 1:
@@ -202,6 +206,7 @@ class ShapText(Attribution):  # type: ignore[misc]  # captum ships no types: Att
                 f"The forward function returned {logits.shape[0]} rows of logits for {inputs.shape[0]} examples."
             )
         targets = normalize_target(target, logits).tolist()
+        warn_if_probabilities(logits, "ShapText (its game is the softmax probability)", "Return logits instead.")
 
         masker = self._masker(shap)
         attributions = torch.zeros(inputs.shape, dtype=torch.float64)
@@ -234,7 +239,9 @@ class ShapText(Attribution):  # type: ignore[misc]  # captum ships no types: Att
                 )
             values = _lower_credit_to_players(hierarchical, clustering, players)
             attributions[b, positions.cpu()] = torch.from_numpy(values)
-        return attributions.to(device=logits.device, dtype=logits.dtype if logits.is_floating_point() else None)
+        result = attributions.to(device=logits.device, dtype=attribution_dtype(logits.dtype))
+        warn_below_precision(result, model)
+        return result
 
     def _split_forward_args(self, inputs: Tensor, additional_forward_args: Any) -> Tuple[Tensor, Tuple[Any, ...]]:
         args: Tuple[Any, ...]
@@ -248,11 +255,10 @@ class ShapText(Attribution):  # type: ignore[misc]  # captum ships no types: Att
             args = (additional_forward_args,)
         if args and args[0] is not None:
             mask = args[0]
-            if not isinstance(mask, Tensor) or tuple(mask.shape) != tuple(inputs.shape):
-                shape = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
+            if not isinstance(mask, Tensor):
                 raise ValueError(
                     "The first element of `additional_forward_args` must be the attention mask, a tensor "
-                    f"shaped like `inputs` {tuple(inputs.shape)}; got {shape}."
+                    f"shaped like `inputs` {tuple(inputs.shape)}; got {type(mask).__name__}."
                 )
         else:
             pad_id = getattr(self.tokenizer, "pad_token_id", None)

@@ -4,6 +4,7 @@
 See the mathematics page of the documentation, section "The baselines".
 """
 
+import numbers
 from typing import Any, List, Optional, Tuple, Union
 
 import torch
@@ -16,8 +17,10 @@ from captum_attn_shapley._utils.forward import (
     forward_args_tuple,
     logits_from_output,
 )
+from captum_attn_shapley._utils.input_warnings import warn_below_precision, warn_if_probabilities
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley._utils.validation import check_token_id
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import TokenLayout
 from captum_attn_shapley.capture.players import players_of
@@ -85,14 +88,24 @@ class ShapleyInput(AttentionAttribution):
         """
         if perturbations_per_eval < 1:
             raise ValueError("perturbations_per_eval must be at least 1.")
+        _, player_mask = self._check_call(inputs, additional_forward_args, None, player_mask)
         prepared = self._prepare(
             inputs, target, additional_forward_args, "attention", None, player_mask, reduction="cls_row"
         )
-        if prepared.layout.kind == "text" and baselines is None:
-            raise ValueError(
-                "ShapleyInput needs `baselines`, the replacement token id for text, e.g. "
-                "baselines=tokenizer.mask_token_id."
-            )
+        if prepared.layout.kind == "text":
+            if baselines is None:
+                raise ValueError(
+                    "ShapleyInput needs `baselines`, the replacement token id for text, e.g. "
+                    "baselines=tokenizer.mask_token_id."
+                )
+            baselines = check_token_id(baselines, self.model, "baselines")
+        elif baselines is not None and (isinstance(baselines, bool) or not isinstance(baselines, numbers.Real)):
+            raise TypeError(f"`baselines` must be a pixel value (a number) for images, got {baselines!r}.")
+        warn_if_probabilities(
+            prepared.captured.logits,
+            "ShapleyInput (its game is the softmax probability of the target class)",
+            "Return logits from the forward function.",
+        )
         counts = prepared.players.sum(dim=1)
         if int(counts.max()) > max_players:
             raise ValueError(
@@ -114,6 +127,7 @@ class ShapleyInput(AttentionAttribution):
         dtype = prepared.matrix.dtype
         device = prepared.matrix.device
         attributions = self._format_output(inputs, phi.to(device=device, dtype=dtype), prepared.layout)
+        warn_below_precision(attributions, self.model)
         if return_convergence_delta:
             delta = phi.sum(dim=1) - torch.stack(totals)
             return attributions, delta.to(device=device, dtype=dtype)

@@ -1,27 +1,56 @@
 #!/usr/bin/env python3
-"""Validation of TokenTCAV's concept sets and target examples, and the split of the examples into batches."""
+"""Validation of TokenTCAV's model, settings, concept sets and target examples, and the split of the examples into
+batches."""
 
-from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from captum.concept import Concept
 from torch import Tensor
+from torch.nn import Module
 
 from captum_attn_shapley._utils.forward import forward_args_tuple
 from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley._utils.validation import (
+    GradientCheckedForward,
+    check_architecture,
+    check_inputs,
+    check_not_compiled,
+    check_weights_loaded,
+    unwrap_compiled,
+)
+from captum_attn_shapley.capture import model_behind
 from captum_attn_shapley.concept.stats import CORRECTIONS
 
 #: One batch: the inputs, the target and the additional forward arguments, cut to the batch's rows.
 Batch = Tuple[Tuple[Tensor, ...], TargetLike, Tuple[Any, ...]]
 
 
-def check_settings(repeats: int, batch_size: int) -> None:
+def check_model_and_settings(
+    model: Module, forward_func: Optional[Callable[..., Any]], repeats: int, batch_size: int
+) -> Tuple[Module, Callable[..., Any]]:
     r"""
-    Checks TokenTCAV's ``repeats`` (at least 2, for the t-test) and ``batch_size`` (positive).
+    Checks TokenTCAV's model (a supported architecture with loaded weights; a ``torch.compile``'d model
+    is unwrapped to its module), ``repeats`` (at least 2, for the t-test) and ``batch_size`` (positive).
 
     Args:
+        model (Module): The model.
+        forward_func (Callable, optional): The forward function (default: the model).
         repeats (int): R, the CAVs per concept.
         batch_size (int): Target examples per forward/backward pass.
+
+    Returns:
+        tuple: The model and the forward function the capture runs (checking, where gradients are
+        needed, that its logits are attached to the autograd graph).
     """
+    if not isinstance(model, Module):
+        raise TypeError(f"`model` must be a torch.nn.Module, got {type(model).__name__}.")
+    model = unwrap_compiled(model)
+    forward = unwrap_compiled(forward_func) if forward_func is not None else model
+    behind = model_behind(forward) if forward is not model else None
+    if behind is not None:
+        check_not_compiled(behind)
+    check_architecture(model)
+    check_weights_loaded(model)
     if not isinstance(repeats, int) or repeats < 2:
         raise ValueError(
             f"repeats must be an int >= 2 (the t-test against 0.5 needs at least two CAVs per concept), "
@@ -29,6 +58,7 @@ def check_settings(repeats: int, batch_size: int) -> None:
         )
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
+    return model, GradientCheckedForward(forward)
 
 
 def check_test_settings(kwargs: Dict[str, Any], correction: Optional[str], alpha: float) -> None:
@@ -121,12 +151,16 @@ def check_random_concepts(
     return random_concepts
 
 
-def split_batches(inputs: Any, target: TargetLike, additional_forward_args: Any, batch_size: int) -> List[Batch]:
+def split_batches(
+    inputs: Any, target: TargetLike, additional_forward_args: Any, batch_size: int, model: Optional[Module] = None
+) -> List[Batch]:
     r"""
     Checks the target examples and cuts them, a per-example target and the per-example
     additional forward arguments into batches of ``batch_size`` rows.
 
     Args:
+        model (Module, optional): The model, whose inputs are validated
+                    (:func:`~captum_attn_shapley._utils.validation.check_inputs`).
         inputs (Tensor or tuple[Tensor, ...]): The examples, along dim 0.
         target (int, list, Tensor, optional): Captum-style target.
         additional_forward_args (Any, optional): Extra model arguments; tensors with one row
@@ -142,6 +176,7 @@ def split_batches(inputs: Any, target: TargetLike, additional_forward_args: Any,
     n = inputs_tuple[0].shape[0]
     if n == 0:
         raise ValueError("inputs hold no examples: give at least one target example.")
+    check_inputs(model, inputs_tuple, additional_forward_args)
     extra = forward_args_tuple(additional_forward_args)
     for t in inputs_tuple[1:] + extra:
         if isinstance(t, Tensor) and t.dim() > 0 and t.shape[0] != n:

@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley._utils.validation import check_inputs
 from captum_attn_shapley.capture import (
     AttentionCapture,
     CapturedAttention,
@@ -54,9 +55,9 @@ from captum_attn_shapley.concept._assembly import (
 from captum_attn_shapley.concept._cav_store import cav_folder, cav_location, check_model_record, load_or_train_cavs
 from captum_attn_shapley.concept._cav_training import CAVSettings, TokenActivations
 from captum_attn_shapley.concept._inputs import (
+    check_model_and_settings,
     check_random_concepts,
     check_sets,
-    check_settings,
     check_test_settings,
     register_concepts,
     split_batches,
@@ -135,9 +136,9 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         special_token_ids: Optional[Sequence[int]] = None,
         **classifier_kwargs: Any,
     ) -> None:
-        check_settings(repeats, batch_size)
+        model, forward = check_model_and_settings(model, forward_func, repeats, batch_size)
         self.capturer = AttentionCapture(
-            forward_func if forward_func is not None else model,
+            forward,
             model=model,
             attention_modules=attention_modules,
             attention_output_index=attention_output_index,
@@ -220,8 +221,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         Args:
             experimental_sets (list[list[Concept]]): The concept sets.
             force_train (bool): Train again even if saved CAVs exist. Default: False
-            processes (int, optional): Accepted for Captum compatibility; CAVs are trained
-                        in this process.
+            processes (int, optional): Accepted for Captum compatibility; CAVs are trained in this process.
 
         Returns:
             dict: ``self.cavs``, by concepts key and layer.
@@ -256,8 +256,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         Args:
             inputs (Tensor or tuple[Tensor, ...]): The target examples.
             cavs (dict[str, Tensor]): Layer name -> CAVs of shape ``(n_cavs, hidden)``.
-            target (int, list, Tensor, optional): Captum-style target; default: the
-                        predicted class.
+            target (int, list, Tensor, optional): Captum-style target; default: the predicted class.
             additional_forward_args (Any, optional): E.g. the attention mask.
 
         Returns:
@@ -265,7 +264,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         """
         scores: Dict[str, List[Tensor]] = {layer: [] for layer in cavs}
         targets = []
-        batches = split_batches(inputs, target, additional_forward_args, self.batch_size)
+        batches = split_batches(inputs, target, additional_forward_args, self.batch_size, self.capturer.model)
         progress = tqdm(batches, desc="T-TCAV scores", disable=not self.show_progress, leave=False)
         for batch_inputs, batch_target, extra in progress:
             captured = self._capture(batch_inputs, batch_target, extra)
@@ -320,6 +319,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
             :class:`TokenTCAVScores`), with ``.rows()`` / ``.to_markdown()``.
         """
         check_test_settings(kwargs, correction, alpha)
+        check_inputs(self.capturer.model, inputs, additional_forward_args)  # before any CAV is trained
         self.compute_cavs(experimental_sets, force_train=force_train)
         randoms = self._random_sets(experimental_sets, random_concepts, force_train)
         matrices = stack_cavs(experimental_sets, self.cavs, randoms, self.random_cavs, self.layers)
@@ -389,7 +389,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         vector = weights[list(experimental_set).index(concept)].mean(dim=0)
         maps = []
         for batch_inputs, batch_target, extra in split_batches(
-            inputs, target, additional_forward_args, self.batch_size
+            inputs, target, additional_forward_args, self.batch_size, self.capturer.model
         ):
             captured = self._capture(batch_inputs, batch_target, extra)
             grad, weight, valid = self._token_terms(captured)[name]

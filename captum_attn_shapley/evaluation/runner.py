@@ -33,6 +33,7 @@ from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.fingerprint import settings_digest as _digest
 from captum_attn_shapley._utils.formatting import percent_slug
 from captum_attn_shapley._utils.io import atomic_write_text
+from captum_attn_shapley._utils.validation import check_classifier
 from captum_attn_shapley.capture import model_behind, text_player_mask
 from captum_attn_shapley.evaluation.adapters import classifier_forward
 from captum_attn_shapley.evaluation.results import (
@@ -275,6 +276,7 @@ def run_comparison(
         )
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    model = check_classifier(model, labels)
     specs = _as_specs(methods)
     check_plot(plot)
     kept_bins = check_bins(tuple(bins) + (f1_k,))

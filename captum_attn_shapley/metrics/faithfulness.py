@@ -30,7 +30,9 @@ from torch import Tensor
 
 from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.forward import class_probabilities, forward_args_tuple, logits_from_output
+from captum_attn_shapley._utils.input_warnings import warn_if_probabilities
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
+from captum_attn_shapley._utils.validation import check_binary_mask, check_inputs, check_token_id, unwrap_compiled
 from captum_attn_shapley.capture import model_behind, text_player_mask
 from captum_attn_shapley.metrics.token_selection import (
     DEFAULT_BINS,
@@ -93,6 +95,7 @@ def _probabilities(
     rest: Tuple[Any, ...],
     extra: Tuple[Any, ...],
     apply_softmax: bool,
+    original: bool = False,
 ) -> Tensor:
     logits = logits_from_output(forward_func(ids, *rest, *extra))
     if logits.shape[0] != ids.shape[0]:
@@ -100,6 +103,9 @@ def _probabilities(
             f"The forward function returned {logits.shape[0]} rows for {ids.shape[0]} examples: it must "
             "return one row of class scores per example."
         )
+    if original and apply_softmax:
+        where = "the faithfulness metric (apply_softmax=True)"
+        warn_if_probabilities(logits, where, "Pass apply_softmax=False, or return logits.")
     return class_probabilities(logits) if apply_softmax else logits.double()
 
 
@@ -156,23 +162,26 @@ def faithfulness_curves(
         >>> curves.comprehensiveness()   # (batch,)
         >>> curves.comprehensiveness_drops.mean(0)   # the AOPC curve over the bins
     """
-    ids, rest = token_ids(inputs)
+    model = unwrap_compiled(model_behind(forward_func))
+    ids, rest = token_ids(inputs, model)
+    check_inputs(
+        model, (ids, *rest), additional_forward_args, pad_token_id=getattr(tokenizer, "pad_token_id", None)
+    )
     scores = token_scores(attributions, tuple(ids.shape))
     kept_bins = check_bins(bins)
     if player_mask is None:
         special = resolve_special_token_ids(special_token_ids, tokenizer, forward_func)
-        players = text_player_mask(ids, None, special, model=model_behind(forward_func))
+        players = text_player_mask(ids, None, special, model=model)
     else:
-        players = torch.as_tensor(player_mask, device=ids.device)
+        players = check_binary_mask(player_mask, "player_mask").to(ids.device)
         if tuple(players.shape) != tuple(ids.shape):
             raise ValueError(
                 f"player_mask has shape {tuple(players.shape)}, expected (batch, seq) = {tuple(ids.shape)}."
             )
-        players = players.bool()
-    replacement_id = resolve_replacement(baselines, tokenizer, forward_func)
+    replacement_id = check_token_id(resolve_replacement(baselines, tokenizer, forward_func), model, "baselines")
     extra = forward_args_tuple(additional_forward_args)
 
-    original = _probabilities(forward_func, ids, rest, extra, apply_softmax)
+    original = _probabilities(forward_func, ids, rest, extra, apply_softmax, original=True)
     explained = normalize_target(target, original)
     scores = scores.to(ids.device)
     rows = torch.arange(ids.shape[0], device=original.device)

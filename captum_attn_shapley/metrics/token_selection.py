@@ -9,11 +9,13 @@ special tokens that are never replaced.
 """
 
 import math
-from typing import Any, Callable, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
+from torch.nn import Module
 
+from captum_attn_shapley._utils.validation import DEFAULT_BINS, check_bins, check_token_ids
 from captum_attn_shapley.capture.special_tokens import model_token_id_sources, resolve_special_token_ids
 
 __all__ = [
@@ -29,38 +31,10 @@ __all__ = [
     "top_players",
 ]
 
-#: The paper's bins, in percent of the players.
-DEFAULT_BINS: Tuple[float, ...] = (0, 10, 20, 50)
-
 #: Replacement tokens that can be named instead of given as an id.
 NAMED_REPLACEMENTS = ("mask", "pad", "unk")
 
 Replacement = Union[int, str]
-
-
-def check_bins(bins: Sequence[float]) -> Tuple[float, ...]:
-    r"""
-    Validates bins given in percent of the players.
-
-    Args:
-        bins (sequence of float): Percentages in ``[0, 100]``.
-
-    Returns:
-        tuple[float, ...]: The distinct bins, ascending.
-    """
-    if isinstance(bins, (str, bytes)) or not hasattr(bins, "__iter__"):
-        raise TypeError(f"`bins` must be a sequence of percentages, e.g. {DEFAULT_BINS}; got {bins!r}.")
-    values = list(bins)
-    if not values:
-        raise ValueError(f"`bins` is empty: give at least one percentage, e.g. {DEFAULT_BINS}.")
-    for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise TypeError(f"`bins` must hold numbers (percentages), got {value!r}.")
-        if not 0 <= value <= 100:
-            raise ValueError(
-                f"bin {value} is outside 0-100: bins are percentages of the players, e.g. {DEFAULT_BINS}."
-            )
-    return tuple(sorted(set(float(v) for v in values)))
 
 
 def bin_index(bins: Tuple[float, ...], k: float) -> int:
@@ -126,26 +100,25 @@ def resolve_replacement(
     )
 
 
-def token_ids(inputs: Union[Tensor, Tuple[Tensor, ...]]) -> Tuple[Tensor, Tuple[Any, ...]]:
+def token_ids(
+    inputs: Union[Tensor, Tuple[Tensor, ...]], model: Optional[Module] = None
+) -> Tuple[Tensor, Tuple[Any, ...]]:
     r"""
-    Splits the metrics' inputs into the token ids and the rest, validating the ids.
+    Splits the metrics' inputs into the token ids and the rest, validating the ids (the metrics replace
+    tokens by an id, so they need the ids, not embeddings).
 
     Args:
         inputs (Tensor or tuple): Token ids ``(batch, seq)``, or a tuple whose first element
                     they are.
+        model (Module, optional): The model behind the forward function (its vocabulary and length limit).
 
     Returns:
         tuple: The ids and the remaining inputs (passed on unchanged).
     """
     inputs_tuple = inputs if isinstance(inputs, tuple) else (inputs,)
-    if not inputs_tuple or not isinstance(inputs_tuple[0], Tensor):
+    if not inputs_tuple:
         raise TypeError("`inputs` must be a tensor of token ids (batch, seq), or a tuple starting with one.")
-    ids = inputs_tuple[0]
-    if ids.dim() != 2 or ids.is_floating_point() or ids.dtype == torch.bool:
-        raise ValueError(
-            f"`inputs` must be integer token ids of shape (batch, seq), got dtype {ids.dtype} and shape "
-            f"{tuple(ids.shape)}. The metrics replace tokens by an id, so they need the ids, not embeddings."
-        )
+    ids = check_token_ids(inputs_tuple[0], model)
     if ids.shape[0] == 0 or ids.shape[1] == 0:
         raise ValueError(f"`inputs` is empty (shape {tuple(ids.shape)}): give at least one token per example.")
     return ids, inputs_tuple[1:]
