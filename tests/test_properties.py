@@ -217,3 +217,63 @@ def test_attributions_on_random_batches(batch, arch, game, weighting, layers, en
             player_mask=None if players is None else players[b : b + 1],
         )
         assert torch.allclose(alone[0], phi[b], atol=1e-5, rtol=1e-4)
+
+
+def _corrupt(kind, ids, mask):
+    """One invalid argument of the catalogue (docs/errors.md) and the error class it documents."""
+    kwargs = {}
+    if kind == "float_ids":
+        ids = ids.float()
+    elif kind == "one_dimensional_ids":
+        ids, mask = ids[0], mask[0]
+    elif kind == "outside_vocabulary":
+        ids = ids.clone()
+        ids[0, 1] = VOCAB + 7
+    elif kind == "mask_length":
+        mask = mask[:, :-1]
+    elif kind == "mask_values":
+        mask = mask * 2
+    elif kind == "bool_layers":
+        kwargs["layers"] = [True]
+    elif kind == "float_player_mask":
+        kwargs["player_mask"] = torch.full(ids.shape, 0.5)
+    return ids, mask, kwargs, {"bool_layers": TypeError}.get(kind, ValueError)
+
+
+@FAST
+@given(
+    text_batches(),
+    st.sampled_from(
+        ["float_ids", "one_dimensional_ids", "outside_vocabulary", "mask_length", "mask_values", "bool_layers"]
+        + ["float_player_mask"]
+    ),
+    st.sampled_from(GAMES),
+    st.sampled_from(["attention", "grad_attention"]),
+)
+def test_invalid_combinations_raise_the_documented_error_before_any_work(batch, kind, game, weighting):
+    ids, mask, _ = batch
+    model = _model("bert")
+    calls = []
+
+    def forward(input_ids, attention_mask):
+        calls.append(1)
+        return model(input_ids=input_ids, attention_mask=attention_mask).logits
+
+    explainer = AttnGradShapley(
+        forward, model=model, game=game, weighting=weighting, special_token_ids=SPECIAL_IDS
+    )
+    ids, mask, kwargs, error = _corrupt(kind, ids, mask)
+    try:
+        explainer.attribute(ids, additional_forward_args=(mask,), **kwargs)
+    except error as exc:
+        message = str(exc)
+    else:
+        raise AssertionError(f"{kind}: no {error.__name__}")
+    named = {
+        "float_player_mask": "player_mask",
+        "bool_layers": "layers",
+        "mask_length": "mask",
+        "mask_values": "mask",
+    }
+    assert named.get(kind, "inputs") in message, message
+    assert not calls, "the forward function ran before the error"
