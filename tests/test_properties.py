@@ -136,10 +136,10 @@ def test_the_capture_pair_sums_equal_the_matrix_closed_form(case, rows_per_add, 
 _MODELS = {}
 
 
-def _model(arch):
-    if arch not in _MODELS:
-        _MODELS[arch] = zoo_model(arch, seed=5)
-    return _MODELS[arch]
+def _model(arch, dtype=torch.float32):
+    if (arch, dtype) not in _MODELS:
+        _MODELS[arch, dtype] = zoo_model(arch, seed=5).to(dtype)
+    return _MODELS[arch, dtype]
 
 
 @st.composite
@@ -181,10 +181,11 @@ def _state(model):
     st.sampled_from([None, [0], [1], [0, 1]]),
     st.sampled_from(["fused", "hooks"]),
     st.booleans(),
+    st.sampled_from([torch.float32, torch.float64]),
 )
-def test_attributions_on_random_batches(batch, arch, game, weighting, layers, engine, user_players):
+def test_attributions_on_random_batches(batch, arch, game, weighting, layers, engine, user_players, dtype):
     ids, mask, _ = batch
-    model = _model(arch)
+    model = _model(arch, dtype)
 
     def forward(input_ids, attention_mask):
         return model(input_ids=input_ids, attention_mask=attention_mask).logits
