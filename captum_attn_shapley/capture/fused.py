@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.capture.reductions import InfluenceReducer
+from captum_attn_shapley.capture.workspace import workspace
 from captum_attn_shapley.shapley.games import cls_rows
 
 #: The attention implementations the fused engine wraps (their masks are additive or boolean,
@@ -149,14 +150,6 @@ def blocks(batch: int, heads: int, num_queries: int, num_keys: int, budget: int)
     ]
 
 
-def _workspace(buffer: Optional[Tensor], shape: Tuple[int, ...], like: Tensor) -> Tuple[Tensor, Tensor]:
-    """A reusable buffer (grown when needed) and a contiguous view of it of ``shape``."""
-    size = math.prod(shape)
-    if buffer is None or buffer.numel() < size:
-        buffer = torch.empty(size, dtype=torch.float32, device=like.device)
-    return buffer, buffer[:size].view(shape)
-
-
 class FusedRecorder:
     r"""
     The state of one fused capture: which calls belong to it, what they recorded, and the reduction.
@@ -236,7 +229,7 @@ class FusedRecorder:
         scores: Optional[Tensor] = None
         for examples, rows in blocks(batch, heads, num_queries, key.shape[2], self.row_budget):
             shape = (examples.stop - examples.start, heads, rows.stop - rows.start, key.shape[2])
-            scores, out = _workspace(scores, shape, query)
+            scores, out = workspace(scores, shape, query)
             attention = call.probabilities(query, key, examples, rows, out=out)
             self.reducer.add(layer, rows, attention, None, examples)
             by_head[examples, :, rows] = torch.matmul(attention, value[examples])
@@ -309,8 +302,8 @@ class FusedRecorder:
             shape = (examples.stop - examples.start, heads, rows.stop - rows.start, num_keys)
             out = grad_out = None
             if not raw:  # the blocks are reduced at once: their memory is reused
-                scores, out = _workspace(scores, shape, query)
-                grads, grad_out = _workspace(grads, shape, query)
+                scores, out = workspace(scores, shape, query)
+                grads, grad_out = workspace(grads, shape, query)
             attention = call.probabilities(query, key, examples, rows, out=out)
             gradient = None
             if grad is not None:

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from captum_attn_shapley.capture.workspace import workspace
+
 if TYPE_CHECKING:
     from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder
 
@@ -74,7 +76,7 @@ def attention_backward(
     Returns:
         tuple: The gradients of query, key and value (None where not wanted).
     """
-    from captum_attn_shapley.capture.fused import _workspace, blocks
+    from captum_attn_shapley.capture.fused import blocks
 
     query, key, value = call.operands()
     d_out = grad_output.transpose(1, 2).float()
@@ -89,9 +91,9 @@ def attention_backward(
     buffers: List[Optional[Tensor]] = [None, None, None]
     for examples, rows in blocks(batch, heads, num_queries, num_keys, recorder.grad_row_budget):
         shape = (examples.stop - examples.start, heads, rows.stop - rows.start, num_keys)
-        buffers[0], attention_out = _workspace(buffers[0], shape, query)
-        buffers[1], grad_out = _workspace(buffers[1], shape, query)
-        buffers[2], weighted_out = _workspace(buffers[2], shape, query)
+        buffers[0], attention_out = workspace(buffers[0], shape, query)
+        buffers[1], grad_out = workspace(buffers[1], shape, query)
+        buffers[2], weighted_out = workspace(buffers[2], shape, query)
         attention = call.probabilities(query, key, examples, rows, out=attention_out)
         d_block = d_out[examples, :, rows]
         # P = A * dA; A >= 0, so A * relu(dA) = relu(P), and dS = A * (dA - delta) = P - A * delta.
