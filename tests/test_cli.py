@@ -277,6 +277,7 @@ WITH_THE_MODEL = [
         ["tcav", "--task", "words", "--model", "{model}", "--classes", "purple"],
         ["--classes", "unknown class 'purple'"],
     ),
+    (["tcav", "--task", "words", "--model", "{model}", "--layers", "9"], ["--layers 9:", "Leave --layers out"]),
 ]
 
 

@@ -19,6 +19,21 @@ from captum_attn_shapley.cli._common import (
 )
 
 
+def _check_layers(model: Any, layers: Optional[List[int]]) -> None:
+    """``--layers`` against the loaded model, before any concept is built or trained."""
+    if layers is None:
+        return
+    from captum_attn_shapley.capture import AttentionCapture
+    from captum_attn_shapley.concept._layers import resolve_layers
+
+    try:
+        resolve_layers(AttentionCapture(model), model, list(layers))
+    except (ValueError, TypeError) as err:
+        raise UserError(
+            f"--layers {' '.join(map(str, layers))}: {err}", "Leave --layers out for the default layers."
+        ) from None
+
+
 def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     r"""
     Adds the ``tcav`` command and its options.
@@ -137,6 +152,7 @@ def _tcav_run(
         with loading(args.model):
             model, _, info = load_texture_vit(args.model) if args.model else load_texture_classifier()
         id2label = model_label_names(model)
+        _check_layers(model, args.layers)
         classes = _tcav_classes(args.classes, textures.TEXTURE_CONCEPTS, id2label)
         sets = texture_concept_sets(args.concepts, args.concept_examples, args.seed)
         randoms = [
@@ -194,6 +210,7 @@ def _tcav_run(
         with loading(args.model):
             model, tokenizer, info = load_classifier(args.model)
         id2label = model_label_names(model)
+        _check_layers(model, args.layers)
         classes = _tcav_classes(args.classes, [id2label[i] for i in sorted(id2label)], id2label)
         positive, negative, randoms = polarity_concepts(tokenizer, args.concept_examples, args.randoms, args.seed)
         sets = [[positive, negative]]
