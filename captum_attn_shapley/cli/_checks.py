@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterator, Optional, Union
 from torch import nn
 
 from captum_attn_shapley._utils.io import unwritable_reason
+from captum_attn_shapley._utils.model_checks import max_text_length
 from captum_attn_shapley.cli._common import UserError
 
 #: A Hugging Face model id: ``name`` or ``namespace/name`` (letters, digits, ``-_.``).
@@ -128,29 +129,6 @@ def loading(value: Optional[str], option: str = "--model") -> Iterator[None]:
         raise UserError(f"{option} {value!r} could not be loaded: {reason}", MODEL_FIX) from err
 
 
-def position_limit(model: nn.Module) -> Optional[int]:
-    r"""
-    The most tokens a text model takes: the rows of its position embeddings (less the rows before
-    the first position of RoBERTa-like models, which start after their padding index), else its
-    config's ``max_position_embeddings``.
-
-    Args:
-        model (Module): The model.
-
-    Returns:
-        int or None: The limit; None if the model declares none.
-    """
-    limits = []
-    for name, module in model.named_modules():
-        if name.rsplit(".", 1)[-1] == "position_embeddings" and isinstance(module, nn.Embedding):
-            offset = 0 if module.padding_idx is None else module.padding_idx + 1
-            limits.append(module.num_embeddings - offset)
-    if limits:
-        return min(limits)
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    return limit if isinstance(limit, int) and limit > 0 else None
-
-
 def check_max_length(value: Optional[int], model: nn.Module, default: int, option: str = "--max-length") -> int:
     r"""
     The truncation length: ``value`` if the model takes that many tokens, else a user error; when
@@ -168,7 +146,7 @@ def check_max_length(value: Optional[int], model: nn.Module, default: int, optio
     Raises:
         UserError: If ``value`` is more than the model's positions.
     """
-    limit = position_limit(model)
+    limit, _ = max_text_length(model)  # RoBERTa-like models: positions start after the padding index
     if value is None:
         return default if limit is None else min(default, limit)
     if limit is not None and value > limit:
