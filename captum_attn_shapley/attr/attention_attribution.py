@@ -163,7 +163,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         layers: Optional[Sequence[int]],
         player_mask: Optional[Tensor],
         reduction: str = "matrix",
-        game: Optional[str] = None,
+        pair_game: Optional[str] = None,
     ) -> PreparedBatch:
         check_weighting(weighting)
         inputs_tuple = as_tuple(inputs)
@@ -175,7 +175,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
                 return default_player_mask(captured, layout, inputs_tuple, special)
             return check_player_mask(player_mask, captured.batch_size, layout.num_tokens, layout)
 
-        request = InfluenceRequest(reduction, weighting, game if reduction == "pair_sums" else None)
+        request = InfluenceRequest(reduction, weighting, pair_game)
         captured = self.capturer.capture(
             inputs,
             target=target,

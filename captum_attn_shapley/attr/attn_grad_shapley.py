@@ -26,7 +26,7 @@ from captum_attn_shapley.shapley import (
     shapley_values,
     shapley_values_from_sums,
 )
-from captum_attn_shapley.shapley.games import GameLike, check_game
+from captum_attn_shapley.shapley.games import PAIR_GAMES, GameLike, check_game
 
 #: Accepted values of the ``estimator`` option.
 ESTIMATORS = ("exact", "permutation", "kernel")
@@ -61,18 +61,15 @@ PAPER_VARIANTS: Dict[str, Tuple[str, str]] = {
 }
 
 
-def _reduction_for(game: GameLike, estimator: str = "exact") -> str:
-    """What a game reads of ``M``: the CLS game one row; the exact pairwise games their pair sums (no
-    ``T x T`` matrix); estimators and user games the whole matrix."""
+def _reduction_for(game: GameLike, estimator: str = "exact") -> Tuple[str, Optional[str]]:
+    """What a game reads of ``M``, and the pairwise game whose sums the capture accumulates: the CLS game
+    one row; the exact pairwise games their pair sums (no ``T x T`` matrix); estimators and user games the
+    whole matrix."""
     if game == "cls":
-        return "cls_row"
-    if game in ("mutual", "max_mutual") and estimator == "exact":
-        return "pair_sums"
-    return "matrix"
-
-
-def _game_name(game: GameLike) -> Optional[str]:
-    return game if isinstance(game, str) else None
+        return "cls_row", None
+    if isinstance(game, str) and game in PAIR_GAMES and estimator == "exact":
+        return "pair_sums", game
+    return "matrix", None
 
 
 class AttnGradShapley(AttentionAttribution):
@@ -215,9 +212,14 @@ class AttnGradShapley(AttentionAttribution):
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
-        reduction = _reduction_for(game, estimator)
         batch = self._prepare(
-            inputs, target, additional_forward_args, weighting, layers, player_mask, reduction, _game_name(game)
+            inputs,
+            target,
+            additional_forward_args,
+            weighting,
+            layers,
+            player_mask,
+            *_reduction_for(game, estimator),
         )
         phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
@@ -252,14 +254,7 @@ class AttnGradShapley(AttentionAttribution):
         game, weighting = self._options(game, weighting)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         batch = self._prepare(
-            inputs,
-            target,
-            additional_forward_args,
-            weighting,
-            layers,
-            player_mask,
-            _reduction_for(game),
-            _game_name(game),
+            inputs, target, additional_forward_args, weighting, layers, player_mask, *_reduction_for(game)
         )
         first = attributions[0] if isinstance(attributions, tuple) else attributions
         total = self._grand_values(batch, game)

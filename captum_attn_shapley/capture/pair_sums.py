@@ -22,9 +22,7 @@ import torch
 from torch import Tensor
 
 from captum_attn_shapley.capture.workspace import workspace
-
-#: Pair games accumulated here.
-PAIR_GAMES = ("mutual", "max_mutual")
+from captum_attn_shapley.shapley.games import check_pair_game
 
 #: Elements of one block of the temporaries (``rows x T`` of the head-averaged weights).
 PAIR_BLOCK = 1 << 19
@@ -40,9 +38,7 @@ class PairSums:
     """
 
     def __init__(self, game: str, players: Tensor) -> None:
-        if game not in PAIR_GAMES:
-            raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
-        self.game = game
+        self.game = check_pair_game(game)
         self.players = players.to(torch.float32)
         batch, num_tokens = players.shape
         device = players.device

@@ -26,7 +26,8 @@ from torch import Tensor
 
 from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley.capture.influence_matrix import check_weighting
-from captum_attn_shapley.capture.pair_sums import PAIR_GAMES, PairSums
+from captum_attn_shapley.capture.pair_sums import PairSums
+from captum_attn_shapley.shapley.games import check_pair_game
 
 #: Accepted values of :attr:`InfluenceRequest.reduction`.
 REDUCTIONS = ("matrix", "cls_row", "received", "layer_cls_rows", "pair_sums", "raw")
@@ -62,7 +63,7 @@ class InfluenceRequest:
         if (self.reduction == "pair_sums") != (self.game is not None):
             raise ValueError("The 'pair_sums' reduction, and it only, needs game='mutual' or 'max_mutual'.")
         if self.game is not None:
-            check_choice(self.game, PAIR_GAMES, "game")
+            check_pair_game(self.game)
 
     @property
     def needs_gradients(self) -> bool:

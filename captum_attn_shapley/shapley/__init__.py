@@ -14,6 +14,7 @@ from captum_attn_shapley.shapley.estimators import (
 )
 from captum_attn_shapley.shapley.games import (
     BUILTIN_GAMES,
+    PAIR_GAMES,
     game_function,
     grand_coalition_value,
     grand_coalition_value_from_sums,
@@ -24,6 +25,7 @@ from captum_attn_shapley.shapley.games import (
 
 __all__ = [
     "BUILTIN_GAMES",
+    "PAIR_GAMES",
     "GameFunction",
     "exact_shapley",
     "game_function",

@@ -20,7 +20,7 @@ gives ``1/n`` of it to ``k`` and ``-1/(n(n-1))`` to every other player). Every f
 here is vectorised over a padded batch: non-players get exactly zero.
 """
 
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -30,6 +30,9 @@ from captum_attn_shapley.shapley._estimation import GameFunction
 
 #: The built-in games, by their option name.
 BUILTIN_GAMES = ("cls", "mutual", "max_mutual")
+
+#: The built-in pairwise games (closed form in the pair weights ``w_ij``).
+PAIR_GAMES = ("mutual", "max_mutual")
 
 GameLike = Union[str, GameFunction]
 
@@ -50,6 +53,21 @@ def check_game(game: GameLike) -> GameLike:
     return check_choice(game, BUILTIN_GAMES, "game", " or a callable game(m, coalitions) -> values")
 
 
+def check_pair_game(game: str) -> str:
+    r"""
+    Validates the name of a pairwise game.
+
+    Args:
+        game (str): ``"mutual"`` or ``"max_mutual"``.
+
+    Returns:
+        str: The game.
+    """
+    if game not in PAIR_GAMES:
+        raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+    return game
+
+
 def pair_weights(matrix: Tensor, game: str) -> Tensor:
     r"""
     The symmetric pair weights ``w_ij`` of a pairwise game.
@@ -63,11 +81,9 @@ def pair_weights(matrix: Tensor, game: str) -> Tensor:
         Tensor: Shape ``(..., n, n)``, symmetric.
     """
     transposed = matrix.transpose(-1, -2)
-    if game == "mutual":
+    if check_pair_game(game) == "mutual":
         return matrix + transposed
-    if game == "max_mutual":
-        return torch.maximum(matrix, transposed)
-    raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+    return torch.maximum(matrix, transposed)
 
 
 #: Elements of one block of the pairwise games' temporaries (a block of rows of ``w``).
@@ -77,8 +93,7 @@ GAME_BLOCK = 1 << 19
 def _pair_sums(matrix: Tensor, p: Tensor, game: str, dtype: torch.dtype) -> Tensor:
     """``sum_{j != i, j player} w_ij`` for every token ``i``, in ``dtype``, a block of rows at a time (no
     ``n x n`` temporary: the influence matrix is the only one held)."""
-    if game not in ("mutual", "max_mutual"):
-        raise ValueError(f"{game!r} is not a pairwise game; use 'mutual' or 'max_mutual'.")
+    check_pair_game(game)
     batch, n, _ = matrix.shape
     column = p.to(dtype).unsqueeze(-1)
     sums = torch.empty(batch, n, dtype=dtype, device=matrix.device)
@@ -91,6 +106,14 @@ def _pair_sums(matrix: Tensor, p: Tensor, game: str, dtype: torch.dtype) -> Tens
         sums[:, rows] = (weights @ column).squeeze(-1)
     diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
     return sums - (2 if game == "mutual" else 1) * diag * p.to(dtype)
+
+
+def _pair_sums_and_diagonal(
+    matrix: Tensor, players: Tensor, game: str, dtype: torch.dtype
+) -> Tuple[Tensor, Tensor]:
+    """What the closed form of a pairwise game reads of ``M``: each player's pair sums and the diagonal."""
+    sums = _pair_sums(matrix, players.to(dtype), game, dtype)
+    return sums, torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
 
 
 def cls_rows(matrix: Tensor, cls_positions: Optional[Tensor]) -> Tensor:
@@ -142,9 +165,7 @@ def shapley_values(
     if game == "cls":
         zero = torch.zeros((), dtype=dtype, device=matrix.device)
         return torch.where(players, cls_rows(matrix, cls_positions).to(dtype), zero)
-    p = players.to(dtype)
-    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
-    return shapley_values_from_sums(_pair_sums(matrix, p, game, dtype), diag, players)
+    return shapley_values_from_sums(*_pair_sums_and_diagonal(matrix, players, game, dtype), players)
 
 
 def shapley_values_from_sums(pair_sums: Tensor, diagonal: Tensor, players: Tensor) -> Tensor:
@@ -192,11 +213,9 @@ def grand_coalition_value(
         Tensor: Shape ``(batch,)``.
     """
     dtype = dtype or matrix.dtype
-    p = players.to(dtype)
     if game == "cls":
-        return (cls_rows(matrix, cls_positions).to(dtype) * p).sum(dim=1)
-    diag = torch.diagonal(matrix, dim1=-2, dim2=-1).to(dtype)
-    return grand_coalition_value_from_sums(_pair_sums(matrix, p, game, dtype), diag, players)
+        return (cls_rows(matrix, cls_positions).to(dtype) * players.to(dtype)).sum(dim=1)
+    return grand_coalition_value_from_sums(*_pair_sums_and_diagonal(matrix, players, game, dtype), players)
 
 
 def grand_coalition_value_from_sums(pair_sums: Tensor, diagonal: Tensor, players: Tensor) -> Tensor:
