@@ -31,9 +31,13 @@ length, "a long-position config"):
 2. Speed-up of AttnGradShapley over Captum's ``LayerIntegratedGradients`` on ``sdpa`` (embeddings
    layer, n_steps=50, baseline = [PAD] on every non-special token), ``ShapleyValueSampling``
    (n_samples=25) and ``KernelShap`` (n_samples=200) (token ids as features, baseline = [MASK]
-   on every non-special token). They are measured ONCE each, on a subset of the batch (and,
-   for ShapleyValueSampling at long lengths, with fewer permutations), then scaled linearly
-   to the full batch and to n_samples=25; the table states the subset and scale factor.
+   on every non-special token), on a subset of the batch (and, for ShapleyValueSampling at long
+   lengths, with fewer permutations), scaled linearly to the full batch and to n_samples=25; the
+   table states the subset and scale factor. ShapleyValueSampling and KernelShap are timed once;
+   LIG is timed in 3 rounds (2 above 512 tokens), each between two timings of the variants it is
+   compared with (headline and slowest), and its speed-up is the median over rounds of LIG ÷
+   the mean of the variant's two adjacent times, so a drift of the machine's speed between the
+   timing phase and the Captum phase cannot move it.
 
 3. Peak memory of each variant divided by that of its floor, each measured in a fresh child
    process (see :func:`measure_memory_child`).
@@ -346,6 +350,31 @@ def time_variants(fns: Dict[str, Callable[[], None]], rounds: int, seed: int = 0
 # --------------------------------------------------------------------------- Captum
 
 
+def lig_rounds_for(length: int) -> int:
+    """Rounds of LIG interleaved with the variants (one LIG example costs ~100 s at 2,048 tokens)."""
+    return 3 if length <= NATIVE_POSITIONS else 2
+
+
+def time_lig_interleaved(
+    lig: Callable[[], None], scale: float, variants: Dict[str, Callable[[], None]], rounds: int
+) -> Tuple[float, Dict[str, List[float]]]:
+    """LIG timed in rounds, each between two timings of every variant (``v1 .. vn, LIG, vn .. v1``).
+
+    Returns:
+        tuple: LIG's median time (on its subset), and per variant the speed-up of each round:
+        ``LIG time x scale`` ÷ the mean of the variant's two timings around it.
+    """
+    speedups: Dict[str, List[float]] = {key: [] for key in variants}
+    lig_times = []
+    for _ in range(rounds):
+        before = {key: timed(fn) for key, fn in variants.items()}
+        lig_times.append(timed(lig))
+        after = {key: timed(variants[key]) for key in reversed(list(variants))}
+        for key in variants:
+            speedups[key].append(lig_times[-1] * scale / ((before[key] + after[key]) / 2))
+    return statistics.median(lig_times), speedups
+
+
 @dataclass
 class CaptumResult:
     name: str
@@ -353,6 +382,14 @@ class CaptumResult:
     examples: int
     scale: float  # measured seconds x scale = estimated seconds for the full batch
     note: str = ""
+    #: Per compared variant, the speed-up of each round timed interleaved with it (LIG only).
+    speedups: Dict[str, List[float]] = field(default_factory=dict)
+
+    def speedup(self, key: str, variant_seconds: float) -> float:
+        """Median of the interleaved rounds' speed-ups over the variant, else time ÷ ``variant_seconds``."""
+        if key in self.speedups:
+            return statistics.median(self.speedups[key])
+        return self.seconds_full / variant_seconds
 
     @property
     def seconds_full(self) -> float:
@@ -377,8 +414,14 @@ def run_captum(
     input_ids: torch.Tensor,
     mask: torch.Tensor,
     batch: int,
+    variants: Dict[str, Callable[[], None]],
     svs_max_length: int = 1024,
 ) -> List[CaptumResult]:
+    """Captum's LIG, ShapleyValueSampling and KernelShap on (a subset of) the batch.
+
+    ``variants``: the AttnGradShapley callables (whole batch) LIG's speed-up is measured against, each
+    timed in the same rounds as LIG (:func:`time_lig_interleaved`).
+    """
     from captum.attr import KernelShap, LayerIntegratedGradients, ShapleyValueSampling
 
     special_ids = list(tokenizer.all_special_ids)  # type: ignore[attr-defined]
@@ -410,7 +453,10 @@ def run_captum(
         )
 
     sub = f"{examples} of {batch} examples, scaled x{per_example:g}"
-    results.append(CaptumResult("LIG", timed(lig), examples, per_example, sub))  # on sdpa, the model's default
+    # on sdpa, the model's default; interleaved with the variants it is compared with (the VM's speed drifts)
+    lig_seconds, speedups = time_lig_interleaved(lig, per_example, variants, lig_rounds_for(length))
+    lig_note = f"{sub}; median of {lig_rounds_for(length)} rounds"
+    results.append(CaptumResult("LIG", lig_seconds, examples, per_example, lig_note, speedups))
 
     def svs() -> None:
         ShapleyValueSampling(forward_logits).attribute(
@@ -671,7 +717,8 @@ def render(results: List[LengthResult], args: argparse.Namespace, header: List[s
                 [f"{r.mem_ratio(key, EAGER_REF_OF):.2f}" for r in results],
             )
     if all(r.captum for r in results):
-        head = variant_label("/".join(HEADLINE))
+        head_key = "/".join(HEADLINE)
+        head = variant_label(head_key)
         for i, res in enumerate(results[0].captum):
             name = res.name
             row(
@@ -688,14 +735,14 @@ def render(results: List[LengthResult], args: argparse.Namespace, header: List[s
             row(
                 f"speed-up of {head} over {name}{suffix}",
                 [
-                    fmt_ratio(r.captum[i].seconds_full / r.median("/".join(HEADLINE)), target, at_least=True)
+                    fmt_ratio(r.captum[i].speedup(head_key, r.median(head_key)), target, at_least=True)
                     for r in results
                 ],
             )
             row(
                 f"speed-up of the slowest variant over {name}{suffix}",
                 [
-                    fmt_ratio(r.captum[i].seconds_full / r.median(r.slowest()), target, at_least=True)
+                    fmt_ratio(r.captum[i].speedup(r.slowest(), r.median(r.slowest())), target, at_least=True)
                     for r in results
                 ],
             )
@@ -716,12 +763,14 @@ def render(results: List[LengthResult], args: argparse.Namespace, header: List[s
         "parentheses the fastest variant time ÷ the fastest reference time; in brackets the "
         "smallest and largest per-round ratio. **(miss)** marks a target that is not met.",
         "",
-        "² Measured once, on the first examples of the batch (and, for ShapleyValueSampling at "
+        "² Measured on the first examples of the batch (and, for ShapleyValueSampling at "
         "long lengths, with fewer permutations), then scaled linearly to the whole batch and "
         "to n_samples=25 (the cell says what was measured and the factor). LIG: on sdpa attention, "
-        "n_steps=50, baseline [PAD] on non-special tokens, internal_batch_size=16. SVS (n_samples=25) and "
-        "KernelShap (n_samples=200): token ids as "
-        "features, baseline [MASK] on non-special tokens, 16 sequences per model forward. The "
+        "n_steps=50, baseline [PAD] on non-special tokens, internal_batch_size=16, timed in rounds "
+        "between two timings of the variant it is compared with; its speed-up is the median over the "
+        "rounds of LIG ÷ the mean of the two adjacent variant times. SVS (n_samples=25) and "
+        "KernelShap (n_samples=200), timed once: token ids as "
+        "features, baseline [MASK] on non-special tokens, 16 sequences per model forward; their "
         "speed-ups divide this by the variant's median time for the whole batch.",
         "",
         "Peak memory: peak RSS minus RSS just before the pass, each pass in a fresh child "
@@ -882,8 +931,6 @@ def main(argv: Optional[List[str]] = None) -> None:
                 flush=True,
             )
             waited += wait_until_quiet(max(args.wait_quiet, 60.0))
-        del fns
-        gc.collect()
         print(
             f"[L={length}] timing done in {time.perf_counter() - t_len:.0f} s: "
             + ", ".join(f"{k}={res.median(k):.3f}s" for k in res.times),
@@ -892,13 +939,18 @@ def main(argv: Optional[List[str]] = None) -> None:
         if not args.skip_captum:
             t0 = time.perf_counter()
             captum_cpu = OtherCpu()
-            res.captum = run_captum(model, tokenizer, input_ids, mask, batch, args.svs_max_length)
+            headline, slowest = "/".join(HEADLINE), res.slowest()
+            compared = {key: fns[key] for key in dict.fromkeys([headline, slowest])}
+            res.captum = run_captum(model, tokenizer, input_ids, mask, batch, compared, args.svs_max_length)
+            del compared
             res.other_cpu_captum = captum_cpu.stop()
             print(
                 f"[L={length}] Captum done in {time.perf_counter() - t0:.0f} s: "
                 + ", ".join(f"{c.name}={c.seconds_measured:.1f}s (x{c.scale:g})" for c in res.captum),
                 flush=True,
             )
+        del fns
+        gc.collect()
         if not args.skip_memory:
             t0 = time.perf_counter()
             for kind in ["fused_att", "fused_grad", "ref_att", "ref_grad"] + variant_keys():
