@@ -8,7 +8,14 @@ The names a user reaches for; everything else is in the subpackages: :mod:`~capt
 :mod:`~captum_attn_shapley.demos`.
 """
 
-from captum_attn_shapley.attr import AttentionReceived, AttnGradShapley, GradSAM, ShapleyInput, ShapText
+from captum_attn_shapley.attr import (
+    AttentionReceived,
+    AttnGradShapley,
+    GradSAM,
+    LayerAttnGradShapley,
+    ShapleyInput,
+    ShapText,
+)
 from captum_attn_shapley.concept import TokenTCAV, TokenTCAVScores, image_concept, text_concept
 from captum_attn_shapley.metrics import (
     FaithfulnessCurves,
@@ -25,6 +32,7 @@ __all__ = [
     "AttnGradShapley",
     "FaithfulnessCurves",
     "GradSAM",
+    "LayerAttnGradShapley",
     "ShapText",
     "ShapleyInput",
     "TokenTCAV",

@@ -213,3 +213,26 @@ def zoo_model(arch: str, num_labels: int = 3, seed: int = 0):
         arch, vocab_size=VOCAB, max_position_embeddings=64, num_labels=num_labels, **settings
     )
     return AutoModelForSequenceClassification.from_config(config).eval()
+
+
+def grouped_albert(groups: int = 2, layers: int = 4, num_labels: int = 3, seed: int = 0):
+    """A tiny ALBERT classifier with ``groups`` shared layer groups over ``layers`` layers: each group's one
+    attention module is called ``layers // groups`` times per forward pass; HF's default attention, eval mode."""
+    from transformers import AlbertConfig, AlbertForSequenceClassification
+
+    torch.manual_seed(seed)
+    config = AlbertConfig(
+        vocab_size=VOCAB,
+        embedding_size=8,
+        hidden_size=16,
+        num_hidden_layers=layers,
+        num_hidden_groups=groups,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=num_labels,
+        pad_token_id=PAD_ID,
+        bos_token_id=CLS_ID,
+        eos_token_id=SEP_ID,
+    )
+    return AlbertForSequenceClassification(config).eval()

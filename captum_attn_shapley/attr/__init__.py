@@ -6,19 +6,33 @@ from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
 from captum_attn_shapley.attr.grad_sam import GradSAM
+from captum_attn_shapley.attr.layer_attention import (
+    AttentionLayerAttribution,
+    LayerAttentionReceived,
+    LayerAttnGradShapley,
+    LayerGradSAM,
+    LayerReceivedAttention,
+    attention_layer_calls,
+)
 from captum_attn_shapley.attr.shap_text import ShapText
 from captum_attn_shapley.attr.shapley_input import ShapleyInput
 
 __all__ = [
     "AttentionAttribution",
+    "AttentionLayerAttribution",
     "AttentionReceived",
     "AttnGradShapley",
     "ESTIMATORS",
     "GradSAM",
     "InputWarning",
+    "LayerAttentionReceived",
+    "LayerAttnGradShapley",
+    "LayerGradSAM",
+    "LayerReceivedAttention",
     "PAPER_VARIANTS",
     "ReceivedAttentionAttribution",
     "ShapText",
     "ShapleyInput",
+    "attention_layer_calls",
     "variant_name",
 ]
