@@ -236,3 +236,49 @@ def grouped_albert(groups: int = 2, layers: int = 4, num_labels: int = 3, seed: 
         eos_token_id=SEP_ID,
     )
     return AlbertForSequenceClassification(config).eval()
+
+
+#: Words of :func:`tiny_word_tokenizer` after its special tokens ``<pad> <unk> <s> </s>`` (ids 0..3).
+LM_WORDS = tuple("abcdefghijklmnopqrstuvwxyz") + tuple("0123456789") + ("=", ",", ";", "the", "cat", "sat")
+
+
+def tiny_word_tokenizer(bos: bool = True):
+    """A fast word-level tokenizer (whitespace split, offsets), built offline: ``<pad> <unk> <s> </s>`` then
+    :data:`LM_WORDS`; with ``bos`` every encoded text starts with ``<s>`` (Llama-style)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<pad>", "<unk>", "<s>", "</s>", *LM_WORDS]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    if bos:
+        backend.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 2)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        bos_token="<s>",
+        eos_token="</s>",
+        clean_up_tokenization_spaces=False,
+    )
+
+
+def tiny_causal_lm(arch: str = "gpt2", seed: int = 0, vocab: int = 4 + len(LM_WORDS), layers: int = 2):
+    """A random-init causal language model (``gpt2`` or ``llama`` with grouped-query attention) over
+    :func:`tiny_word_tokenizer`'s ids; HF's default (sdpa) attention, eval mode."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    ids = dict(pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    sizes = {
+        "gpt2": dict(n_embd=16, n_layer=layers, n_head=4),
+        "llama": dict(
+            hidden_size=16,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=32,
+        ),
+    }[arch]
+    config = AutoConfig.for_model(arch, vocab_size=vocab, max_position_embeddings=64, **ids, **sizes)
+    return AutoModelForCausalLM.from_config(config).eval()
