@@ -59,8 +59,10 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
                     layer methods do. A module called several times (ALBERT's shared layer) counts with all
                     of its calls.
         device_ids (None): See :class:`AttentionLayerAttribution`.
-        game, weighting, model, attention_modules, attention_output_index, special_token_ids,
-        switch_to_eager, classification_position, engine: As in :class:`~captum_attn_shapley.attr.AttnGradShapley`.
+        game, weighting: Keyword-only, as in :class:`~captum_attn_shapley.attr.AttnGradShapley`.
+        model, attention_modules, attention_output_index: Keyword-only, as in ``AttnGradShapley``.
+        special_token_ids, switch_to_eager, classification_position, engine: Keyword-only, as in
+                    ``AttnGradShapley``.
 
     Examples::
 
@@ -132,9 +134,9 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
     ) -> Union[Tensor, List[Tensor], Tuple[Tensor, Tensor], Tuple[List[Tensor], List[Tensor]]]:
         r"""
         Args:
-            inputs, target, additional_forward_args, game, weighting, player_mask, estimator, n_samples,
-            seed, max_players: As in
+            inputs, target, additional_forward_args, game, weighting, player_mask: As in
                         :meth:`AttnGradShapley.attribute <captum_attn_shapley.attr.AttnGradShapley.attribute>`.
+            estimator, n_samples, seed, max_players: As in ``AttnGradShapley.attribute``.
             return_convergence_delta (bool): Also return the efficiency gap
                         ``sum_i phi_i - (v(N) - v(empty))`` of each layer's game, per example.
 
@@ -210,8 +212,10 @@ class LayerReceivedAttention(AttentionLayerAttribution):
 
     Args:
         forward_func, layer, device_ids: See :class:`LayerAttnGradShapley`.
-        model, attention_modules, attention_output_index, special_token_ids, switch_to_eager,
-        classification_position, engine: As in :class:`~captum_attn_shapley.attr.AttentionAttribution`.
+        model, attention_modules, attention_output_index: Keyword-only, as in
+                    :class:`~captum_attn_shapley.attr.AttentionAttribution`.
+        special_token_ids, switch_to_eager, classification_position, engine: Keyword-only, as in
+                    ``AttentionAttribution``.
     """
 
     #: The wrapped method's class.
