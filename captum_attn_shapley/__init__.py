@@ -12,8 +12,8 @@ from captum_attn_shapley.attr import (
     AttentionReceived,
     AttnGradShapley,
     GradSAM,
-    LLMAttnGradShapley,
     LayerAttnGradShapley,
+    LLMAttnGradShapley,
     ShapleyInput,
     ShapText,
 )

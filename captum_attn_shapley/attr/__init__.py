@@ -6,7 +6,6 @@ from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
 from captum_attn_shapley.attr.grad_sam import GradSAM
-from captum_attn_shapley.attr.llm_attn_grad_shapley import LLMAttnGradShapley
 from captum_attn_shapley.attr.layer_attention import (
     AttentionLayerAttribution,
     LayerAttentionReceived,
@@ -15,6 +14,7 @@ from captum_attn_shapley.attr.layer_attention import (
     LayerReceivedAttention,
     attention_layer_calls,
 )
+from captum_attn_shapley.attr.llm_attn_grad_shapley import LLMAttnGradShapley
 from captum_attn_shapley.attr.shap_text import ShapText
 from captum_attn_shapley.attr.shapley_input import ShapleyInput
 
