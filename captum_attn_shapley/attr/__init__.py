@@ -14,6 +14,7 @@ from captum_attn_shapley.attr.layer_attention import (
     LayerReceivedAttention,
     attention_layer_calls,
 )
+from captum_attn_shapley.attr.layer_weighted_gradient import LayerAttentionWeightedGradient, TokenTerms
 from captum_attn_shapley.attr.llm_attn_grad_shapley import LLMAttnGradShapley
 from captum_attn_shapley.attr.shap_text import ShapText
 from captum_attn_shapley.attr.shapley_input import ShapleyInput
@@ -28,6 +29,7 @@ __all__ = [
     "InputWarning",
     "LLMAttnGradShapley",
     "LayerAttentionReceived",
+    "LayerAttentionWeightedGradient",
     "LayerAttnGradShapley",
     "LayerGradSAM",
     "LayerReceivedAttention",
@@ -35,6 +37,7 @@ __all__ = [
     "ReceivedAttentionAttribution",
     "ShapText",
     "ShapleyInput",
+    "TokenTerms",
     "attention_layer_calls",
     "variant_name",
 ]

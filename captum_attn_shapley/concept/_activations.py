@@ -1,22 +1,21 @@
 #!/usr/bin/env python3
-"""The token states TokenTCAV works on: concept examples' activations and target examples' weighted gradients."""
+"""The token states TokenTCAV works on: concept examples' activations, and the per-token sensitivity map.
 
-from typing import Any, Dict, List, Sequence, Tuple
+The target examples' attention-weighted token gradients are
+:class:`~captum_attn_shapley.attr.LayerAttentionWeightedGradient`'s (TokenTCAV's ``layer_attr_method``).
+"""
+
+from typing import Dict, List
 
 import torch
 from captum.concept import Concept
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley._utils.targets import TargetLike
+from captum_attn_shapley.attr.layer_weighted_gradient import CLS_ROWS
 from captum_attn_shapley.capture.attention import AttentionCapture
-from captum_attn_shapley.capture.captured import CapturedAttention
 from captum_attn_shapley.capture.players import real_token_mask
-from captum_attn_shapley.capture.reductions import InfluenceRequest
 from captum_attn_shapley.concept._cav_training import TokenActivations
-
-#: What TokenTCAV reads of the attention: per layer, the classification row averaged over heads.
-_CLS_ROWS = InfluenceRequest("layer_cls_rows", "attention")
 
 
 def token_activations(
@@ -59,7 +58,7 @@ def token_activations(
         if inputs[0].shape[0] == 0:
             continue
         captured = capturer.capture(
-            inputs, layers=[attention_index[layers[0]]], state_modules=modules, request=_CLS_ROWS
+            inputs, layers=[attention_index[layers[0]]], state_modules=modules, request=CLS_ROWS
         )
         assert captured.states is not None
         states = captured.states
@@ -74,77 +73,6 @@ def token_activations(
     offsets = torch.zeros(len(counts) + 1, dtype=torch.long)
     offsets[1:] = torch.cumsum(torch.tensor(counts), dim=0)
     return {layer: (torch.cat(chunks[layer]), offsets) for layer in layers}
-
-
-def capture_token_gradients(
-    capturer: AttentionCapture,
-    blocks: Dict[str, Module],
-    attention_index: Dict[str, int],
-    inputs: Tuple[Tensor, ...],
-    target: TargetLike,
-    extra: Tuple[Any, ...],
-) -> CapturedAttention:
-    r"""
-    One forward and backward pass of a batch of target examples: the blocks' attention
-    and the gradients of the target logits w.r.t. their token states.
-
-    Args:
-        capturer (AttentionCapture): The capturer of the model's attention.
-        blocks (dict[str, Module]): The blocks by name (all of the TokenTCAV's layers, in order).
-        attention_index (dict[str, int]): Each block's attention index, by name.
-        inputs (tuple[Tensor, ...]): The batch.
-        target (int, list, Tensor, optional): Captum-style target.
-        extra (tuple): The additional forward arguments.
-
-    Returns:
-        CapturedAttention: With ``state_gradients`` of the blocks, in order.
-    """
-    return capturer.capture(
-        inputs,
-        target=target,
-        additional_forward_args=extra,
-        layers=sorted(set(attention_index[layer] for layer in blocks)),
-        state_modules=list(blocks.values()),
-        state_gradients=True,
-        request=_CLS_ROWS,
-    )
-
-
-def token_terms(
-    captured: CapturedAttention, layers: Sequence[str], attention_index: Dict[str, int], attention_weighting: bool
-) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
-    r"""
-    Per layer, the terms of ``D_t = a_t (g_t . v)``: the token gradients ``g`` ``(B, T, F)``,
-    the token weights ``w`` ``(B, T)`` (the classification token's attention averaged over
-    heads, or ones, times the valid mask) and the valid (non-padding) mask.
-
-    Args:
-        captured (CapturedAttention): A capture with ``state_gradients`` of ``layers``' blocks,
-                    in that order.
-        layers (sequence of str): The block names.
-        attention_index (dict[str, int]): Each block's attention index, by name.
-        attention_weighting (bool): Weight by the classification token's attention (the capture's
-                    classification position: the model's rule,
-                    :func:`~captum_attn_shapley.capture.players.classification_positions`).
-
-    Returns:
-        dict[str, tuple[Tensor, Tensor, Tensor]]: ``(g, w, valid)`` by layer.
-    """
-    assert captured.state_gradients is not None and captured.layer_rows is not None
-    out = {}
-    position = {idx: i for i, idx in enumerate(captured.layer_indices)}
-    for layer, grad in zip(layers, captured.state_gradients):
-        batch, tokens = grad.shape[0], grad.shape[1]
-        valid = real_token_mask(captured, batch, tokens, grad.device)
-        cls_attention = captured.layer_rows[position[attention_index[layer]]].float()
-        if cls_attention.shape[-1] != tokens:
-            raise RuntimeError(
-                f"Layer {layer!r} has {tokens} token states but its attention covers {cls_attention.shape[-1]} "
-                "tokens; name blocks whose output is the token sequence the attention sees."
-            )
-        weight = cls_attention if attention_weighting else torch.ones_like(cls_attention)
-        out[layer] = (grad.float(), weight * valid, valid)
-    return out
 
 
 def sensitivity_map(

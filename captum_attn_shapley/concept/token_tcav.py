@@ -9,8 +9,10 @@ A subclass of Captum's :class:`captum.concept.TCAV` that keeps Captum's ``Concep
    layer's residual stream (a transformer block's output);
 2. a relative CAV separates a concept's tokens from those of an equally sized random draw
    of examples of the other concepts of its set, repeated R times (default 50);
-3. for each target example, one batched forward and backward pass gives the gradient of the target logit
-   w.r.t. every selected layer's token states, and the attention from the classification token in the same layer;
+3. for each batch of target examples, one forward and backward pass gives the attention-weighted token gradients
+   ``a_t g_t`` of every selected layer (:class:`~captum_attn_shapley.attr.LayerAttentionWeightedGradient`, the
+   ``layer_attr_method``): the target logit's gradient w.r.t. each token state times the classification token's
+   attention to it in the same layer;
 4. ``D_t = a_t * (g_t . v)``, ``s(x) = sum_t D_t`` and T-TCAV = the fraction of examples
    with ``s(x) > 0``, with a t-test of the R scores against 0.5 and, optionally, Captum's
    test against random concepts and a multiple-testing correction.
@@ -30,8 +32,8 @@ from captum_attn_shapley._utils.fingerprint import model_fingerprint
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley._utils.validation import check_inputs
+from captum_attn_shapley.attr.layer_weighted_gradient import LayerAttentionWeightedGradient, TokenTerms
 from captum_attn_shapley.capture import (
-    AttentionCapture,
     CapturedAttention,
     ModuleSpec,
     OutputSelector,
@@ -39,12 +41,7 @@ from captum_attn_shapley.capture import (
     resolve_special_token_ids,
 )
 from captum_attn_shapley.capture.players import infer_layout
-from captum_attn_shapley.concept._activations import (
-    capture_token_gradients,
-    sensitivity_map,
-    token_activations,
-    token_terms,
-)
+from captum_attn_shapley.concept._activations import sensitivity_map, token_activations
 from captum_attn_shapley.concept._assembly import (
     add_random_test,
     apply_correction,
@@ -105,6 +102,8 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
                     (position 0 always is). Default: the model's (config and tokenizer).
         **classifier_kwargs: Passed to ``classifier.train_and_eval`` (as in Captum).
 
+    ``layer_attr_method`` is a :class:`~captum_attn_shapley.attr.LayerAttentionWeightedGradient` of the blocks.
+
     Examples::
 
         >>> from captum_attn_shapley import TokenTCAV, image_concept
@@ -137,20 +136,17 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         **classifier_kwargs: Any,
     ) -> None:
         model, forward = check_model_and_settings(model, forward_func, repeats, batch_size)
-        self.capturer = AttentionCapture(
-            forward,
-            model=model,
-            attention_modules=attention_modules,
-            attention_output_index=attention_output_index,
-            switch_to_eager=switch_to_eager,
+        # a_t * dy/dh_t of the target examples; its layer is set to the blocks once they are resolved
+        method = LayerAttentionWeightedGradient(
+            forward, None, model, attention_modules, attention_output_index, switch_to_eager, attention_weighting
         )
+        self.capturer = method.capturer
         names, self.blocks, self.attention_index = resolve_layers(self.capturer, model, layers)
+        method.layer = list(self.blocks.values())
         self.fingerprint = model_fingerprint(model)
         model_id, save_path = cav_location(type(model).__name__, self.fingerprint, model_id, save_path)
         classifier = classifier if classifier is not None else TokenLogisticClassifier()
-        super().__init__(
-            model, names, model_id=model_id, classifier=classifier, save_path=save_path, **classifier_kwargs
-        )
+        super().__init__(model, names, model_id, classifier, method, save_path=save_path, **classifier_kwargs)
         check_model_record(self.save_path, self.model_id, self.fingerprint, type(model).__name__)
         self.repeats = repeats
         self.attention_weighting = attention_weighting
@@ -232,14 +228,15 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
         self._cavs_for(experimental_sets, self.repeats, self.cavs, force_train)
         return cast(Dict[str, Dict[str, Any]], self.cavs)  # set by (untyped) TCAV.__init__
 
-    def _token_terms(self, captured: CapturedAttention) -> Dict[str, Tuple[Tensor, Tensor, Tensor]]:
+    def _token_terms(self, captured: CapturedAttention) -> Dict[str, TokenTerms]:
         """Per layer: token gradients ``g`` (B, T, F), weights ``w`` (B, T) and the valid mask."""
-        return token_terms(captured, self.layers, self.attention_index, self.attention_weighting)
+        return dict(zip(self.layers, self.layer_attr_method.token_terms(captured)))
 
     def _capture(
         self, inputs: Tuple[Tensor, ...], target: TargetLike, extra: Tuple[Any, ...]
     ) -> CapturedAttention:
-        return capture_token_gradients(self.capturer, self.blocks, self.attention_index, inputs, target, extra)
+        """One forward and backward pass of a batch through ``layer_attr_method`` (all layers at once)."""
+        return cast(CapturedAttention, self.layer_attr_method.capture(inputs, target, extra))
 
     def example_scores(
         self,
@@ -270,8 +267,7 @@ class TokenTCAV(TCAV):  # type: ignore[misc]  # captum ships no types: TCAV is A
             captured = self._capture(batch_inputs, batch_target, extra)
             terms = self._token_terms(captured)
             for layer, vectors in cavs.items():
-                grad, weight, _ = terms[layer]
-                pooled = torch.einsum("bt,btf->bf", weight, grad)
+                pooled = terms[layer].attribution.sum(dim=1)  # sum_t a_t g_t
                 scores[layer].append(pooled @ vectors.to(pooled.device, pooled.dtype).T)
             targets.append(captured.target)
         return {layer: torch.cat(parts).cpu() for layer, parts in scores.items()}, torch.cat(targets).cpu()
