@@ -179,6 +179,26 @@ def test_one_forward_pass_and_one_batched_backward(tokenizer, monkeypatch):
     assert calls == ["forward", "backward"]
 
 
+def test_a_backward_that_cannot_be_vectorised_falls_back_to_one_pass_per_token(tokenizer, monkeypatch):
+    model = tiny_causal_lm("gpt2")
+    explainer = LLMAttnGradShapley(model, tokenizer, game="mutual")
+    expected = explainer.attribute(PROMPT, target=TARGET).token_attr
+    grad = torch.autograd.grad
+    calls = []
+
+    def no_vmap(*args, **kwargs):
+        calls.append(bool(kwargs.get("is_grads_batched")))
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("vmap: an operation has no batching rule (simulated)")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_vmap)
+    with pytest.warns(RuntimeWarning, match="one backward pass per target token"):
+        looped = explainer.attribute(PROMPT, target=TARGET).token_attr
+    assert calls == [True, False, False, False]
+    torch.testing.assert_close(looped, expected, rtol=1e-6, atol=1e-9)
+
+
 # --- inputs and targets -----------------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ reduced at once to what the games read of it: its row ``c_t`` over the prompt (t
 import contextlib
 import contextvars
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
@@ -163,6 +164,31 @@ def generation_games(
             return GenerationGames(rows, block, log_probs.detach(), runs)
 
 
+def _batched_gradients(log_probs: Tensor, probabilities: List[Tensor], seeds: Tensor) -> List[Tensor]:
+    """``d (seeds[k] . log_probs) / dA`` for every row ``k`` of ``seeds``, each ``(k, *A.shape)``: one backward
+    pass vectorised over the rows (``is_grads_batched``). A model with an operation that cannot be vectorised
+    (e.g. a custom autograd function without vmap support) gets one backward pass per row instead, with a
+    warning."""
+    try:
+        return list(
+            torch.autograd.grad(
+                log_probs, probabilities, grad_outputs=seeds, is_grads_batched=True, retain_graph=True
+            )
+        )
+    except RuntimeError as error:
+        message = str(error).lower()
+        if not any(word in message for word in ("vmap", "functorch", "batch")):
+            raise
+        warnings.warn(
+            f"The backward pass could not be vectorised over the target tokens ({str(error).splitlines()[0]}); "
+            "computing one backward pass per target token instead (same values, slower).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    rows = [torch.autograd.grad(log_probs, probabilities, grad_outputs=seed, retain_graph=True) for seed in seeds]
+    return [torch.stack([row[layer] for row in rows]) for layer in range(len(probabilities))]
+
+
 def _attention_games(
     probabilities: List[Tensor], positions: Tensor, num_prompt: int, need_block: bool
 ) -> "tuple[Tensor, Optional[Tensor]]":
@@ -197,9 +223,7 @@ def _gradient_games(
         chunk = torch.arange(start, stop, device=log_probs.device)
         seeds = torch.zeros(stop - start, n_target, dtype=log_probs.dtype, device=log_probs.device)
         seeds[torch.arange(stop - start), chunk] = 1.0  # one unit vector per target: d log p(y_t) / dA
-        grads = torch.autograd.grad(
-            log_probs, probabilities, grad_outputs=seeds, is_grads_batched=True, retain_graph=stop < n_target
-        )
+        grads = _batched_gradients(log_probs, probabilities, seeds)
         runs += 1
         with torch.no_grad():
             for attention, grad in zip(probabilities, grads):
