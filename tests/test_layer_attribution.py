@@ -20,8 +20,8 @@ from tiny_models import (
     zoo_model,
 )
 
-from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM, LayerAttnGradShapley
-from captum_attn_shapley.attr import LayerAttentionReceived, LayerGradSAM
+from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
+from captum_attn_shapley.attr import LayerAttentionReceived, LayerAttnGradShapley, LayerGradSAM
 from captum_attn_shapley.shapley import exact_shapley, game_function
 from captum_attn_shapley.visualization import patch_attributions_to_pixels
 
