@@ -114,13 +114,13 @@ def _direct(arch, prompt_ids, target_ids, players, game, weighting):
     return torch.stack(rows)
 
 
+@pytest.mark.parametrize("engine", ["fused", "hooks"])
 @pytest.mark.parametrize("game", GAMES)
 @pytest.mark.parametrize("weighting", WEIGHTINGS)
-def test_token_attr_equals_direct_computation(lm, tokenizer, game, weighting):
+def test_token_attr_equals_direct_computation(lm, tokenizer, game, weighting, engine):
     arch, model = lm
-    result = LLMAttnGradShapley(model, tokenizer, game=game, weighting=weighting).attribute(
-        TextTokenInput(PROMPT, tokenizer), target=TARGET
-    )
+    explainer = LLMAttnGradShapley(model, tokenizer, game=game, weighting=weighting, engine=engine)
+    result = explainer.attribute(TextTokenInput(PROMPT, tokenizer), target=TARGET)
     prompt_ids = tokenizer(PROMPT, return_tensors="pt")["input_ids"]
     target_ids = torch.tensor(tokenizer.encode(TARGET, add_special_tokens=False))
     players = prompt_ids[0] != tokenizer.bos_token_id  # BOS never plays
@@ -199,6 +199,20 @@ def test_a_backward_that_cannot_be_vectorised_falls_back_to_one_pass_per_token(t
     torch.testing.assert_close(looped, expected, rtol=1e-6, atol=1e-9)
 
 
+def test_a_model_outside_the_attention_registry_falls_back_to_hooks(tokenizer, monkeypatch):
+    from captum_attn_shapley.capture import fused
+    from captum_attn_shapley.capture.attention import _NOT_FUSED
+
+    model = tiny_causal_lm("gpt2")
+    expected = LLMAttnGradShapley(model, tokenizer, game="mutual", engine="hooks").attribute(PROMPT, target=TARGET)
+    monkeypatch.setattr(fused.FusedRecorder, "record", lambda *args: None)  # the fused engine sees no call
+    explainer = LLMAttnGradShapley(model, tokenizer, game="mutual")
+    assert explainer.capturer.engine_for_call() == "fused"
+    result = explainer.attribute(PROMPT, target=TARGET)
+    torch.testing.assert_close(result.token_attr, expected.token_attr)
+    assert model in _NOT_FUSED and explainer.capturer.engine_for_call() == "hooks"
+
+
 # --- inputs and targets -----------------------------------------------------------------------------------
 
 
@@ -271,11 +285,16 @@ def test_result_object_plots_and_probabilities(tokenizer):
         assert result.inp is not None
 
 
-def test_model_left_as_found(tokenizer):
+@pytest.mark.parametrize("engine", ["fused", "hooks"])
+def test_model_left_as_found(tokenizer, engine):
     model = tiny_causal_lm("llama")
     for p in model.parameters():
         p.requires_grad_(False)
-    LLMAttnGradShapley(model, tokenizer, game="mutual").attribute(PROMPT, target=TARGET)
+    seen = []
+    handle = model.register_forward_pre_hook(lambda *args: seen.append(model.config._attn_implementation))
+    LLMAttnGradShapley(model, tokenizer, game="mutual", engine=engine).attribute(PROMPT, target=TARGET)
+    handle.remove()
+    assert seen == (["sdpa"] if engine == "fused" else ["eager"])  # the fused engine keeps the kernel
     assert model.config._attn_implementation == "sdpa"
     assert not model.training
     assert all(not p.requires_grad and p.grad is None for p in model.parameters())
@@ -342,6 +361,7 @@ def test_bad_construction(tokenizer):
         (dict(weighting="gradient"), "weighting"),
         (dict(targets_per_backward=0), "targets_per_backward"),
         (dict(layers=[7]), "Layer 7"),
+        (dict(engine="flash"), "engine"),
     ]:
         with pytest.raises(ValueError, match=match):
             LLMAttnGradShapley(model, tokenizer, **kwargs)

@@ -105,8 +105,7 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
     sums per-token log-probability attributions). Features: a ``TextTokenInput``'s tokens (a string is
     wrapped in one); a ``TextTemplateInput``'s values, each getting the SUM of its tokens' Shapley values
     (the tokens overlapping the value's characters; template text tokens play but are reported in no
-    feature; grouped values by ``mask`` share their group's sum). The forward pass runs eager attention
-    (switched for the call and restored).
+    feature; grouped values by ``mask`` share their group's sum).
 
     Args:
         model (Module): The causal language model (``AutoModelForCausalLM``), in eval mode.
@@ -116,10 +115,15 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
         layers (sequence of int, optional): Layers to average over (default: all).
         special_token_ids (sequence of int, optional): Ids that never play. Default:
                     ``tokenizer.all_special_ids``.
-        switch_to_eager (bool): Switch ``sdpa``/flash attention to eager for each call (restored
-                    afterwards); if False such a model raises an error.
+        switch_to_eager (bool): For the hook engine: switch ``sdpa``/flash attention to eager for each
+                    call (restored afterwards); if False such a model raises an error.
         targets_per_backward (int, optional): Target tokens per batched backward pass. Default: as many as
                     fit 128 MiB of attention gradients.
+        engine (str): ``"auto"`` (default: ``"fused"`` for Hugging Face models on ``sdpa`` in eval mode,
+                    else ``"hooks"``), ``"fused"`` (the model keeps its fused kernel; ``A`` and its gradient
+                    are rebuilt from each call's query, key, value and output gradient) or ``"hooks"``
+                    (eager attention for the call); see
+                    :class:`~captum_attn_shapley.capture.AttentionCapture`.
 
     Examples::
 
@@ -140,6 +144,7 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
         special_token_ids: Optional[Sequence[int]] = None,
         switch_to_eager: bool = True,
         targets_per_backward: Optional[int] = None,
+        engine: str = "auto",
     ) -> None:
         model = check_causal_lm(model)
         if tokenizer is None or not callable(getattr(tokenizer, "encode", None)):
@@ -160,7 +165,7 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
         super().__init__(model)
         self.model = model
         self.tokenizer = tokenizer
-        self.capturer = AttentionCapture(model, engine="hooks", switch_to_eager=switch_to_eager)
+        self.capturer = AttentionCapture(model, engine=engine, switch_to_eager=switch_to_eager)
         self.capturer.resolve_layers(self.layers)
         self.switch_to_eager = switch_to_eager
         self.targets_per_backward = targets_per_backward
