@@ -2,13 +2,14 @@
 """Command-line program: ``captum-attn-shapley explain "some text"``: the parser and the dispatch to
 one module per command (:mod:`~captum_attn_shapley.cli.explain`, :mod:`~captum_attn_shapley.cli.compare`,
 :mod:`~captum_attn_shapley.cli.tcav`, :mod:`~captum_attn_shapley.cli.insights`,
-:mod:`~captum_attn_shapley.cli.generate`)."""
+:mod:`~captum_attn_shapley.cli.generate`,
+:mod:`~captum_attn_shapley.cli.explain_dataset`)."""
 
 import argparse
 import sys
 from typing import Callable, Dict, Optional, Sequence
 
-from captum_attn_shapley.cli import compare, explain, generate, insights, tcav
+from captum_attn_shapley.cli import compare, explain, explain_dataset, generate, insights, tcav
 from captum_attn_shapley.cli._common import PROG, Parser, UserError, exit_with_user_error
 
 #: Each command by name: the function that runs it.
@@ -18,6 +19,7 @@ COMMANDS: Dict[str, Callable[[argparse.Namespace], int]] = {
     "tcav": tcav.run,
     "insights": insights.run,
     "generate": generate.run,
+    "explain-dataset": explain_dataset.run,
 }
 #: Errors of the library and of the files it reads whose message is written for people (the library's
 #: validation, missing or unreadable files, missing optional packages): reported like user errors.
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for command in (explain, compare, tcav, insights, generate):
+    for command in (explain, compare, tcav, insights, generate, explain_dataset):
         command.add_parser(sub)
     for command_parser in sub.choices.values():  # SUPPRESS: a --debug before the command survives
         command_parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
@@ -75,6 +77,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         $ captum-attn-shapley tcav --task words --layers 3 --repeats 20 --report tcav-words.html
         $ captum-attn-shapley insights --task image --port 8080
         $ captum-attn-shapley generate "a = 3 , k = 7 ; k =" --report generation.html
+        $ captum-attn-shapley explain-dataset tweets.parquet --out job --workers 2 --metrics
+        $ captum-attn-shapley explain-dataset --status job
     """
     parser = build_parser()
     args = parser.parse_args(argv)
