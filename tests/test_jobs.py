@@ -256,3 +256,60 @@ def test_cli_end_to_end_and_status(tiny_bert_dir, data_csv, tmp_path, capsys):
     assert "--out DIR is required" in err
     err = _user_error(argv + ["--methods", "nonsense"], capsys)
     assert "unknown method 'nonsense'" in err
+
+
+CONCEPTS = {
+    "concepts": {
+        "praise": ["lovely food", "great service", "on time", "great crew"],
+        "complaint": ["rude crew", "flight late", "never again", "late and rude"],
+        "filler": ["the and but", "was the", "and on", "but the was"],
+    },
+    "sets": [["praise", "complaint"], ["praise", "filler"]],
+}
+
+
+def test_tokentcav_job_trains_cavs_once_and_matches_interpret(tiny_bert_dir, data_csv, tmp_path, monkeypatch):
+    from captum_attn_shapley import TokenTCAV, text_concept
+    from captum_attn_shapley.concept import _cav_store
+
+    concepts = tmp_path / "concepts.json"
+    concepts.write_text(json.dumps(CONCEPTS))
+    trained = []
+    real_train = _cav_store.train_relative_cavs
+
+    def counting(concepts, layer, *args, **kwargs):
+        trained.append(([c.name for c in concepts], layer))
+        return real_train(concepts, layer, *args, **kwargs)
+
+    monkeypatch.setattr(_cav_store, "train_relative_cavs", counting)
+    options = dict(concepts=str(concepts), layers=[0, 1], targets=[0, 1], repeats=3, cav_dir=str(tmp_path / "cav"))
+    result = explain_dataset(data_csv, tmp_path / "out", str(tiny_bert_dir), **OPTIONS, **options)
+    assert result.computed == [0, 1, 2] and result.status.complete
+    assert len(trained) == 4  # 2 sets x 2 layers, once, before the shards (which load them)
+    table = result.read_tokens().to_pydict()
+    assert len(table["example"]) == 20 * 2 * 2 and len(table["scores"][0]) == 2 * 2 * 3  # 2 sets x 2 concepts x R
+    rows = json.loads((tmp_path / "out" / "tcav.json").read_text())
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    made = {
+        n: text_concept(i, n, t, tokenizer, batch_size=4) for i, (n, t) in enumerate(CONCEPTS["concepts"].items())
+    }
+    sets = [[made[n] for n in names] for names in CONCEPTS["sets"]]
+    tcav = TokenTCAV(model, layers=[0, 1], save_path=str(tmp_path / "cav"), repeats=3, batch_size=20)
+    enc = tokenizer(_texts(data_csv), padding=True, return_tensors="pt")
+    for target in (0, 1):
+        direct = tcav.interpret(
+            enc["input_ids"], sets, target=target, additional_forward_args=(enc["attention_mask"],)
+        )
+        expected = direct.rows()
+        got = [r for r in rows if r["target"] == target]
+        assert [(r["concept_set"], r["concept"], r["layer"]) for r in got] == [
+            (r["concept_set"], r["concept"], r["layer"]) for r in expected
+        ]
+        for mine, theirs in zip(got, expected):
+            assert mine["t_tcav"] == pytest.approx(theirs["t_tcav"], abs=1e-9)
+            assert mine["magnitude"] == pytest.approx(theirs["magnitude"], rel=1e-4, abs=1e-7)
+            assert mine["p_value"] == pytest.approx(theirs["p_value"], rel=1e-6, nan_ok=True)
+    assert len(trained) == 4  # the direct run loaded the job's CAVs
+    assert "Target: class 1" in (tmp_path / "out" / "tcav.md").read_text()

@@ -104,7 +104,9 @@ def explain_dataset(
 
     Checks everything first (input file and columns, methods, options, pyarrow, the output folder's
     manifest), writes ``manifest.json``, computes the pending shards with the engine and writes
-    ``_SUCCESS`` once all are done. See :doc:`the dataset jobs guide </jobs>` for the output schema.
+    ``_SUCCESS`` once all are done. With ``concepts=`` (a TokenTCAV job), the CAVs are trained first,
+    once, and ``tcav.json`` / ``tcav.md`` summarise all shards at the end. See
+    :doc:`the dataset jobs guide </jobs>` for the output schema.
 
     Args:
         input (str or Path): A Parquet, CSV or JSON-lines file with a text column.
@@ -136,9 +138,18 @@ def explain_dataset(
     out.mkdir(parents=True, exist_ok=True)
     write_manifest(spec, out)
     remove_partial_files(out)
+    if spec.kind == "tcav":
+        from captum_attn_shapley.jobs.tcav import prepare_tcav
+
+        prepare_tcav(spec)  # the CAVs, trained once, before the workers load them
     module = importlib.import_module(ENGINES[engine])
     kwargs = dict(engine_options or {})
     if engine == "local":
         kwargs["progress"] = progress
     computed = module.run(spec, out, workers, **kwargs)
-    return JobResult(spec, out, list(computed or []), job_status(out))
+    status = job_status(out)
+    if spec.kind == "tcav" and status.complete:
+        from captum_attn_shapley.jobs.tcav import summarize_tcav
+
+        summarize_tcav(spec, out)
+    return JobResult(spec, out, list(computed or []), status)

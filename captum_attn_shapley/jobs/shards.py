@@ -5,10 +5,12 @@ mixing results of other data, model or settings, the success marker and the job'
 Output folder::
 
     manifest.json              the spec, its fingerprint (by part), the number of examples and shards
-    shard-00000.parquet        per-token rows of shard 0 (written last: its presence means the shard is done)
+    shard-00000.parquet        per-token rows of shard 0 (written last: its presence means the shard is done);
+                               TokenTCAV jobs: per example, target and layer, the scores of every CAV
     examples-00000.parquet     per-example rows of shard 0
     ...
     _SUCCESS                   written once every shard is done
+    tcav.json, tcav.md         TokenTCAV jobs: the T-TCAV scores and tests over all shards
 """
 
 import dataclasses
@@ -106,7 +108,12 @@ def _write_parquet(columns: Dict[str, List[Any]], path: pathlib.Path, float_colu
     pq = require_pyarrow()
     import pyarrow as pa
 
-    arrays = {k: pa.array(v, type=pa.float32() if k in float_columns else None) for k, v in columns.items()}
+    def kind(name: str, values: List[Any]) -> Any:
+        if name not in float_columns:
+            return None
+        return pa.list_(pa.float32()) if values and isinstance(values[0], list) else pa.float32()
+
+    arrays = {k: pa.array(v, type=kind(k, v)) for k, v in columns.items()}
     tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         pq.write_table(pa.table(arrays), str(tmp))
@@ -140,6 +147,7 @@ def run_shard(spec: JobSpec, index: int, out_dir: PathLike) -> pathlib.Path:
         PosixPath('out/shard-00000.parquet')
     """
     from captum_attn_shapley.jobs._compute import compute_shard
+    from captum_attn_shapley.jobs.tcav import compute_tcav_shard
 
     shards = plan_shards(spec)
     if not 0 <= index < len(shards):
@@ -152,7 +160,8 @@ def run_shard(spec: JobSpec, index: int, out_dir: PathLike) -> pathlib.Path:
     torch.set_num_threads(spec.threads_per_worker)
     try:
         model, tokenizer = load_model(spec.model)
-        tables = compute_shard(
+        compute = compute_tcav_shard if spec.kind == "tcav" else compute_shard
+        tables = compute(
             spec,
             model,
             tokenizer,
@@ -162,7 +171,7 @@ def run_shard(spec: JobSpec, index: int, out_dir: PathLike) -> pathlib.Path:
         )
     finally:
         torch.set_num_threads(previous)
-    methods = list(spec.methods)
+    methods = list(spec.methods) + ["scores"]
     metrics = [k for k in tables["examples"] if ":" in k] + ["probability"]
     _write_parquet(tables["examples"], shard_path(out, index, "examples"), metrics)
     path = shard_path(out, index)

@@ -8,6 +8,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 
 from captum_attn_shapley._utils.fingerprint import settings_digest
 from captum_attn_shapley.evaluation.registry import resolve_standard_methods
+from captum_attn_shapley.jobs._concept_file import read_concept_file
 from captum_attn_shapley.jobs._inputs import file_digest, infer_format
 from captum_attn_shapley.metrics import DEFAULT_BINS, check_bins
 
@@ -55,6 +56,13 @@ class JobSpec:
         seed (int): ``torch.manual_seed`` before every ``attribute`` call. Default: 0
         baselines (str or int): The token that removes players (metrics, perturbation methods). Default: ``"mask"``
         bins (sequence of float): The metrics' bins in percent. Default: ``DEFAULT_BINS``
+        concepts (str, optional): A TokenTCAV job instead: a JSON file of concepts and the sets to test
+                    (see :func:`~captum_attn_shapley.jobs.tcav.read_concept_file`); ``methods`` are then ignored.
+        layers (sequence of int): TokenTCAV: the blocks probed (indices; negative from the end).
+        targets (sequence of int): TokenTCAV: the classes scored. Default: the predicted class.
+        repeats (int): TokenTCAV: R, the CAVs per concept. Default: 50
+        cav_dir (str, optional): TokenTCAV: the CAV cache, shared by all workers (on a cluster, a shared
+                    folder). Default: TokenTCAV's (the user cache).
 
     Examples::
 
@@ -78,6 +86,16 @@ class JobSpec:
     seed: int = 0
     baselines: Any = "mask"
     bins: Tuple[float, ...] = tuple(DEFAULT_BINS)
+    concepts: Optional[str] = None
+    layers: Tuple[int, ...] = ()
+    targets: Tuple[int, ...] = ()
+    repeats: int = 50
+    cav_dir: Optional[str] = None
+
+    @property
+    def kind(self) -> str:
+        """``"tcav"`` for a TokenTCAV job (``concepts`` given), else ``"attributions"``."""
+        return "tcav" if self.concepts is not None else "attributions"
 
     def __post_init__(self) -> None:
         path = pathlib.Path(str(self.input)).expanduser()
@@ -91,9 +109,12 @@ class JobSpec:
         if model_path.is_dir():
             object.__setattr__(self, "model", str(model_path.resolve()))
         names = [self.methods] if isinstance(self.methods, str) else list(self.methods)
-        if not names:
+        if self.concepts is not None:
+            self._check_tcav()
+            names = []  # a TokenTCAV job runs no attribution method
+        elif not names:
             raise ValueError("methods is empty: name at least one method, e.g. ['Shapley-Grad-Att-Max-Mutual'].")
-        object.__setattr__(self, "methods", tuple(resolve_standard_methods(names) or ()))
+        object.__setattr__(self, "methods", tuple(resolve_standard_methods(names) or ()) if names else ())
         _positive(self.batch_size, "batch_size")
         if self.shard_size is None:
             object.__setattr__(self, "shard_size", BATCHES_PER_SHARD * self.batch_size)
@@ -109,6 +130,27 @@ class JobSpec:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer, 0 or more, got {self.seed!r}.")
         object.__setattr__(self, "bins", tuple(float(b) for b in check_bins(tuple(self.bins))))
+
+    def _check_tcav(self) -> None:
+        path = pathlib.Path(str(self.concepts)).expanduser()
+        read_concept_file(str(path))
+        object.__setattr__(self, "concepts", str(path.resolve()))
+        layers = [self.layers] if isinstance(self.layers, int) else list(self.layers)
+        if not layers or not all(isinstance(v, int) and not isinstance(v, bool) for v in layers):
+            raise ValueError(
+                f"layers must list block indices (e.g. [1]) for a TokenTCAV job, got {self.layers!r}."
+            )
+        targets = [self.targets] if isinstance(self.targets, int) else list(self.targets)
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in targets):
+            raise ValueError(
+                f"targets must be class indices, 0 or more (none: the predicted class), got {targets}."
+            )
+        if isinstance(self.repeats, bool) or not isinstance(self.repeats, int) or self.repeats < 2:
+            raise ValueError(f"repeats must be an integer, 2 or more (the t-test needs 2), got {self.repeats!r}.")
+        object.__setattr__(self, "layers", tuple(layers))
+        object.__setattr__(self, "targets", tuple(targets))
+        if self.cav_dir is not None:
+            object.__setattr__(self, "cav_dir", str(pathlib.Path(self.cav_dir).expanduser().resolve()))
 
     def to_json(self) -> str:
         r"""
@@ -131,7 +173,7 @@ class JobSpec:
             JobSpec: The spec.
         """
         fields = json.loads(text)
-        for name in ("methods", "bins"):
+        for name in ("methods", "bins", "layers", "targets"):
             fields[name] = tuple(fields[name])
         return cls(**fields)
 
@@ -151,7 +193,8 @@ class JobSpec:
         import captum_attn_shapley
         from captum_attn_shapley.jobs._model import model_digest
 
-        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in ("input", "model")}
+        paths = ("input", "model", "concepts", "cav_dir")
+        settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in paths}
         versions = [
             captum_attn_shapley.__version__,
             torch.__version__,
@@ -159,7 +202,7 @@ class JobSpec:
             captum.__version__,
         ]
         return {
-            "data": file_digest(self.input)[:16],
+            "data": settings_digest([file_digest(p) for p in (self.input, self.concepts) if p is not None]),
             "model": model_digest(self.model),
             "settings": settings_digest(settings),
             "version": settings_digest(versions),
