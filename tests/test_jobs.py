@@ -313,3 +313,23 @@ def test_tokentcav_job_trains_cavs_once_and_matches_interpret(tiny_bert_dir, dat
             assert mine["p_value"] == pytest.approx(theirs["p_value"], rel=1e-6, nan_ok=True)
     assert len(trained) == 4  # the direct run loaded the job's CAVs
     assert "Target: class 1" in (tmp_path / "out" / "tcav.md").read_text()
+
+
+def test_cli_tokentcav_job(tiny_bert_dir, data_csv, tmp_path, capsys):
+    concepts = tmp_path / "concepts.json"
+    concepts.write_text(json.dumps(CONCEPTS))
+    argv = ["explain-dataset", str(data_csv), "--out", str(tmp_path / "job"), "--model", str(tiny_bert_dir)]
+    argv += ["--batch-size", "4", "--shard-size", "8", "--no-progress", "--concepts", str(concepts)]
+    assert "--concepts needs --layers" in _user_error(argv, capsys)
+    argv += ["--layers", "-1", "--repeats", "2", "--cav-dir", str(tmp_path / "cav")]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "3/3 shards, 20/20 examples" in out and "Target: the predicted class" in out
+    rows = json.loads((tmp_path / "job" / "tcav.json").read_text())
+    assert {r["concept"] for r in rows} == {"praise", "complaint", "filler"} and {r["target"] for r in rows} == {
+        -1
+    }
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"concepts": {"a": ["x"]}, "sets": [["a", "b"]]}))
+    err = _user_error(argv[:-8] + ["--concepts", str(bad), "--layers", "1"], capsys)
+    assert "names unknown concepts ['b']" in err

@@ -6,7 +6,7 @@ import pathlib
 from typing import Any, Dict, List, Optional, Sequence
 
 from captum_attn_shapley.cli._checks import check_max_length, check_model_source, check_output, loading
-from captum_attn_shapley.cli._common import UserError, non_negative_int, positive_int
+from captum_attn_shapley.cli._common import UserError, int_at_least, non_negative_int, positive_int
 from captum_attn_shapley.evaluation.registry import resolve_standard_methods
 
 #: The default methods of the command.
@@ -78,6 +78,22 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "--threads-per-worker", type=positive_int, default=1, help="torch threads per worker (default 1)"
     )
     job.add_argument("--seed", type=non_negative_int, default=0, help="torch seed before every attribute call")
+    tcav = job.add_argument_group("TokenTCAV at scale (instead of --methods)")
+    tcav.add_argument(
+        "--concepts", default=None, help='JSON file: {"concepts": {name: [texts]}, "sets": [[names]]}'
+    )
+    tcav.add_argument(
+        "--layers", type=int, nargs="+", default=None, help="blocks probed (indices; needs --concepts)"
+    )
+    tcav.add_argument(
+        "--targets",
+        type=non_negative_int,
+        nargs="+",
+        default=[],
+        help="classes scored (default: the predicted one)",
+    )
+    tcav.add_argument("--repeats", type=int_at_least(2), default=50, help="CAVs per concept (default 50)")
+    tcav.add_argument("--cav-dir", default=None, help="CAV cache shared by the workers (default: the user cache)")
     job.add_argument("--overwrite", action="store_true", help="delete another job's results in --out")
     job.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -134,6 +150,10 @@ def run(args: argparse.Namespace) -> int:
         )
     check_output(args.out, "--out", directory=True)
     methods = _methods(args.methods)
+    if args.concepts is not None and not args.layers:
+        raise UserError(
+            "--concepts needs --layers.", "Give the blocks to probe, e.g. --layers 3 5 (negative: from the end)."
+        )
     check_model_source(args.model)
     hf_logging.disable_progress_bar()
     source = _model_source(args.model)
@@ -152,6 +172,9 @@ def run(args: argparse.Namespace) -> int:
         "threads_per_worker": args.threads_per_worker,
         "seed": args.seed,
     }
+    if args.concepts is not None:
+        options.update(concepts=args.concepts, layers=args.layers, targets=args.targets, repeats=args.repeats)
+        options["cav_dir"] = args.cav_dir
     result = explain_dataset(
         args.input,
         args.out,
@@ -164,4 +187,6 @@ def run(args: argparse.Namespace) -> int:
         **options,
     )
     print(f"{result.out_dir}: {result.status.describe()} ({len(result.computed)} shards computed now)")
+    if result.spec.kind == "tcav" and result.status.complete:
+        print((result.out_dir / "tcav.md").read_text())
     return 0
