@@ -7,7 +7,9 @@ from typing import Any, List, Optional, Sequence, Union
 
 from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley._utils.log import log_usage
+from captum_attn_shapley._utils.model_checks import max_text_length
 from captum_attn_shapley.jobs._inputs import read_examples, require_pyarrow
+from captum_attn_shapley.jobs._model import load_model
 from captum_attn_shapley.jobs.shards import (
     JobStatus,
     check_manifest,
@@ -16,6 +18,9 @@ from captum_attn_shapley.jobs.shards import (
     write_manifest,
 )
 from captum_attn_shapley.jobs.spec import JobSpec, make_spec
+
+#: The truncation length when none is given (capped at the model's limit).
+DEFAULT_MAX_LENGTH = 128
 
 #: The engines, by name: the module whose ``run(spec, out_dir, workers, **engine_options)`` runs a job.
 ENGINES = {
@@ -72,17 +77,25 @@ def _concat(out_dir: pathlib.Path, kind: str) -> Any:
 
 def check_job_inputs(spec: JobSpec) -> None:
     r"""
-    Checks what a job needs before any work: pyarrow, the input's columns and values, the model.
+    Checks what a job needs before any work: pyarrow, the input's columns and values, the model (loaded
+    once per process) and ``max_length`` against its positions.
 
     Args:
         spec (JobSpec): The job.
 
     Raises:
         ImportError: Without pyarrow.
-        ValueError: For an empty input, a missing column, a bad value.
+        ValueError: For an empty input, a missing column, a bad value, a ``max_length`` the model cannot take.
     """
     require_pyarrow()
     read_examples(spec.input, str(spec.input_format), spec.text_column, spec.label_column)
+    model, _ = load_model(spec.model)
+    limit, why = max_text_length(model)
+    if limit is not None and spec.max_length > limit:
+        raise ValueError(
+            f"max_length {spec.max_length} is more than the {limit} positions {type(model).__name__} accepts"
+            f"{why}; give max_length={limit} or less."
+        )
 
 
 @log_usage()
@@ -118,7 +131,8 @@ def explain_dataset(
         overwrite (bool): Delete the results of another job in ``out_dir`` instead of refusing. Default: False
         progress (bool): Show a progress bar (local engine). Default: True
         engine_options (dict, optional): Further keyword arguments of the engine's ``run``.
-        **options: Fields of :class:`JobSpec` (``batch_size``, ``shard_size``, ``metrics``, ...).
+        **options: Fields of :class:`JobSpec` (``batch_size``, ``shard_size``, ``metrics``, ...);
+                    ``max_length`` defaults to 128, or the model's limit if it takes fewer tokens.
 
     Returns:
         JobResult: The spec, the folder, the shards computed and the status.
@@ -132,6 +146,9 @@ def explain_dataset(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}.")
     spec = make_spec(str(input), str(model), methods, **options)
+    if options.get("max_length") is None:  # 128, or the model's limit if it takes fewer tokens
+        limit, _ = max_text_length(load_model(spec.model)[0])
+        spec = dataclasses.replace(spec, max_length=min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH))
     check_job_inputs(spec)
     out = pathlib.Path(out_dir).expanduser()
     check_manifest(spec, out, overwrite)
