@@ -113,6 +113,33 @@ def test_torchrun_two_processes_are_identical_to_one_process_after_a_rank_dies(
     assert spec == local_job.spec
 
 
+CONCEPTS = {
+    "concepts": {
+        "praise": ["lovely food", "great service", "on time"],
+        "complaint": ["rude crew", "flight late", "never again"],
+        "filler": ["the and but", "was the", "the the"],
+    },
+    "sets": [["praise", "complaint"], ["praise", "filler"]],
+}
+
+
+def test_torchrun_tokentcav_job_is_identical_to_one_process(tiny_bert_dir, data_csv, tmp_path):
+    # two ranks form a gloo group: rank 0 trains the CAVs (in a cache of their own: c2) while rank 1 waits,
+    # then both score their shards; the summary over all shards is the same as one process's
+    concepts = tmp_path / "concepts.json"
+    concepts.write_text(json.dumps(CONCEPTS))
+    options = dict(OPTIONS, concepts=str(concepts), layers=[0, 1], targets=[0, 1], repeats=2)
+    model = str(tiny_bert_dir)
+    local = explain_dataset(data_csv, tmp_path / "local", model, cav_dir=str(tmp_path / "c1"), **options)
+    out = tmp_path / "torchrun"
+    result = explain_dataset(
+        data_csv, out, model, engine="torchrun", workers=2, cav_dir=str(tmp_path / "c2"), **options
+    )
+    assert result.computed == [0, 1, 2, 3]
+    _assert_same_files(local.out_dir, out)
+    assert (out / "tcav.json").read_text() == (local.out_dir / "tcav.json").read_text()
+
+
 def test_torchrun_worker_ranks_take_every_world_size_th_shard(local_job, tmp_path, monkeypatch):
     # the worker run in this process as rank 1 then rank 0 of 2, reading the local job's manifest as its spec
     out = tmp_path / "ranks"
@@ -156,7 +183,7 @@ def test_torchrun_command_runs_the_worker_module_with_this_interpreter():
     assert cmd == [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "3",
         "--max-restarts", "2", "--monitor-interval", "1", "-m", "captum_attn_shapley.jobs.torchrun_worker",
-        "s.json", "out",
+        "s.json", "out", "--no-summary",
     ]  # fmt: skip
 
 

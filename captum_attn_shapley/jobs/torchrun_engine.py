@@ -44,7 +44,9 @@ def command(
 ) -> List[str]:
     r"""
     The launcher's command line: ``python -m torch.distributed.run --standalone ...`` with this
-    interpreter (the same as ``torchrun``, without relying on the script being on ``PATH``).
+    interpreter (the same as ``torchrun``, without relying on the script being on ``PATH``); the workers
+    leave a TokenTCAV job's summary to :func:`~captum_attn_shapley.jobs.explain_dataset`
+    (``--no-summary``).
 
     Args:
         spec_path (str): The spec's JSON file.
@@ -59,6 +61,7 @@ def command(
     return [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(workers),
         "--max-restarts", str(max_restarts), *launcher_args, "-m", WORKER_MODULE, spec_path, out_dir,
+        "--no-summary",
     ]  # fmt: skip
 
 

@@ -8,14 +8,17 @@
 ``manifest.json``. The split is static (it depends on the shard's index alone), so a restart of the group
 recomputes only the unfinished shards and no shard is computed twice; the ranks need no process group.
 Every rank checks the folder's manifest first (another job's results are refused) and writes it if it is
-missing; the rank that finds every shard done writes ``_SUCCESS``.
+missing; the rank that finds every shard done writes ``_SUCCESS``. Only a TokenTCAV job on several ranks
+forms a (gloo) process group, for two barriers: rank 0 trains the CAVs while the others wait, and writes
+``tcav.json`` once every rank is done.
 """
 
+import contextlib
 import json
 import os
 import pathlib
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, Iterator, List, Optional, Sequence
 
 from captum_attn_shapley.jobs._faults import maybe_crash
 from captum_attn_shapley.jobs.shards import (
@@ -29,7 +32,7 @@ from captum_attn_shapley.jobs.shards import (
 )
 from captum_attn_shapley.jobs.spec import JobSpec
 
-USAGE = "usage: python -m captum_attn_shapley.jobs.torchrun_worker SPEC.json OUT_DIR"
+USAGE = "usage: python -m captum_attn_shapley.jobs.torchrun_worker SPEC.json OUT_DIR [--no-summary]"
 
 
 def read_spec(path: str) -> JobSpec:
@@ -82,12 +85,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     without them).
 
     Args:
-        argv (sequence of str, optional): ``[SPEC.json, OUT_DIR]``. Default: ``sys.argv[1:]``
+        argv (sequence of str, optional): ``[SPEC.json, OUT_DIR]``, and ``--no-summary`` to leave a
+                    TokenTCAV job's ``tcav.json`` to the caller. Default: ``sys.argv[1:]``
 
     Returns:
         int: The exit status (2 for a usage error).
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    summary = "--no-summary" not in args
+    args = [a for a in args if a != "--no-summary"]
     if len(args) != 2:
         print(USAGE, file=sys.stderr)
         return 2
@@ -104,11 +110,38 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if not (out / MANIFEST).is_file():
         # any rank may find it missing; each writes the same manifest atomically (the first start time kept)
         write_manifest(spec, out)
-    for index in rank_shards(spec, str(out), rank, world_size):
-        maybe_crash(index)
-        run_shard(spec, index, out)
-    mark_success(spec, out)
+    with _group(spec, world_size) as barrier:
+        if spec.kind == "tcav" and rank == 0:
+            from captum_attn_shapley.jobs.tcav import prepare_tcav
+
+            prepare_tcav(spec)  # the CAVs, trained once (or found in the cache) before any rank loads them
+        barrier()
+        for index in rank_shards(spec, str(out), rank, world_size):
+            maybe_crash(index)
+            run_shard(spec, index, out)
+        barrier()
+    complete = mark_success(spec, out)
+    if spec.kind == "tcav" and complete and rank == 0 and summary:
+        from captum_attn_shapley.jobs.tcav import summarize_tcav
+
+        summarize_tcav(spec, out)
     return 0
+
+
+@contextlib.contextmanager
+def _group(spec: JobSpec, world_size: int) -> Iterator[Callable[[], None]]:
+    """A barrier across the ranks: a gloo process group for a TokenTCAV job on several ranks (rank 0 trains
+    the CAVs while the others wait; all wait for each other before the summary), nothing otherwise."""
+    if spec.kind != "tcav" or world_size == 1:
+        yield lambda: None
+        return
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    try:
+        yield dist.barrier
+    finally:
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
