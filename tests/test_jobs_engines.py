@@ -124,8 +124,8 @@ CONCEPTS = {
 
 
 def test_torchrun_tokentcav_job_is_identical_to_one_process(tiny_bert_dir, data_csv, tmp_path):
-    # two ranks form a gloo group: rank 0 trains the CAVs (in a cache of their own: c2) while rank 1 waits,
-    # then both score their shards; the summary over all shards is the same as one process's
+    # explain_dataset trains the CAVs once (into c2); the two ranks form a gloo group, rank 0 loads them while
+    # rank 1 waits, both score their shards; the summary over all shards is the same as one process's
     concepts = tmp_path / "concepts.json"
     concepts.write_text(json.dumps(CONCEPTS))
     options = dict(OPTIONS, concepts=str(concepts), layers=[0, 1], targets=[0, 1], repeats=2)
