@@ -33,6 +33,7 @@ def test_the_tutorial_notebooks_exist():
         "01_explain_sentiment_classifier.ipynb",
         "02_token_tcav_vision.ipynb",
         "03_bring_your_own_model.ipynb",
+        "04_layers_and_generation.ipynb",
     } <= set(NOTEBOOKS)
 
 
@@ -212,3 +213,29 @@ def test_notebook_03_brings_other_models(default_classifier, texture_classifier,
     assert out.count("zero at special tokens and padding: True") == 2
     assert values["vit_patches"] == [3, 8, 8] and values["vit_pixels"] == [3, 1, 64, 64]
     assert values["deit"] == [3, 8, 8] and values["deit_gap"] < 1e-8
+
+
+@pytest.mark.notebook
+def test_notebook_04_layers_and_generation(default_classifier, recall_lm, tmp_path):
+    probe = """{
+        "n_layers": len(layer_scores),
+        "same_as_layers_k": bool(same_as_layers_k),
+        "top_token_by_layer": top_token_by_layer,
+        "generated": list(result.output_tokens),
+        "result_type": type(result).__name__,
+        "summary": summary.reset_index().to_dict("records"),
+        "mutual_equals_max_mutual": bool(mutual_equals_max_mutual),
+    }"""
+    nb, values = _execute("04_layers_and_generation.ipynb", tmp_path, probe)
+    assert len(_outputs(nb, "image/png")) >= 2  # the layer-by-layer map, Captum's plot_token_attr
+    assert values["n_layers"] == 6 and values["same_as_layers_k"]
+    assert len(values["top_token_by_layer"]) == 6
+    assert values["result_type"] == "LLMAttributionResult" and len(values["generated"]) == 1
+    rows = {row["method"]: row for row in values["summary"]}
+    assert set(rows) == {"Shapley-Grad-Att-CLS", "Shapley-Grad-Att-Max-Mutual", "LayerIntegratedGradients"}
+    for row in rows.values():
+        assert 0 <= row["top token decisive"] <= 1 and row["ms / prompt"] > 0
+    # the recall model's answer is decided by known tokens: the CLS game finds one of them on most prompts
+    assert rows["Shapley-Grad-Att-CLS"]["top token decisive"] >= 0.5
+    assert rows["Shapley-Grad-Att-CLS"]["LIG time / time"] > 1
+    assert values["mutual_equals_max_mutual"]

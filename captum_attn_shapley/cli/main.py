@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         $ captum-attn-shapley tcav --report tcav.html
         $ captum-attn-shapley tcav --task words --layers 3 --repeats 20 --report tcav-words.html
         $ captum-attn-shapley insights --task image --port 8080
-        $ captum-attn-shapley generate "a = 3 , k = 7 ; k =" --report generation.html
+        $ captum-attn-shapley generate "a=3 k=7 m=1 ; k=" --report generation.html
         $ captum-attn-shapley explain-dataset tweets.parquet --out job --workers 2 --metrics
         $ captum-attn-shapley explain-dataset --status job
     """
