@@ -17,6 +17,7 @@ from captum_attn_shapley.cli import main
 from captum_attn_shapley.evaluation import attention_method, classifier_forward, embedding_layer
 from captum_attn_shapley.jobs import JobSpec, explain_dataset, job_status, pending_shards, plan_shards
 from captum_attn_shapley.jobs import local as local_engine
+from captum_attn_shapley.jobs._faults import CRASH_ENV
 from captum_attn_shapley.metrics import faithfulness_curves
 
 METHODS = ["Shapley-Grad-Att-Max-Mutual", "Att", "InputXGradient"]
@@ -100,7 +101,11 @@ def test_scores_equal_the_methods_called_on_each_example(one_worker, tiny_bert_d
         assert examples["sufficiency:Att"][i] == pytest.approx(float(curves.sufficiency()[0]), abs=1e-5)
 
 
-def test_two_local_workers_are_bit_identical_to_one(one_worker, tiny_bert_dir, data_csv, tmp_path):
+def test_two_local_workers_are_bit_identical_to_one_even_after_a_crash(
+    one_worker, tiny_bert_dir, data_csv, tmp_path, monkeypatch
+):
+    # the worker that reaches shard 1 first dies (os._exit); a fresh pool computes what was left
+    monkeypatch.setenv(CRASH_ENV, f"1:{tmp_path / 'crashed'}")
     result = explain_dataset(
         data_csv, tmp_path / "out", str(tiny_bert_dir), METHODS, metrics=True, workers=2, **OPTIONS
     )
@@ -109,7 +114,8 @@ def test_two_local_workers_are_bit_identical_to_one(one_worker, tiny_bert_dir, d
         for index in range(3):
             name = f"{kind}-{index:05d}.parquet"
             assert pq.read_table(tmp_path / "out" / name).equals(pq.read_table(one_worker.out_dir / name)), name
-    assert (tmp_path / "out" / "_SUCCESS").is_file()
+    assert (tmp_path / "out" / "_SUCCESS").is_file() and (tmp_path / "crashed").is_file()
+    assert not list((tmp_path / "out").glob("*.tmp"))
 
 
 def test_a_rerun_recomputes_only_missing_or_partial_shards(
