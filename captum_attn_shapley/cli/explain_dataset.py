@@ -33,7 +33,9 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "explain-dataset", help="explain every text of a Parquet/CSV/JSONL file in resumable shards"
     )
     job.add_argument("input", nargs="?", default=None, help="the examples: a .parquet, .csv or .jsonl file")
-    job.add_argument("--out", type=pathlib.Path, default=None, help="the job's folder (created; resumable)")
+    job.add_argument(
+        "--out", type=pathlib.Path, default=None, metavar="DIR", help="the job's folder (created; resumable)"
+    )
     job.add_argument(
         "--status",
         type=pathlib.Path,

@@ -220,7 +220,7 @@ def _read_manifest(out_dir: PathLike) -> Optional[Dict[str, Any]]:
 
 
 def _clear(out: pathlib.Path) -> None:
-    for pattern in ("shard-*.parquet", "examples-*.parquet", ".*.parquet.*.tmp", SUCCESS, MANIFEST):
+    for pattern in ("shard-*.parquet", "examples-*.parquet", ".*.parquet.*.tmp", "tcav.*", SUCCESS, MANIFEST):
         for path in out.glob(pattern):
             path.unlink()
 
