@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Create (or refresh) a virtual environment and install the project with everything it needs.
 #   [EXTRAS=test,insights] [LOCK=requirements/captum09.lock|none] scripts/bootstrap.sh [VENV_DIR [EXTRA_REQUIREMENT ...]]
-# VENV_DIR defaults to .venv; EXTRAS are the project's optional extras (default: test,docs);
+# VENV_DIR defaults to .venv; EXTRAS are the project's optional extras (default: test,docs,jobs);
 # LOCK is the lock of every package version used as constraints (default: requirements/captum09.lock, or
 # requirements/captum08.lock when EXTRAS include insights); LOCK=none installs the newest versions that the
 # project's own ranges allow (scripts/test.sh --latest). EXTRA_REQUIREMENT pins further packages.
@@ -13,7 +13,7 @@ cd "$root"
 venv="${1:-$root/.venv}"
 shift || true
 python="${PYTHON:-python3}"
-extras="${EXTRAS:-test,docs}"
+extras="${EXTRAS:-test,docs,jobs}"
 case ",$extras," in
   *,insights,*) default_lock=requirements/captum08.lock ;;
   *) default_lock=requirements/captum09.lock ;;

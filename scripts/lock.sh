@@ -40,4 +40,4 @@ shared="$work/shared-versions.txt"
 for package in $key_packages; do
   grep -i "^${package}==" requirements/captum08.lock >> "$shared" || true
 done
-lock captum09 test,docs "$shared"
+lock captum09 test,docs,jobs "$shared"
