@@ -232,3 +232,46 @@ def test_crash_fault_exits_once_for_its_shard_only(tmp_path, monkeypatch):
     monkeypatch.setenv(CRASH_ENV, f"2:{marker}")
     maybe_crash(2)
     maybe_crash(1)
+
+
+class _FakeRay:
+    """Records ray.init's arguments and the environment the local instance would inherit."""
+
+    def __init__(self):
+        self.calls = []
+
+    def is_initialized(self):
+        return False
+
+    def init(self, **kwargs):
+        env = {k: os.environ.get(k) for k in ("RAY_worker_niceness", "RAY_AUTH_TOKEN", "RAY_USAGE_STATS_ENABLED")}
+        self.calls.append((kwargs, env))
+
+    def shutdown(self):
+        self.calls.append("shutdown")
+
+
+def test_ray_session_settings_of_a_local_instance_and_of_a_cluster(tmp_path, monkeypatch):
+    for name in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS", "RAY_worker_niceness"):
+        monkeypatch.delenv(name, raising=False)
+    fake = _FakeRay()
+    out = pathlib.Path(tempfile.mkdtemp(prefix="j", dir="/tmp"))  # short: Ray's folder used as it is
+    with ray_engine._ray_session(fake, out, 3, None, {}) as local:
+        assert local
+    (kwargs, env), last = fake.calls
+    assert kwargs["_temp_dir"] == str(out / ".ray") and kwargs["object_spilling_directory"] == str(
+        out / ".ray/spill"
+    )
+    assert kwargs["num_cpus"] == 3 and kwargs["include_dashboard"] is False and last == "shutdown"
+    assert env["RAY_worker_niceness"] == "0" and env["RAY_USAGE_STATS_ENABLED"] == "0" and env["RAY_AUTH_TOKEN"]
+    assert "RAY_worker_niceness" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ  # restored
+    shutil.rmtree(out)
+    # RAY_ADDRESS (the command line's way to a cluster) or address=: connect, start nothing, set nothing
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    fake = _FakeRay()
+    with ray_engine._ray_session(fake, tmp_path, 3, None, {"runtime_env": {}}) as local:
+        assert not local
+    (kwargs, env), _ = fake.calls
+    assert kwargs == {"address": "ray://head:10001", "runtime_env": {}}
+    assert env == {"RAY_worker_niceness": None, "RAY_AUTH_TOKEN": None, "RAY_USAGE_STATS_ENABLED": None}
+    assert not (tmp_path / ".ray").exists()

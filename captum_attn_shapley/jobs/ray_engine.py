@@ -112,6 +112,7 @@ def _ray_session(
     if ray.is_initialized():
         yield False
         return
+    address = address or os.environ.get("RAY_ADDRESS") or None  # as ray.init itself would
     if address is not None:
         ray.init(address=address, **init)
         try:
@@ -172,8 +173,9 @@ def run(
     after a successful job unless ``keep_ray_dir``; its logs are in ``.ray/session_*/logs``). With an
     ``address`` (``"auto"`` for the cluster of ``ray start`` on this machine, or ``"ray://HOST:10001"``),
     the tasks run on that cluster: every node must have this package and the model, and see the input
-    file and ``out_dir`` at the same paths (a shared file system). An existing connection
-    (``ray.init`` called before) is used as it is.
+    file and ``out_dir`` at the same paths (a shared file system). ``RAY_ADDRESS`` in the environment
+    stands for ``address`` (as for ``ray.init``; the command line's way to a cluster). An existing
+    connection (``ray.init`` called before) is used as it is.
 
     Args:
         spec (JobSpec): The job.
