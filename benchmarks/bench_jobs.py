@@ -174,7 +174,8 @@ def main() -> None:
             for workers in args.workers:
                 job = work / f"{engine}-{workers}"
                 cmd = [sys.executable, __file__, "--child", "--engine", engine, "--workers", str(workers)]
-                cmd += ["--data", str(args.data), "--job", str(job), "--model", args.model, "--methods", *args.methods]
+                cmd += ["--data", str(args.data), "--job", str(job), "--model", args.model]
+                cmd += ["--methods", *args.methods]
                 cmd += ["--batch-size", str(args.batch_size), "--shard-size", str(args.shard_size)]
                 cmd += ["--max-length", str(args.max_length)]
                 start = time.perf_counter()
