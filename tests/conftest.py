@@ -137,6 +137,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "no_insights: checks the error raised where Captum Insights is missing")
     config.addinivalue_line("markers", "notebook: executes a tutorial notebook (test.sh: captum 0.9 run only)")
     config.addinivalue_line(
+        "markers", "jobs: dataset jobs, which need the `jobs` extra (pyarrow, ray) (test.sh: captum 0.9 run only)"
+    )
+    config.addinivalue_line(
         "markers",
         "trained: uses a trained embedded model (default, planted or texture classifier, recall LM): trained "
         "and cached on first use",

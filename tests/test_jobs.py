@@ -7,7 +7,6 @@ import json
 import random
 import shutil
 
-import pyarrow.parquet as pq
 import pytest
 import torch
 from captum.attr import LayerGradientXActivation
@@ -19,6 +18,16 @@ from captum_attn_shapley.jobs import JobSpec, explain_dataset, job_status, pendi
 from captum_attn_shapley.jobs import local as local_engine
 from captum_attn_shapley.jobs._faults import CRASH_ENV
 from captum_attn_shapley.metrics import faithfulness_curves
+
+#: Dataset jobs need the ``jobs`` extra (pyarrow): scripts/test.sh runs them in the captum 0.9 environment only.
+pytestmark = pytest.mark.jobs
+
+
+def _read_table(path):
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
 
 METHODS = ["Shapley-Grad-Att-Max-Mutual", "Att", "InputXGradient"]
 WORDS = "the crew was rude and the flight late but lovely food great service never again on time".split()
@@ -113,7 +122,7 @@ def test_two_local_workers_are_bit_identical_to_one_even_after_a_crash(
     for kind in ("shard", "examples"):
         for index in range(3):
             name = f"{kind}-{index:05d}.parquet"
-            assert pq.read_table(tmp_path / "out" / name).equals(pq.read_table(one_worker.out_dir / name)), name
+            assert _read_table(tmp_path / "out" / name).equals(_read_table(one_worker.out_dir / name)), name
     assert (tmp_path / "out" / "_SUCCESS").is_file() and (tmp_path / "crashed").is_file()
     assert not list((tmp_path / "out").glob("*.tmp"))
 
@@ -221,6 +230,7 @@ def test_spec_round_trips_and_fixes_the_shards(tiny_bert_dir, data_csv):
 
 def test_jsonl_and_parquet_inputs_give_the_csv_job(one_worker, tiny_bert_dir, data_csv, tmp_path):
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     texts = _texts(data_csv)
     jsonl = tmp_path / "tweets.jsonl"
@@ -247,7 +257,7 @@ def test_cli_end_to_end_and_status(tiny_bert_dir, data_csv, tmp_path, capsys):
     argv += ["--methods", "att", "grad-sam", "--batch-size", "4", "--shard-size", "8", "--no-progress"]
     assert main(argv) == 0
     assert "3/3 shards, 20/20 examples" in capsys.readouterr().out
-    table = pq.read_table(out / "shard-00000.parquet")
+    table = _read_table(out / "shard-00000.parquet")
     assert {"Att", "Grad-SAM", "token", "start", "end"} <= set(table.column_names)
     (out / "shard-00001.parquet").unlink()
     assert main(["explain-dataset", "--status", str(out)]) == 0

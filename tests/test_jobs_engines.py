@@ -4,9 +4,9 @@ bit-identical to the local engine's in one process (the reference: the same Parq
 split the shards statically; Ray's local instance keeps its folders in the job's folder and writes nothing
 under the home folder; bad options fail before any work.
 
-Marked ``engines``: they start Ray and torchrun (under two minutes on 2 cores) and run in the captum 0.9
-environment, which installs the ``jobs`` extra (scripts/test.sh deselects them in the captum 0.8 one; the
-module imports neither pyarrow nor ray when collected).
+Marked ``jobs`` (as tests/test_jobs.py): they start Ray and torchrun (under two minutes on 2 cores) and run
+in the captum 0.9 environment, which installs the ``jobs`` extra (scripts/test.sh deselects them in the
+captum 0.8 one; the module imports neither pyarrow nor ray when collected).
 """
 
 import csv
@@ -30,7 +30,7 @@ from captum_attn_shapley.jobs import (
 )
 from captum_attn_shapley.jobs._faults import CRASH_ENV, maybe_crash
 
-pytestmark = pytest.mark.engines
+pytestmark = pytest.mark.jobs
 
 METHODS = ["Shapley-Grad-Att-Max-Mutual", "Att"]
 WORDS = "the crew was rude and the flight late but lovely food great service never again on time".split()

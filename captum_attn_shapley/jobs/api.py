@@ -129,7 +129,7 @@ def explain_dataset(
         engine (str): ``"local"``, ``"ray"`` or ``"torchrun"``. Default: ``"local"``
         workers (int): Worker processes. Default: 1
         overwrite (bool): Delete the results of another job in ``out_dir`` instead of refusing. Default: False
-        progress (bool): Show a progress bar (local engine). Default: True
+        progress (bool): Show a progress bar (every engine). Default: True
         engine_options (dict, optional): Further keyword arguments of the engine's ``run``.
         **options: Fields of :class:`JobSpec` (``batch_size``, ``shard_size``, ``metrics``, ...);
                     ``max_length`` defaults to 128, or the model's limit if it takes fewer tokens.
@@ -160,9 +160,7 @@ def explain_dataset(
 
         prepare_tcav(spec)  # the CAVs, trained once, before the workers load them
     module = importlib.import_module(ENGINES[engine])
-    kwargs = dict(engine_options or {})
-    if engine == "local":
-        kwargs["progress"] = progress
+    kwargs = dict(engine_options or {}, progress=progress)
     computed = module.run(spec, out, workers, **kwargs)
     status = job_status(out)
     if spec.kind == "tcav" and status.complete:
