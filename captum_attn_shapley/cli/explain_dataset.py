@@ -1,5 +1,6 @@
-"""``captum-attn-shapley explain-dataset``: every example of a Parquet, CSV or JSON-lines file explained
-in resumable shards (:func:`captum_attn_shapley.jobs.explain_dataset`), and ``--status DIR``."""
+"""``captum-attn-shapley explain-dataset``: every example of a Parquet, CSV or JSON-lines file (texts, or
+images for a Vision Transformer) explained in resumable shards (:func:`captum_attn_shapley.jobs.explain_dataset`),
+and ``--status DIR``."""
 
 import argparse
 import pathlib
@@ -30,9 +31,14 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         sub: The program's sub-command parsers.
     """
     job = sub.add_parser(
-        "explain-dataset", help="explain every text of a Parquet/CSV/JSONL file in resumable shards"
+        "explain-dataset", help="explain every text (or image) of a Parquet/CSV/JSONL file in resumable shards"
     )
-    job.add_argument("input", nargs="?", default=None, help="the examples: a .parquet, .csv or .jsonl file")
+    job.add_argument(
+        "input",
+        nargs="?",
+        default=None,
+        help="the examples: a .parquet, .csv or .jsonl file, or a folder of images (ViT models)",
+    )
     job.add_argument(
         "--out", type=pathlib.Path, default=None, metavar="DIR", help="the job's folder (created; resumable)"
     )
@@ -56,7 +62,13 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         default=DEFAULT_METHODS,
         help="method names as for compare (default: Shapley-Grad-Att-Max-Mutual; several at once)",
     )
-    job.add_argument("--text-column", default="text", help="the column of texts (default: text)")
+    job.add_argument("--text-column", default=None, help="the column of texts (default: text)")
+    job.add_argument(
+        "--image-column",
+        default=None,
+        help="the column of image paths (absolute or relative to INPUT's folder) instead of texts; "
+        "--model: an image classifier saved with its image processor",
+    )
     job.add_argument("--label-column", default=None, help="a column of integer labels, copied to the output")
     job.add_argument(
         "--format", dest="input_format", choices=["parquet", "csv", "jsonl"], default=None, help="default: suffix"
@@ -142,9 +154,21 @@ def run(args: argparse.Namespace) -> int:
         return _status(args.status)
     if args.input is None:
         raise UserError("INPUT is missing.", "Give the examples file (.parquet, .csv or .jsonl), or --status DIR.")
-    if not pathlib.Path(args.input).is_file():
+    folder = pathlib.Path(args.input).is_dir()
+    if not folder and not pathlib.Path(args.input).is_file():
         raise UserError(
-            f"INPUT {args.input!r} is not a file.", "Give the path of a .parquet, .csv or .jsonl file."
+            f"INPUT {args.input!r} is not a file.",
+            "Give the path of a .parquet, .csv or .jsonl file (or a folder of images).",
+        )
+    images = folder or args.image_column is not None
+    if args.image_column is not None and args.text_column is not None:
+        raise UserError(
+            "--text-column and --image-column were both given.", "A job reads texts or images: give one of them."
+        )
+    if images and args.model is None:
+        raise UserError(
+            "Images need an image classifier: the embedded model reads texts.",
+            "Give --model, a ViT/DeiT directory (saved with its image processor) or hub id.",
         )
     if args.out is None:
         raise UserError(
@@ -160,11 +184,12 @@ def run(args: argparse.Namespace) -> int:
     hf_logging.disable_progress_bar()
     source = _model_source(args.model)
     with loading(args.model):
-        model, _ = load_model(source)
-    max_length = check_max_length(args.max_length, model, default=128)
+        model, _ = load_model(source, images)
+    max_length = (args.max_length or 128) if images else check_max_length(args.max_length, model, default=128)
     options: Dict[str, Any] = {
         "input_format": args.input_format,
-        "text_column": args.text_column,
+        "text_column": args.text_column or "text",
+        "image_column": args.image_column,
         "label_column": args.label_column,
         "metrics": args.metrics,
         "predictions": not args.no_predictions,

@@ -82,8 +82,20 @@ def file_digest(path: str) -> str:
     return digest.hexdigest()
 
 
-def _read_columns(path: str, fmt: str) -> Tuple[List[str], List[Dict[str, Any]]]:
-    """The column names and the rows (dicts) of the file."""
+def read_columns(path: str, fmt: str) -> Tuple[List[str], List[Dict[str, Any]]]:
+    r"""
+    The column names and the rows of a Parquet, CSV or JSON-lines file.
+
+    Args:
+        path (str): The file.
+        fmt (str): Its format (:func:`infer_format`).
+
+    Returns:
+        tuple: ``(column names, rows as dicts)``.
+
+    Raises:
+        ValueError: For a JSON-lines line that is not JSON.
+    """
     if fmt == "parquet":
         table = require_pyarrow().read_table(path)
         return list(table.column_names), table.to_pylist()
@@ -108,15 +120,14 @@ def _read_columns(path: str, fmt: str) -> Tuple[List[str], List[Dict[str, Any]]]
 
 @functools.lru_cache(maxsize=4)
 def _load(path: str, fmt: str, text_column: str, label_column: Optional[str], stamp: Tuple[int, int]) -> Any:
-    columns, rows = _read_columns(path, fmt)
+    columns, rows = read_columns(path, fmt)
     if not rows:
         raise ValueError(f"input {path!r} has no rows: give a file with at least one example.")
-    for column, what in ((text_column, "text_column"), (label_column, "label_column")):
-        if column is not None and column not in columns:
-            raise ValueError(
-                f"{what} {column!r} is not a column of {path!r} (its columns: {columns}); "
-                f"give {what}= one of them (--text-column / --label-column on the command line)."
-            )
+    check_columns(
+        path,
+        columns,
+        [(text_column, "text_column", "--text-column"), (label_column, "label_column", "--label-column")],
+    )
     texts: List[str] = []
     labels: Optional[List[int]] = [] if label_column is not None else None
     for number, row in enumerate(rows):
@@ -128,15 +139,54 @@ def _load(path: str, fmt: str, text_column: str, label_column: Optional[str], st
             )
         texts.append(text)
         if labels is not None and label_column is not None:
-            value: Any = row.get(label_column)
-            try:
-                labels.append(int(value))
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"input {path!r} row {number}: the label {value!r} of {label_column!r} is not an integer "
-                    "class index; give integer labels or leave label_column out."
-                ) from None
+            labels.append(row_label(row, label_column, path, number))
     return tuple(texts), None if labels is None else tuple(labels)
+
+
+def check_columns(path: str, columns: Sequence[str], wanted: Sequence[Tuple[Optional[str], str, str]]) -> None:
+    r"""
+    Refuses a column the file does not have.
+
+    Args:
+        path (str): The file.
+        columns (sequence of str): Its columns.
+        wanted (sequence of tuple): ``(column or None, argument, command-line option)`` for each column needed.
+
+    Raises:
+        ValueError: Naming the argument, the missing column and the file's columns.
+    """
+    for column, what, option in wanted:
+        if column is not None and column not in columns:
+            raise ValueError(
+                f"{what} {column!r} is not a column of {path!r} (its columns: {list(columns)}); "
+                f"give {what}= one of them ({option} on the command line)."
+            )
+
+
+def row_label(row: Any, label_column: str, path: str, number: int) -> int:
+    r"""
+    The integer gold label of a row.
+
+    Args:
+        row (dict): The row.
+        label_column (str): The column of labels.
+        path (str): The file (for the message).
+        number (int): The row's number (for the message).
+
+    Returns:
+        int: The label.
+
+    Raises:
+        ValueError: If the value is not an integer class index.
+    """
+    value: Any = row.get(label_column) if isinstance(row, dict) else None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"input {path!r} row {number}: the label {value!r} of {label_column!r} is not an integer "
+            "class index; give integer labels or leave label_column out."
+        ) from None
 
 
 def read_examples(
@@ -163,3 +213,21 @@ def read_examples(
         path, fmt, text_column, label_column, (info.st_size, info.st_mtime_ns)
     )
     return result
+
+
+def read_job_examples(spec: Any) -> Tuple[Sequence[str], Optional[Sequence[int]]]:
+    r"""
+    The examples of a job (a :class:`~captum_attn_shapley.jobs.JobSpec`): its texts, or the absolute
+    paths of its images (:func:`~captum_attn_shapley.jobs._images.read_images`), and its labels.
+
+    Args:
+        spec (JobSpec): The job.
+
+    Returns:
+        tuple: ``(texts or image paths, labels or None)``, in input order.
+    """
+    if spec.images:
+        from captum_attn_shapley.jobs._images import read_images
+
+        return read_images(spec.input, str(spec.input_format), spec.image_column, spec.label_column)
+    return read_examples(spec.input, str(spec.input_format), spec.text_column, spec.label_column)

@@ -8,6 +8,7 @@ from typing import Any, List, Optional, Sequence, Union
 from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.model_checks import max_text_length
+from captum_attn_shapley.jobs._images import check_image_inputs
 from captum_attn_shapley.jobs._inputs import read_examples, require_pyarrow
 from captum_attn_shapley.jobs._model import load_model
 from captum_attn_shapley.jobs.shards import (
@@ -53,7 +54,8 @@ class JobResult:
 
         Returns:
             pyarrow.Table: Columns ``example``, ``token_index``, ``token``, ``is_player``, ``start``,
-            ``end`` (fast tokenizers) and one per method.
+            ``end`` (fast tokenizers) and one per method; image jobs: one row per patch, columns
+            ``example``, ``patch_index``, ``row``, ``col`` and one per method.
         """
         return _concat(self.out_dir, "shard")
 
@@ -78,7 +80,8 @@ def _concat(out_dir: pathlib.Path, kind: str) -> Any:
 def check_job_inputs(spec: JobSpec) -> None:
     r"""
     Checks what a job needs before any work: pyarrow, the input's columns and values, the model (loaded
-    once per process) and ``max_length`` against its positions.
+    once per process) and ``max_length`` against its positions; for an image job, that every image
+    opens and that the model is an image classifier with an image processor.
 
     Args:
         spec (JobSpec): The job.
@@ -88,6 +91,9 @@ def check_job_inputs(spec: JobSpec) -> None:
         ValueError: For an empty input, a missing column, a bad value, a ``max_length`` the model cannot take.
     """
     require_pyarrow()
+    if spec.images:
+        check_image_inputs(spec)
+        return
     read_examples(spec.input, str(spec.input_format), spec.text_column, spec.label_column)
     model, _ = load_model(spec.model)
     limit, why = max_text_length(model)
@@ -122,7 +128,8 @@ def explain_dataset(
     :doc:`the dataset jobs guide </jobs>` for the output schema.
 
     Args:
-        input (str or Path): A Parquet, CSV or JSON-lines file with a text column.
+        input (str or Path): A Parquet, CSV or JSON-lines file with a text column (or, with
+                    ``image_column=``, a column of image paths), or a folder of images.
         out_dir (str or Path): The job's folder (created if missing).
         model (str): A model directory saved with ``save_pretrained`` (with its tokenizer) or a hub id.
         methods (sequence of str, optional): Method names (see :class:`JobSpec`).
@@ -146,7 +153,7 @@ def explain_dataset(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}.")
     spec = make_spec(str(input), str(model), methods, **options)
-    if options.get("max_length") is None:  # 128, or the model's limit if it takes fewer tokens
+    if options.get("max_length") is None and not spec.images:  # 128, or the model's limit if it takes fewer
         limit, _ = max_text_length(load_model(spec.model)[0])
         spec = dataclasses.replace(spec, max_length=min(DEFAULT_MAX_LENGTH, limit or DEFAULT_MAX_LENGTH))
     check_job_inputs(spec)

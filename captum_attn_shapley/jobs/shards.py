@@ -6,6 +6,7 @@ Output folder::
 
     manifest.json              the spec, its fingerprint (by part), the number of examples and shards
     shard-00000.parquet        per-token rows of shard 0 (written last: its presence means the shard is done);
+                               image jobs: per-patch rows;
                                TokenTCAV jobs: per example, target and layer, the scores of every CAV
     examples-00000.parquet     per-example rows of shard 0
     ...
@@ -25,7 +26,7 @@ import torch
 
 from captum_attn_shapley._utils.fingerprint import settings_digest
 from captum_attn_shapley._utils.io import atomic_write_text
-from captum_attn_shapley.jobs._inputs import read_examples, require_pyarrow
+from captum_attn_shapley.jobs._inputs import read_job_examples, require_pyarrow
 from captum_attn_shapley.jobs._model import load_model
 from captum_attn_shapley.jobs.spec import JobSpec
 
@@ -79,8 +80,8 @@ def num_examples(spec: JobSpec) -> int:
     Returns:
         int: The number of rows.
     """
-    texts, _ = read_examples(spec.input, str(spec.input_format), spec.text_column, spec.label_column)
-    return len(texts)
+    examples, _ = read_job_examples(spec)
+    return len(examples)
 
 
 def plan_shards(spec: JobSpec) -> List[Shard]:
@@ -147,6 +148,7 @@ def run_shard(spec: JobSpec, index: int, out_dir: PathLike) -> pathlib.Path:
         PosixPath('out/shard-00000.parquet')
     """
     from captum_attn_shapley.jobs._compute import compute_shard
+    from captum_attn_shapley.jobs._image_compute import compute_image_shard
     from captum_attn_shapley.jobs.tcav import compute_tcav_shard
 
     shards = plan_shards(spec)
@@ -155,12 +157,13 @@ def run_shard(spec: JobSpec, index: int, out_dir: PathLike) -> pathlib.Path:
     shard = shards[index]
     out = pathlib.Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    texts, labels = read_examples(spec.input, str(spec.input_format), spec.text_column, spec.label_column)
+    texts, labels = read_job_examples(spec)  # image jobs: the images' paths
     previous = torch.get_num_threads()
     torch.set_num_threads(spec.threads_per_worker)
     try:
-        model, tokenizer = load_model(spec.model)
-        compute = compute_tcav_shard if spec.kind == "tcav" else compute_shard
+        model, tokenizer = load_model(spec.model, spec.images)  # image jobs: the image processor
+        compute: Any = compute_tcav_shard if spec.kind == "tcav" else compute_shard
+        compute = compute_image_shard if spec.images else compute
         tables = compute(
             spec,
             model,

@@ -9,6 +9,7 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 from captum_attn_shapley._utils.fingerprint import settings_digest
 from captum_attn_shapley.evaluation.registry import resolve_standard_methods
 from captum_attn_shapley.jobs._concept_file import read_concept_file
+from captum_attn_shapley.jobs._images import FOLDER, check_image_spec, images_digest
 from captum_attn_shapley.jobs._inputs import file_digest, infer_format
 from captum_attn_shapley.metrics import DEFAULT_BINS, check_bins
 
@@ -36,12 +37,14 @@ class JobSpec:
     settings are checked when the spec is made.
 
     Args:
-        input (str): The examples: a Parquet, CSV or JSON-lines file.
+        input (str): The examples: a Parquet, CSV or JSON-lines file; or a folder of image files
+                    (an image job, the files sorted by name).
         model (str): A directory saved with ``save_pretrained`` (with its tokenizer) or a Hugging
                     Face model id.
         methods (sequence of str): Methods of :func:`~captum_attn_shapley.evaluation.standard_method_names`
                     (loose spellings accepted, ``"all"`` for all). Default: ``Shapley-Grad-Att-Max-Mutual``
-        input_format (str, optional): ``"parquet"``, ``"csv"`` or ``"jsonl"``. Default: from the suffix.
+        input_format (str, optional): ``"parquet"``, ``"csv"``, ``"jsonl"`` or ``"folder"``. Default:
+                    from the suffix (``"folder"`` for a folder).
         text_column (str): The column of texts. Default: ``"text"``
         label_column (str, optional): A column of integer gold labels, copied to the output.
         metrics (bool): Compute each method's comprehensiveness and sufficiency per example. Default: False
@@ -63,6 +66,11 @@ class JobSpec:
         repeats (int): TokenTCAV: R, the CAVs per concept. Default: 50
         cav_dir (str, optional): TokenTCAV: the CAV cache, shared by all workers (on a cluster, a shared
                     folder). Default: TokenTCAV's (the user cache).
+        image_column (str, optional): An image job instead of texts: the column of image file paths
+                    (absolute, or relative to the input file's folder) for a Vision Transformer
+                    classifier saved with its image processor. Image jobs take the methods of
+                    :data:`~captum_attn_shapley.jobs._images.IMAGE_METHODS`, no ``metrics`` and no
+                    ``concepts``; ``max_length`` and ``baselines`` do not apply.
 
     Examples::
 
@@ -91,20 +99,30 @@ class JobSpec:
     targets: Tuple[int, ...] = ()
     repeats: int = 50
     cav_dir: Optional[str] = None
+    image_column: Optional[str] = None
 
     @property
     def kind(self) -> str:
         """``"tcav"`` for a TokenTCAV job (``concepts`` given), else ``"attributions"``."""
         return "tcav" if self.concepts is not None else "attributions"
 
+    @property
+    def images(self) -> bool:
+        """Whether the job reads images (``image_column`` given, or a folder of images)."""
+        return self.image_column is not None or self.input_format == FOLDER
+
     def __post_init__(self) -> None:
         path = pathlib.Path(str(self.input)).expanduser()
-        if not path.is_file():
+        if path.is_dir() and self.input_format in (None, FOLDER):
+            object.__setattr__(self, "input_format", FOLDER)  # a folder of images
+        elif not path.is_file():
             raise ValueError(
-                f"input {str(self.input)!r} is not a file: give the path of a Parquet, CSV or JSONL file."
+                f"input {str(self.input)!r} is not a file: give the path of a Parquet, CSV or JSONL file "
+                "(or a folder of images)."
             )
         object.__setattr__(self, "input", str(path.resolve()))
-        object.__setattr__(self, "input_format", infer_format(self.input, self.input_format))
+        if self.input_format != FOLDER:
+            object.__setattr__(self, "input_format", infer_format(self.input, self.input_format))
         model_path = pathlib.Path(str(self.model)).expanduser()
         if model_path.is_dir():
             object.__setattr__(self, "model", str(model_path.resolve()))
@@ -115,6 +133,8 @@ class JobSpec:
         elif not names:
             raise ValueError("methods is empty: name at least one method, e.g. ['Shapley-Grad-Att-Max-Mutual'].")
         object.__setattr__(self, "methods", tuple(resolve_standard_methods(names) or ()) if names else ())
+        if self.images:
+            check_image_spec(self)
         _positive(self.batch_size, "batch_size")
         if self.shard_size is None:
             object.__setattr__(self, "shard_size", BATCHES_PER_SHARD * self.batch_size)
@@ -179,9 +199,10 @@ class JobSpec:
 
     def fingerprint_parts(self) -> Dict[str, str]:
         r"""
-        Digests of what determines the job's numbers, by part: ``data`` (the input file's bytes),
-        ``model`` (configuration and weights; loads the model), ``settings`` (every field but the
-        paths) and ``version`` (this package, torch, transformers, captum).
+        Digests of what determines the job's numbers, by part: ``data`` (the input file's bytes; for
+        images also every image's bytes), ``model`` (configuration and weights, and the image
+        processor's settings; loads the model), ``settings`` (every field but the paths) and
+        ``version`` (this package, torch, transformers, captum).
 
         Returns:
             dict[str, str]: The digests.
@@ -195,15 +216,21 @@ class JobSpec:
 
         paths = ("input", "model", "concepts", "cav_dir")
         settings = {k: v for k, v in dataclasses.asdict(self).items() if k not in paths}
+        if self.image_column is None:
+            settings.pop("image_column")  # text jobs keep the fingerprints they had before image jobs
         versions = [
             captum_attn_shapley.__version__,
             torch.__version__,
             transformers.__version__,
             captum.__version__,
         ]
+        if self.images:
+            data = images_digest(self)
+        else:
+            data = settings_digest([file_digest(p) for p in (self.input, self.concepts) if p is not None])
         return {
-            "data": settings_digest([file_digest(p) for p in (self.input, self.concepts) if p is not None]),
-            "model": model_digest(self.model),
+            "data": data,
+            "model": model_digest(self.model, self.images),
             "settings": settings_digest(settings),
             "version": settings_digest(versions),
         }
