@@ -32,7 +32,6 @@ def _load_image_model(source: str) -> Tuple[Module, Any]:
     return model, processor
 
 
-@functools.lru_cache(maxsize=2)
 def load_model(source: str, images: bool = False) -> Tuple[Module, Any]:
     r"""
     Loads a classifier and its tokenizer (Hugging Face's default attention implementation, eval mode),
@@ -49,6 +48,11 @@ def load_model(source: str, images: bool = False) -> Tuple[Module, Any]:
     Raises:
         ValueError: With ``images``, for a model that is not an image classifier or has no image processor.
     """
+    return _load(source, bool(images))  # one cache entry however it is called
+
+
+@functools.lru_cache(maxsize=2)
+def _load(source: str, images: bool) -> Tuple[Module, Any]:
     if images:
         model, preprocess = _load_image_model(source)
     else:

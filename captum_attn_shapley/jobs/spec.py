@@ -68,9 +68,9 @@ class JobSpec:
                     folder). Default: TokenTCAV's (the user cache).
         image_column (str, optional): An image job instead of texts: the column of image file paths
                     (absolute, or relative to the input file's folder) for a Vision Transformer
-                    classifier saved with its image processor. Image jobs take the methods of
-                    :data:`~captum_attn_shapley.jobs._images.IMAGE_METHODS`, no ``metrics`` and no
-                    ``concepts``; ``max_length`` and ``baselines`` do not apply.
+                    classifier saved with its image processor. Image jobs take the attention methods
+                    (the six exact variants, ``Att``, ``Grad-SAM``) and the sampling estimators, no
+                    ``metrics`` and no ``concepts``; ``max_length`` and ``baselines`` do not apply.
 
     Examples::
 
