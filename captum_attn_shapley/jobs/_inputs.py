@@ -1,5 +1,5 @@
 """Reading a dataset job's input file (Parquet, CSV or JSON lines): its text column and optional labels,
-checked before any work, and kept once per process."""
+checked before any work, and kept once per process (image columns and folders: ``_images``)."""
 
 import csv
 import functools
