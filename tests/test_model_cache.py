@@ -187,14 +187,17 @@ def test_both_locks_train_the_same_models():
 
 
 def test_check_lock_lists_every_difference(tmp_path):
-    import importlib.metadata
-
     lock = tmp_path / "test.lock"
-    lines = [
-        f"{dist.metadata['Name']}=={dist.version}"
-        for dist in importlib.metadata.distributions()
-        if dist.metadata["Name"].lower() not in ("pip", "setuptools", "wheel", "captum-attn-shapley")
-    ]
+    # listed by a fresh interpreter, as check_lock.py sees the environment: this process's sys.path may hold
+    # more (Ray, once imported by another test, puts its vendored packages on it)
+    listing = (
+        "import importlib.metadata\n"
+        "for dist in importlib.metadata.distributions():\n"
+        "    if dist.metadata['Name'].lower() not in ('pip', 'setuptools', 'wheel', 'captum-attn-shapley'):\n"
+        "        print(f\"{dist.metadata['Name']}=={dist.version}\")\n"
+    )
+    listed = subprocess.run([sys.executable, "-c", listing], capture_output=True, text=True, check=True)
+    lines = listed.stdout.split()
     lock.write_text("# header\n" + "\n".join(lines) + "\n")
     script = [sys.executable, str(ROOT / "scripts" / "check_lock.py"), str(lock)]
     assert subprocess.run(script, capture_output=True, text=True).returncode == 0
