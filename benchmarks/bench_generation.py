@@ -271,7 +271,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "--speed-pairs",
         type=int,
         nargs="*",
-        default=[8, 62, 126, 254],
+        default=[8, 62, 126, 246],
         help="pairs of the timing prompts (p + 2 tokens); none skips the timing section",
     )
     parser.add_argument(
