@@ -4,7 +4,7 @@
 transformers' ``sdpa`` attention) from scratch on training prompts of the recall task, with the loss on the
 answer and the ``<eos>`` after it, measures its accuracy on held-out prompts and caches it with its
 word-level tokenizer under :func:`~captum_attn_shapley.demos.model_cache.cache_dir` (keyed by the code and
-the package versions; :data:`STEPS` steps, about 3 minutes on 2 idle CPU cores); later calls only load it.
+the package versions; :data:`STEPS` steps, about 1 minute on 2 idle CPU cores); later calls only load it.
 Since the answer of each prompt is decided by two known prompt tokens (the queried pair ``key=value`` in the
 list and the query ``key=``), attributions of its generation can be checked against ground truth
 (``benchmarks/bench_generation.py``).
@@ -281,7 +281,7 @@ def load_recall_lm(retrain: bool = False, progress: bool = True) -> Loaded:
     If the cache (``model_cache.model_path("recall-gpt2-v1", training_modules())``, keyed by this code and
     the installed versions) holds a complete model with matching weights, it is loaded. Otherwise a GPT-2
     (:func:`recall_lm_config`) is trained from scratch for :data:`STEPS` steps on :data:`TRAIN_SIZE`
-    ``"train"`` prompts of :func:`~captum_attn_shapley.demos.recall.recall_prompts` (about 3 minutes on
+    ``"train"`` prompts of :func:`~captum_attn_shapley.demos.recall.recall_prompts` (about 1 minute on
     2 idle CPU cores), evaluated on :data:`TEST_SIZE` held-out ``"test"`` prompts (never seen in training) and
     saved there atomically with its tokenizer and ``metrics.json``.
 
