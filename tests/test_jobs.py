@@ -273,6 +273,25 @@ def test_cli_end_to_end_and_status(tiny_bert_dir, data_csv, tmp_path, capsys):
     assert "--out DIR is required" in err
     err = _user_error(argv + ["--methods", "nonsense"], capsys)
     assert "unknown method 'nonsense'" in err
+    err = _user_error(argv + ["--address", "auto"], capsys)
+    assert "--address 'auto' is for --engine ray" in err
+
+
+def test_cli_address_reaches_the_ray_engine(tiny_bert_dir, data_csv, tmp_path, monkeypatch, capsys):
+    from captum_attn_shapley.jobs import local as local_run
+    from captum_attn_shapley.jobs import ray_engine
+
+    seen = {}
+
+    def run(spec, out_dir, workers, **options):  # the local engine, recording what the Ray engine was given
+        seen.update(options, workers=workers)
+        return local_run.run(spec, out_dir, 1, progress=False)
+
+    monkeypatch.setattr(ray_engine, "run", run)
+    argv = ["explain-dataset", str(data_csv), "--out", str(tmp_path / "job"), "--model", str(tiny_bert_dir)]
+    argv += ["--methods", "att", "--engine", "ray", "--workers", "2", "--address", "HEAD:6379", "--no-progress"]
+    assert main(argv) == 0
+    assert seen == {"address": "HEAD:6379", "progress": False, "workers": 2}
 
 
 CONCEPTS = {

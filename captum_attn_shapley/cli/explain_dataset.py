@@ -52,6 +52,12 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
     job.add_argument("--engine", choices=["local", "ray", "torchrun"], default="local", help="default: local")
     job.add_argument("--workers", type=positive_int, default=1, help="worker processes (default 1)")
     job.add_argument(
+        "--address",
+        default=None,
+        help="with --engine ray: a running Ray cluster ('auto', HEAD:6379 or ray://HEAD:10001; default: "
+        "RAY_ADDRESS, else a local Ray instance for the job)",
+    )
+    job.add_argument(
         "--model",
         default=None,
         help="Hugging Face model id or local directory (default: the embedded classifier, trained on first use)",
@@ -170,6 +176,11 @@ def run(args: argparse.Namespace) -> int:
             "Images need an image classifier: the embedded model reads texts.",
             "Give --model, a ViT/DeiT directory (saved with its image processor) or hub id.",
         )
+    if args.address is not None and args.engine != "ray":
+        raise UserError(
+            f"--address {args.address!r} is for --engine ray, not --engine {args.engine}.",
+            "Add --engine ray, or leave --address out.",
+        )
     if args.out is None:
         raise UserError(
             "--out DIR is required (the job's folder).", "Add --out results (new, or a job to resume)."
@@ -211,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
         workers=args.workers,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        engine_options={"address": args.address} if args.address is not None else None,
         **options,
     )
     print(f"{result.out_dir}: {result.status.describe()} ({len(result.computed)} shards computed now)")
