@@ -2,7 +2,7 @@
 the predictions and the metrics, as columns ready for Parquet."""
 
 import warnings
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterator, List, Sequence, Tuple
 
 import torch
 
@@ -34,6 +34,34 @@ def shard_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, max_len
     return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
 
+def encoded_batches(
+    tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int, offsets: bool = False
+) -> Iterator[Tuple[List[int], Any]]:
+    r"""
+    The batches of a shard (:func:`shard_batches`), each with its padded, truncated encoding.
+
+    Args:
+        tokenizer: The tokenizer.
+        texts (sequence of str): The shard's texts.
+        batch_size (int): Examples per batch.
+        max_length (int): Truncation length.
+        offsets (bool): Also return the tokens' character offsets (``offset_mapping``). Default: False
+
+    Yields:
+        tuple: The batch's positions in the shard, and its encoding (PyTorch tensors).
+    """
+    for batch in shard_batches(tokenizer, texts, batch_size, max_length):
+        enc = tokenizer(
+            [texts[i] for i in batch],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+            return_offsets_mapping=offsets,
+        )
+        yield batch, enc
+
+
 def compute_shard(
     spec: JobSpec, model: Any, tokenizer: Any, texts: Sequence[str], labels: Any, first: int
 ) -> Dict[str, Columns]:
@@ -57,15 +85,7 @@ def compute_shard(
     offsets = bool(getattr(tokenizer, "is_fast", False))
     per_token: Dict[int, Columns] = {}
     per_example: Dict[int, Dict[str, Any]] = {}
-    for batch in shard_batches(tokenizer, texts, spec.batch_size, spec.max_length):
-        enc = tokenizer(
-            [texts[i] for i in batch],
-            padding=True,
-            truncation=True,
-            max_length=spec.max_length,
-            return_tensors="pt",
-            return_offsets_mapping=offsets,
-        )
+    for batch, enc in encoded_batches(tokenizer, texts, spec.batch_size, spec.max_length, offsets):
         ids, mask = enc["input_ids"], enc["attention_mask"]
         with torch.no_grad():
             probs = forward(ids, mask).softmax(dim=-1)

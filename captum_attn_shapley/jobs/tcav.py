@@ -100,21 +100,14 @@ def compute_tcav_shard(
     Returns:
         dict: ``{"tokens": rows (example, target, class, layer, scores), "examples": rows}``.
     """
-    from captum_attn_shapley.jobs._compute import shard_batches
+    from captum_attn_shapley.jobs._compute import encoded_batches
 
     tcav, sets = tcav_for(spec)
     tcav.compute_cavs(sets)  # loads what prepare_tcav trained
     matrices = stack_cavs(sets, tcav.cavs, [], {}, tcav.layers)
     rows: Dict[int, List[Tuple[int, int, str, List[float]]]] = {}
     info: Dict[int, Dict[str, Any]] = {}
-    for batch in shard_batches(tokenizer, texts, spec.batch_size, spec.max_length):
-        enc = tokenizer(
-            [texts[i] for i in batch],
-            padding=True,
-            truncation=True,
-            max_length=spec.max_length,
-            return_tensors="pt",
-        )
+    for batch, enc in encoded_batches(tokenizer, texts, spec.batch_size, spec.max_length):
         ids, mask = enc["input_ids"], enc["attention_mask"]
         with torch.no_grad():
             probs = model(input_ids=ids, attention_mask=mask).logits.softmax(dim=-1)
