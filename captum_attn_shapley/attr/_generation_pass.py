@@ -19,6 +19,7 @@ reduced at once to what the games read of it: its row ``c_t`` over the prompt (t
 
 import contextlib
 import contextvars
+import functools
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -71,14 +72,20 @@ def _no_positions(batch: int, num_tokens: int, device: torch.device) -> "tuple[T
     return real, torch.zeros(batch, dtype=torch.long, device=device), None
 
 
+@functools.lru_cache(maxsize=64)
+def _takes_use_cache(model_type: type) -> bool:
+    """Whether ``model_type.forward`` accepts ``use_cache`` (asked once per class)."""
+    try:
+        return "use_cache" in inspect.signature(model_type.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _call_model(model: torch.nn.Module, ids: Tensor) -> Tensor:
     """The logits ``(1, T, vocab)`` of one unpadded sequence."""
     kwargs: Dict[str, Any] = {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    try:
-        if "use_cache" in inspect.signature(model.forward).parameters:
-            kwargs["use_cache"] = False
-    except (TypeError, ValueError):
-        pass
+    if _takes_use_cache(type(model)):
+        kwargs["use_cache"] = False
     output = model(**kwargs)
     logits = getattr(output, "logits", output[0] if isinstance(output, (tuple, list)) else output)
     if not isinstance(logits, Tensor) or logits.dim() != 3 or logits.shape[:2] != ids.shape:
@@ -90,8 +97,9 @@ def _call_model(model: torch.nn.Module, ids: Tensor) -> Tensor:
     return logits
 
 
-def _check_causal(attention: Tensor, model: torch.nn.Module) -> None:
-    above = torch.triu(attention, diagonal=1).abs().amax()
+def _check_causal(first_row: Tensor, model: torch.nn.Module) -> None:
+    """``first_row``: the first query's attention ``(heads, 1, T)``; under causal attention it sees only key 0."""
+    above = first_row[..., 1:].abs().amax() if first_row.shape[-1] > 1 else first_row.new_zeros(())
     if float(above) > CAUSAL_TOLERANCE:
         raise ValueError(
             f"{type(model).__name__}'s attention is not causal (a query attends to a later key, weight "
@@ -113,14 +121,22 @@ class _LayerReader:
         self.probabilities = hooks.probabilities(layers) if hooks is not None else []
         self.calls = [recorder.calls[layer] for layer in layers] if recorder is not None else []
         self.wrt = self.probabilities or [cast(Tensor, call.output) for call in self.calls]
+        self._attention: Dict[int, Tensor] = {}
 
     def attention(self, index: int) -> Tensor:
-        """``A`` of the ``index``-th selected layer, ``(heads, T, T)`` float32."""
-        if self.probabilities:
-            return self.probabilities[index][0].detach().float()
-        call = self.calls[index]
-        query, key, _ = call.operands()
-        return call.probabilities(query, key, slice(0, 1), None)[0]
+        """``A`` of the ``index``-th selected layer, ``(heads, T, T)`` float32 (rebuilt once, then kept)."""
+        if index not in self._attention:
+            self._attention[index] = self.attention_rows(index, None)
+        return self._attention[index]
+
+    def attention_rows(self, index: int, rows: Optional[slice]) -> Tensor:
+        """The query rows ``rows`` (all: None) of ``A`` of the ``index``-th layer, ``(heads, rows, T)``."""
+        if index in self._attention or self.probabilities:
+            full = self._attention.get(index)
+            full = full if full is not None else self.probabilities[index][0].detach().float()
+            return full if rows is None else full[:, rows]
+        query, key, _ = self.calls[index].operands()
+        return self.calls[index].probabilities(query, key, slice(0, 1), rows)[0]
 
     def gradient(self, index: int, grad: Tensor) -> Tensor:
         """``dA`` of the ``index``-th layer from the batched gradient of ``wrt[index]``: ``(k, heads, T, T)``."""
@@ -128,6 +144,15 @@ class _LayerReader:
             return grad[:, 0].float()
         value = self.calls[index].operands()[2][0]  # (heads, T, dim)
         return torch.matmul(grad[:, 0].transpose(1, 2).float(), value.transpose(-1, -2))
+
+    def gradient_rows(self, index: int, grad: Tensor, positions: Tensor) -> Tensor:
+        """Row ``positions[k]`` of the ``k``-th target's ``dA`` of the ``index``-th layer: ``(k, heads, T)``."""
+        local = torch.arange(grad.shape[0], device=grad.device)
+        if self.probabilities:
+            return grad[local, 0, :, positions.to(grad.device)].float()
+        value = self.calls[index].operands()[2][0]  # (heads, T, dim)
+        rows = grad[local, 0, positions.to(grad.device)].float()  # (k, heads, dim): dO at the predicting rows
+        return torch.einsum("khd,htd->kht", rows, value)
 
 
 def generation_games(
@@ -217,7 +242,7 @@ def _one_pass(
                     f"({engine} capture): check that `model` runs each attention module once per layer."
                 )
             reader = _LayerReader(hooks, recorder, layers)
-            _check_causal(reader.attention(0), model)
+            _check_causal(reader.attention_rows(0, slice(0, 1)), model)
             log_probs = logits[0, positions].float().log_softmax(dim=-1)
             log_probs = log_probs.gather(1, targets.to(log_probs.device).view(-1, 1)).squeeze(1)
             if not need_graph:
@@ -239,6 +264,10 @@ def _batched_gradients(log_probs: Tensor, wrt: List[Tensor], seeds: Tensor) -> L
     backward pass vectorised over the rows (``is_grads_batched``). A model with an operation that cannot be
     vectorised (e.g. a custom autograd function without vmap support) gets one backward pass per row instead,
     with a warning."""
+    if seeds.shape[0] == 1:  # one target: a plain backward pass (vectorising one row only costs time)
+        return [
+            g.unsqueeze(0) for g in torch.autograd.grad(log_probs, wrt, grad_outputs=seeds[0], retain_graph=True)
+        ]
     try:
         return list(
             torch.autograd.grad(log_probs, wrt, grad_outputs=seeds, is_grads_batched=True, retain_graph=True)
@@ -277,15 +306,18 @@ def _gradient_games(
 ) -> "tuple[Tensor, Optional[Tensor], int]":
     """``M_t = mean_{l,h} A * relu(G_t)`` for every target ``t``, from batched backward passes."""
     n_target = log_probs.shape[0]
-    first = reader.attention(0)
-    heads, num_tokens = first.shape[0], first.shape[-1]
+    num_tokens = reader.wrt[0].shape[-3] if not reader.probabilities else reader.wrt[0].shape[-1]
+    heads = reader.wrt[0].shape[-2] if not reader.probabilities else reader.wrt[0].shape[1]
     per_target = max(1, sum(t.numel() for t in reader.wrt), heads * num_tokens * num_tokens)
     step = targets_per_backward or max(1, GRAD_BUDGET // per_target)
-    device = first.device
+    device = reader.wrt[0].device
     rows = torch.zeros(n_target, num_prompt, dtype=torch.float32, device=device)
     block = None
     if need_block:
         block = torch.zeros(n_target, num_prompt, num_prompt, dtype=torch.float32, device=device)
+    # the CLS game reads only the predicting rows c_t = positions[t] (contiguous): rebuild just those of A
+    span = slice(int(positions[0]), int(positions[-1]) + 1)
+    predicting = [None if need_block else reader.attention_rows(i, span) for i in range(len(reader.wrt))]
     runs = 0
     for start in range(0, n_target, step):
         stop = min(start + step, n_target)
@@ -296,11 +328,15 @@ def _gradient_games(
         with torch.no_grad():
             local = torch.arange(stop - start, device=device)
             for index in range(len(reader.wrt)):
+                if block is None:
+                    attention = cast(Tensor, predicting[index])[:, start:stop].transpose(0, 1)  # (k, heads, T)
+                    weighted = reader.gradient_rows(index, grads[index], positions[start:stop])
+                    rows[start:stop] += weighted.clamp_(min=0).mul_(attention).mean(dim=1)[:, :num_prompt]
+                    continue
                 weighted = reader.gradient(index, grads[index]).clamp_(min=0).mul_(reader.attention(index))
                 head_mean = weighted.mean(dim=1)  # (k, T, T)
                 rows[start:stop] += head_mean[local, positions[start:stop].to(device), :num_prompt]
-                if block is not None:
-                    block[start:stop] += head_mean[:, :num_prompt, :num_prompt]
+                block[start:stop] += head_mean[:, :num_prompt, :num_prompt]
             del grads
     scale = 1.0 / len(reader.wrt)
     return rows.mul_(scale), (block.mul_(scale) if block is not None else None), runs

@@ -95,6 +95,7 @@ class AttentionCapture:
         self.switch_to_eager = switch_to_eager
         self.engine = check_choice(engine, ENGINES, "engine")
         self._user_modules = attention_modules is not None
+        self._num_layers: Optional[int] = None
         if self.engine == "fused" and not self._fused_possible():
             raise ValueError(
                 f"engine='fused' needs a Hugging Face model whose attention runs through transformers' registry "
@@ -106,7 +107,9 @@ class AttentionCapture:
     @property
     def num_layers(self) -> int:
         """Number of attention layers: attention calls per forward pass (a shared module counts per call)."""
-        return attention_calls(self.model, self.modules)
+        if self._num_layers is None:  # the modules and the config are fixed at construction: counted once
+            self._num_layers = attention_calls(self.model, self.modules)
+        return self._num_layers
 
     def _implementations(self) -> List[str]:
         impls = {
