@@ -6,6 +6,7 @@ from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
 from captum_attn_shapley.attr.grad_sam import GradSAM
+from captum_attn_shapley.attr.gradient_rollout import GradientRollout
 from captum_attn_shapley.attr.layer_attention import (
     AttentionLayerAttribution,
     LayerAttentionReceived,
@@ -26,6 +27,7 @@ __all__ = [
     "AttnGradShapley",
     "ESTIMATORS",
     "GradSAM",
+    "GradientRollout",
     "InputWarning",
     "LLMAttnGradShapley",
     "LayerAttentionReceived",
