@@ -7,6 +7,7 @@ from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
 from captum_attn_shapley.attr.grad_sam import GradSAM
 from captum_attn_shapley.attr.gradient_rollout import GradientRollout
+from captum_attn_shapley.attr.ig_attention import IGAttentionReceived, LayerIGAttentionReceived
 from captum_attn_shapley.attr.layer_attention import (
     AttentionLayerAttribution,
     LayerAttentionReceived,
@@ -28,12 +29,14 @@ __all__ = [
     "ESTIMATORS",
     "GradSAM",
     "GradientRollout",
+    "IGAttentionReceived",
     "InputWarning",
     "LLMAttnGradShapley",
     "LayerAttentionReceived",
     "LayerAttentionWeightedGradient",
     "LayerAttnGradShapley",
     "LayerGradSAM",
+    "LayerIGAttentionReceived",
     "LayerReceivedAttention",
     "PAPER_VARIANTS",
     "ReceivedAttentionAttribution",

@@ -10,6 +10,12 @@ from captum_attn_shapley._utils.input_warnings import warn_below_precision
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
+from captum_attn_shapley.capture.influence_matrix import check_signed
+from captum_attn_shapley.capture.integrated_attention import (
+    DEFAULT_STEPS,
+    check_internal_batch_size,
+    check_n_steps,
+)
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -24,7 +30,7 @@ class ReceivedAttentionAttribution(AttentionAttribution):
     Args: see :class:`~captum_attn_shapley.attr.AttentionAttribution`.
     """
 
-    #: ``"attention"`` (Att) or ``"grad_attention"`` (Grad-SAM).
+    #: ``"attention"`` (Att), ``"grad_attention"`` (Grad-SAM) or ``"ig_attention"`` (IG-Att received).
     weighting = "attention"
 
     @log_usage()
@@ -46,10 +52,26 @@ class ReceivedAttentionAttribution(AttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the same layout as
             :meth:`AttnGradShapley.attribute` (zero for non-players).
         """
+        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask)
+
+    def _received_scores(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike,
+        additional_forward_args: Any,
+        layers: Optional[Sequence[int]],
+        player_mask: Optional[Tensor],
+        signed: bool = False,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
+    ) -> AttributionOutput:
+        """:meth:`attribute`'s computation, with the gradient weightings' options (checked here)."""
+        check_signed(signed, self.weighting)
+        check_n_steps(n_steps)
+        check_internal_batch_size(internal_batch_size)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
-        batch = self._prepare(
-            inputs, target, additional_forward_args, self.weighting, layers, player_mask, reduction="received"
-        )
+        args = (inputs, target, additional_forward_args, self.weighting, layers, player_mask, "received")
+        batch = self._prepare(*args, signed=signed, n_steps=n_steps, internal_batch_size=internal_batch_size)
         scores = batch.matrix
         scores = torch.where(batch.players, scores, torch.zeros_like(scores))
         attributions = self._format_output(inputs, scores, batch.layout)

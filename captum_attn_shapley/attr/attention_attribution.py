@@ -2,7 +2,7 @@
 """Shared base of the attention-based Captum attributions (AttnGradShapley, Att, Grad-SAM)."""
 
 from dataclasses import dataclass
-from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from captum.attr import Attribution
@@ -20,6 +20,7 @@ from captum_attn_shapley._utils.validation import (
     check_not_compiled,
     unwrap_compiled,
 )
+from captum_attn_shapley.attr._path_chunks import example_chunks, prepare_in_chunks
 from captum_attn_shapley.capture import (
     AttentionCapture,
     CapturedAttention,
@@ -33,6 +34,7 @@ from captum_attn_shapley.capture import (
     unique_ids,
 )
 from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.integrated_attention import DEFAULT_STEPS
 from captum_attn_shapley.capture.players import (
     ClassificationPosition,
     check_classification_position,
@@ -164,9 +166,18 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         player_mask: Optional[Tensor],
         reduction: str = "matrix",
         pair_game: Optional[str] = None,
+        signed: bool = False,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
     ) -> PreparedBatch:
         check_weighting(weighting)
         inputs_tuple = as_tuple(inputs)
+        chunks = example_chunks(inputs_tuple[0].shape[0], n_steps, internal_batch_size)
+        if weighting == "ig_attention" and len(chunks) > 1:  # the path's pass in chunks of examples
+            options: Dict[str, Any] = dict(weighting=weighting, layers=layers, reduction=reduction)
+            options.update(pair_game=pair_game, signed=signed, n_steps=n_steps)
+            args = (inputs, target, additional_forward_args, player_mask)
+            return prepare_in_chunks(self._prepare, chunks, *args, **options)
 
         def players_of(captured: CapturedAttention) -> Tensor:
             layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
@@ -175,7 +186,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
                 return default_player_mask(captured, layout, inputs_tuple, special)
             return check_player_mask(player_mask, captured.batch_size, layout.num_tokens, layout)
 
-        request = InfluenceRequest(reduction, weighting, pair_game)
+        request = InfluenceRequest(reduction, weighting, pair_game, signed=signed, n_steps=n_steps)
         captured = self.capturer.capture(
             inputs,
             target=target,

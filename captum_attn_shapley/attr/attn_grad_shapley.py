@@ -13,7 +13,12 @@ from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
-from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.influence_matrix import check_signed, check_weighting
+from captum_attn_shapley.capture.integrated_attention import (
+    DEFAULT_STEPS,
+    check_internal_batch_size,
+    check_n_steps,
+)
 from captum_attn_shapley.capture.players import ClassificationPosition, players_of
 from captum_attn_shapley.shapley import (
     exact_shapley,
@@ -33,19 +38,24 @@ ESTIMATORS = ("exact", "permutation", "kernel")
 
 _GAME_NAMES = {"cls": "CLS", "mutual": "Mutual", "max_mutual": "Max-Mutual"}
 
+#: The weightings' names in the variants' names (the paper's two, then Hao et al.'s IG-Att).
+_WEIGHTING_NAMES = {"attention": "Att", "grad_attention": "Grad-Att", "ig_attention": "IG-Att"}
 
-def variant_name(game: GameLike, weighting: str) -> str:
+
+def variant_name(game: GameLike, weighting: str, signed: bool = False) -> str:
     r"""
-    The paper's name of a variant, e.g. ``"Shapley-Grad-Att-Max-Mutual"``.
+    The paper's name of a variant, e.g. ``"Shapley-Grad-Att-Max-Mutual"``; ``"Shapley-IG-Att-CLS"`` for the
+    ``"ig_attention"`` weighting, and ``"Shapley-Signed-Grad-Att-CLS"`` with ``signed=True``.
 
     Args:
         game (str or Callable): The game.
-        weighting (str): ``"attention"`` or ``"grad_attention"``.
+        weighting (str): One of :data:`~captum_attn_shapley.capture.WEIGHTINGS`.
+        signed (bool): Whether the gradient factor keeps its sign.
 
     Returns:
         str: The variant's name.
     """
-    kind = "Grad-Att" if weighting == "grad_attention" else "Att"
+    kind = ("Signed-" if signed else "") + _WEIGHTING_NAMES.get(weighting, weighting)
     if callable(game):
         label = getattr(game, "__name__", "custom")
     else:
@@ -81,8 +91,13 @@ class AttnGradShapley(AttentionAttribution):
 
     The influence matrix ``M`` averages the attention probabilities over the selected
     layers and all heads, optionally weighted elementwise by the ReLU of the gradient of
-    the target logit w.r.t. the attention (``weighting="grad_attention"``). The game is
-    played by the players (text: real tokens except special tokens; images: patches):
+    the target logit w.r.t. the attention (``weighting="grad_attention"``), or of its
+    integral along the attention path from 0 to ``A`` (``weighting="ig_attention"``, Hao et
+    al., AAAI 2021: ``A * relu(mean_k dy/dA at k/n_steps A)``, the selected layers scaled
+    together, all ``n_steps`` points in one batched pass; Shapley-IG-Att-*). ``signed=True``
+    skips the ReLU (``A * G``): the gradient factor keeps its sign, so tokens can count
+    against the target. The game is played by the players (text: real tokens except special
+    tokens; images: patches):
 
     - ``"cls"``: ``v(S) = sum_{i in S} M[0, i]`` (Shapley-[Grad-]Att-CLS),
     - ``"mutual"``: pairwise ``m_ij + m_ji`` (Shapley-[Grad-]Att-Mutual),
@@ -94,13 +109,23 @@ class AttnGradShapley(AttentionAttribution):
     unbiased permutation / KernelSHAP estimators. The attributions satisfy efficiency:
     they sum to ``v(N) - v(empty)``; the convergence delta is that gap.
 
+    Signed weights: all three closed forms hold for any real ``M`` (the CLS game is additive
+    with any coefficients; the pairwise games are sums of pair games and singleton terms,
+    solved by linearity whatever their signs; ``max(m_ij, m_ji)`` is then the larger signed
+    value, not the larger magnitude), so ``signed=True`` is accepted with every game; it is
+    refused with ``weighting="attention"``, which has no gradient factor. ``signed`` is a
+    separate flag rather than more weighting names because it applies the same way to
+    every gradient weighting (Grad-Att, IG-Att, and any added later).
+
     Args:
         forward_func (Callable or Module): The model, or a Captum-style function wrapping
                     it that returns logits (or a Hugging Face output with ``logits``).
         game (str or Callable): Default game of this instance (see above).
                     Default: ``"max_mutual"``.
-        weighting (str): Default influence matrix: ``"grad_attention"`` or
-                    ``"attention"``. Default: ``"grad_attention"``.
+        weighting (str): Default influence matrix: ``"grad_attention"``, ``"attention"``
+                    or ``"ig_attention"`` (fused engine only: a Hugging Face model on its
+                    default ``sdpa`` attention). Default: ``"grad_attention"``.
+        signed (bool): Default of :meth:`attribute`'s ``signed``. Default: False.
         model, attention_modules, attention_output_index, special_token_ids: See :class:`AttentionAttribution`.
         switch_to_eager, classification_position, engine: See :class:`AttentionAttribution`.
 
@@ -127,6 +152,7 @@ class AttnGradShapley(AttentionAttribution):
         switch_to_eager: bool = True,
         classification_position: ClassificationPosition = None,
         engine: str = "auto",
+        signed: bool = False,
     ) -> None:
         super().__init__(
             forward_func,
@@ -140,6 +166,7 @@ class AttnGradShapley(AttentionAttribution):
         )
         self.game = check_game(game)
         self.weighting = check_weighting(weighting)
+        self.signed = check_signed(signed, self.weighting)
 
     @classmethod
     def get_name(cls) -> str:
@@ -148,7 +175,7 @@ class AttnGradShapley(AttentionAttribution):
     @property
     def variant_name(self) -> str:
         """The paper's name of this instance's default variant."""
-        return variant_name(self.game, self.weighting)
+        return variant_name(self.game, self.weighting, self.signed)
 
     def has_convergence_delta(self) -> bool:
         return True
@@ -168,6 +195,9 @@ class AttnGradShapley(AttentionAttribution):
         seed: int = 0,
         max_players: int = 16,
         return_convergence_delta: bool = False,
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
     ) -> Union[Tensor, Tuple[Tensor, ...], Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]]:
         r"""
         Args:
@@ -195,6 +225,13 @@ class AttnGradShapley(AttentionAttribution):
             max_players (int): Largest number of players exact enumeration accepts.
             return_convergence_delta (bool): Also return the efficiency gap
                         ``sum_i phi_i - (v(N) - v(empty))`` per example.
+            signed (bool, optional): Keep the sign of the gradient factor (``A * G``, no ReLU).
+                        Default: the instance's.
+            n_steps (int): Points of the ``"ig_attention"`` path (right Riemann sum,
+                        ``alpha = k / n_steps``, ``k = 1 .. n_steps``). Default: 20.
+            internal_batch_size (int, optional): With ``"ig_attention"``: the most rows
+                        (examples x ``n_steps``) of one forward and backward pass; more
+                        examples are run in chunks. Default: None (one pass).
 
         Returns:
             **attributions** or 2-element tuple of **attributions**, **delta**:
@@ -211,6 +248,7 @@ class AttnGradShapley(AttentionAttribution):
         """
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
+        path = self._path_options(weighting, signed, n_steps, internal_batch_size)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         batch = self._prepare(
             inputs,
@@ -220,6 +258,7 @@ class AttnGradShapley(AttentionAttribution):
             layers,
             player_mask,
             *_reduction_for(game, estimator),
+            **path,
         )
         phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
         attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
@@ -239,6 +278,8 @@ class AttnGradShapley(AttentionAttribution):
         weighting: Optional[str] = None,
         layers: Optional[Sequence[int]] = None,
         player_mask: Optional[Tensor] = None,
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
     ) -> Tensor:
         r"""
         The efficiency gap of given attributions: ``sum_i phi_i - (v(N) - v(empty))``.
@@ -247,14 +288,16 @@ class AttnGradShapley(AttentionAttribution):
             attributions (Tensor or tuple): As returned by :meth:`attribute`.
             inputs, target, additional_forward_args, game, weighting, layers, player_mask:
                         The arguments :meth:`attribute` was called with.
+            signed, n_steps: The arguments :meth:`attribute` was called with.
 
         Returns:
             Tensor: Shape ``(batch,)``.
         """
         game, weighting = self._options(game, weighting)
+        path = self._path_options(weighting, signed, n_steps, None)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         batch = self._prepare(
-            inputs, target, additional_forward_args, weighting, layers, player_mask, *_reduction_for(game)
+            inputs, target, additional_forward_args, weighting, layers, player_mask, *_reduction_for(game), **path
         )
         first = attributions[0] if isinstance(attributions, tuple) else attributions
         total = self._grand_values(batch, game)
@@ -265,6 +308,17 @@ class AttnGradShapley(AttentionAttribution):
         return (
             check_game(self.game if game is None else game),
             check_weighting(self.weighting if weighting is None else weighting),
+        )
+
+    def _path_options(
+        self, weighting: str, signed: Optional[bool], n_steps: int, internal_batch_size: Optional[int]
+    ) -> Dict[str, Any]:
+        """The call's ``signed``, ``n_steps`` and ``internal_batch_size``, checked."""
+        signed = self.signed and weighting != "attention" if signed is None else signed
+        return dict(
+            signed=check_signed(signed, weighting),
+            n_steps=check_n_steps(n_steps),
+            internal_batch_size=check_internal_batch_size(internal_batch_size),
         )
 
     def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:

@@ -29,6 +29,7 @@ from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attn_grad_shapley import AttnGradShapley
 from captum_attn_shapley.attr.grad_sam import GradSAM
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
+from captum_attn_shapley.capture.integrated_attention import DEFAULT_STEPS
 from captum_attn_shapley.capture.players import ClassificationPosition
 from captum_attn_shapley.shapley.games import GameLike
 
@@ -59,7 +60,9 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
                     layer methods do. A module called several times (ALBERT's shared layer) counts with all
                     of its calls.
         device_ids (None): See :class:`AttentionLayerAttribution`.
-        game, weighting: Keyword-only, as in :class:`~captum_attn_shapley.attr.AttnGradShapley`.
+        game, weighting, signed: Keyword-only, as in :class:`~captum_attn_shapley.attr.AttnGradShapley`
+                    (``weighting="ig_attention"`` then scales this layer's attention alone along the path:
+                    Hao et al.'s per-layer attention attribution).
         model, attention_modules, attention_output_index: Keyword-only, as in ``AttnGradShapley``.
         special_token_ids, switch_to_eager, classification_position, engine: Keyword-only, as in
                     ``AttnGradShapley``.
@@ -89,6 +92,7 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
         switch_to_eager: bool = True,
         classification_position: ClassificationPosition = None,
         engine: str = "auto",
+        signed: bool = False,
     ) -> None:
         method = AttnGradShapley(
             forward_func,
@@ -101,6 +105,7 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
             switch_to_eager=switch_to_eager,
             classification_position=classification_position,
             engine=engine,
+            signed=signed,
         )
         super().__init__(method, layer, device_ids)
         self.shapley: AttnGradShapley = method
@@ -131,12 +136,16 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
         seed: int = 0,
         max_players: int = 16,
         return_convergence_delta: bool = False,
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
     ) -> Union[Tensor, List[Tensor], Tuple[Tensor, Tensor], Tuple[List[Tensor], List[Tensor]]]:
         r"""
         Args:
             inputs, target, additional_forward_args, game, weighting, player_mask: As in
                         :meth:`AttnGradShapley.attribute <captum_attn_shapley.attr.AttnGradShapley.attribute>`.
             estimator, n_samples, seed, max_players: As in ``AttnGradShapley.attribute``.
+            signed, n_steps, internal_batch_size: As in ``AttnGradShapley.attribute``.
             return_convergence_delta (bool): Also return the efficiency gap
                         ``sum_i phi_i - (v(N) - v(empty))`` of each layer's game, per example.
 
@@ -164,6 +173,9 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
                 seed=seed,
                 max_players=max_players,
                 return_convergence_delta=return_convergence_delta,
+                signed=signed,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
             )
 
         results = [one_layer(indices) for indices in self.layer_indices]
@@ -183,6 +195,8 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
         game: Optional[GameLike] = None,
         weighting: Optional[str] = None,
         player_mask: Optional[Tensor] = None,
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
     ) -> Union[Tensor, List[Tensor]]:
         r"""
         The efficiency gap of given attributions: ``sum_i phi_i - (v(N) - v(empty))`` of each layer's game.
@@ -191,6 +205,7 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
             attributions (Tensor or list[Tensor]): As returned by :meth:`attribute`.
             inputs, target, additional_forward_args, game, weighting, player_mask: The arguments
                         :meth:`attribute` was called with.
+            signed, n_steps: The arguments :meth:`attribute` was called with.
 
         Returns:
             Tensor or list[Tensor]: Shape ``(batch,)``; a list, one per layer, if ``layer`` is a list.
@@ -198,7 +213,16 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
         given = self._attributions_per_layer(attributions)
         deltas = [
             self.shapley.compute_convergence_delta(
-                scores, inputs, target, additional_forward_args, game, weighting, indices, player_mask
+                scores,
+                inputs,
+                target,
+                additional_forward_args,
+                game,
+                weighting,
+                indices,
+                player_mask,
+                signed=signed,
+                n_steps=n_steps,
             )
             for scores, indices in zip(given, self.layer_indices)
         ]
@@ -260,7 +284,7 @@ class LayerReceivedAttention(AttentionLayerAttribution):
         Args:
             inputs, target, additional_forward_args, player_mask: As in
                         :meth:`AttnGradShapley.attribute <captum_attn_shapley.attr.AttnGradShapley.attribute>`
-                        (``target`` only matters for Grad-SAM).
+                        (``target`` only matters for the gradient weightings).
 
         Returns:
             *Tensor* or *list[Tensor]*: The layer's token scores in the layout of

@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley.capture.integrated_attention import integrated_attend
 from captum_attn_shapley.capture.reductions import InfluenceReducer
 from captum_attn_shapley.capture.workspace import workspace
 from captum_attn_shapley.shapley.games import cls_rows
@@ -205,6 +206,9 @@ class FusedRecorder:
             Tensor or None: The call's output ``(batch, queries, heads, dim)``, or None to run the kernel.
         """
         request = self.reducer.request
+        if request.weighting == "ig_attention":  # the path's pass (.integrated_attention)
+            selected = id(module) in self.modules and self.num_calls in self.layers and torch.is_grad_enabled()
+            return integrated_attend(self, module, args, kwargs, kernel, request.n_steps) if selected else None
         if (
             id(module) not in self.modules
             or self.num_calls not in self.layers

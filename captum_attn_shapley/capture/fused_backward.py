@@ -5,7 +5,7 @@ The fused kernel's own backward rebuilds the attention probabilities ``A`` and t
 to compute the gradients of its inputs; rebuilding them a second time for the influence matrix would double
 that work. :class:`ReducingAttention` runs the kernel forward (no probabilities kept) and a backward that, a
 block of query rows at a time, rebuilds ``A`` and ``dA`` once and uses them for both: the reduction of
-``A * relu(dA)`` and the input gradients
+``A * relu(dA)`` (``A * dA`` when signed) and the input gradients
 
     dS = A * (dA - rowsum(dO * O)),   dQ = scale dS K,   dK = scale dS^T Q,   dV = A^T dO
 
@@ -96,9 +96,11 @@ def attention_backward(
         buffers[2], weighted_out = workspace(buffers[2], shape, query)
         attention = call.probabilities(query, key, examples, rows, out=attention_out)
         d_block = d_out[examples, :, rows]
-        # P = A * dA; A >= 0, so A * relu(dA) = relu(P), and dS = A * (dA - delta) = P - A * delta.
+        # P = A * dA; A >= 0, so A * relu(dA) = relu(P) (signed: P), and dS = A * (dA - delta) = P - A * delta.
         product = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out).mul_(attention)
-        recorder.reducer.add(layer, rows, torch.clamp(product, min=0, out=weighted_out), None, examples)
+        signed = recorder.reducer.request.signed
+        weighted = weighted_out.copy_(product) if signed else torch.clamp(product, min=0, out=weighted_out)
+        recorder.reducer.add(layer, rows, weighted, None, examples)
         if d_value is not None:
             _accumulate(d_value[examples], attention.transpose(-1, -2), d_block, 1.0)
         if d_query is None and d_key is None:

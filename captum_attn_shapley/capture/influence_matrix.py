@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Influence matrices: attention, optionally weighted by ReLU'd attention gradients.
+"""Influence matrices: attention, optionally weighted by (ReLU'd) attention gradients.
 
 See the mathematics page of the documentation, section "Influence matrices".
 """
@@ -11,7 +11,7 @@ from torch import Tensor
 from captum_attn_shapley._utils.checks import check_choice
 
 #: Accepted values of the ``weighting`` option.
-WEIGHTINGS = ("attention", "grad_attention")
+WEIGHTINGS = ("attention", "grad_attention", "ig_attention")
 
 
 def check_weighting(weighting: str) -> str:
@@ -19,13 +19,36 @@ def check_weighting(weighting: str) -> str:
     Validates the ``weighting`` option.
 
     Args:
-        weighting (str): ``"attention"`` (Att, ``M = mean A``) or ``"grad_attention"``
-                    (Grad-Att, ``M = mean A * relu(dy/dA)``).
+        weighting (str): ``"attention"`` (Att, ``M = mean A``), ``"grad_attention"``
+                    (Grad-Att, ``M = mean A * relu(dy/dA)``) or ``"ig_attention"`` (IG-Att, Hao et al. 2021:
+                    ``M = mean A * relu(mean_k dy/dA at k/m A)``, the attention scaled along a path).
 
     Returns:
         str: The weighting.
     """
     return check_choice(weighting, WEIGHTINGS, "weighting")
+
+
+def check_signed(signed: bool, weighting: str) -> bool:
+    r"""
+    Validates the ``signed`` option: keep the sign of the gradient factor (``A * G`` instead of
+    ``A * relu(G)``). Only a gradient weighting has a sign to keep (``A >= 0``).
+
+    Args:
+        signed (bool): The option.
+        weighting (str): The weighting it goes with.
+
+    Returns:
+        bool: ``signed``.
+    """
+    if not isinstance(signed, bool):
+        raise ValueError(f"signed must be True or False, got {signed!r}.")
+    if signed and weighting == "attention":
+        raise ValueError(
+            "signed=True keeps the sign of the gradient factor, but weighting='attention' has none (the "
+            "attention is never negative): use a gradient weighting (e.g. 'grad_attention') or signed=False."
+        )
+    return signed
 
 
 def influence_matrix(

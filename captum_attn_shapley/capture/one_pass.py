@@ -15,6 +15,7 @@ from torch.nn import Module
 from captum_attn_shapley._utils.forward import logits_from_output
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 from captum_attn_shapley.capture import fused
+from captum_attn_shapley.capture import integrated_attention as integrated
 from captum_attn_shapley.capture.captured import CapturedAttention
 from captum_attn_shapley.capture.discovery import OutputSelector
 from captum_attn_shapley.capture.eager import (
@@ -150,6 +151,8 @@ class CapturePass:
             self.model_inputs.update(extra_kwargs if isinstance(extra_kwargs, dict) else {})
         except (TypeError, ValueError):
             self.model_inputs.update(kwargs)
+        if self.request.weighting == "ig_attention":  # the path's pass: each example's unmodified row
+            self.model_inputs = integrated.unmodified_inputs(self.model_inputs, self.request.n_steps)
         check_input_length(module, self.model_inputs.get("input_ids"))
         check_image_size(module, self.model_inputs)
 
@@ -172,6 +175,9 @@ class CapturePass:
         self.model_inputs = {}
         self.player_mask = None
         self.position = position
+        steps = integrated.check_path_pass(self.request, engine, self.model, bool(state_modules))
+        if steps > 1:  # ig_attention: every example at every point of the path, in one pass
+            inputs, extra = (integrated.expand_rows(v, inputs[0].shape[0], steps) for v in (inputs, extra))
         with_gradients = self.request.needs_gradients
         need_graph = with_gradients or (state_gradients and bool(state_modules))
         reducer = InfluenceReducer(self.request, len(self.layers), self._positions)
@@ -208,12 +214,13 @@ class CapturePass:
             stack.callback(transformer.register_forward_pre_hook(self._read_inputs, with_kwargs=True).remove)
             with torch.enable_grad() if need_graph else torch.no_grad():
                 output = self.forward_func(*inputs, *extra)
-                logits = logits_from_output(output)
+                logits = all_logits = logits_from_output(output)
                 if logits.shape[0] != inputs[0].shape[0]:
                     raise ValueError(
                         f"The forward function returned {logits.shape[0]} rows of logits for a batch "
                         f"of {inputs[0].shape[0]} examples."
                     )
+                logits = integrated.unmodified_rows(all_logits, steps)
                 target_idx = normalize_target(target, logits)
                 if engine == "fused" and recorder.num_calls == 0:
                     return None
@@ -238,7 +245,8 @@ class CapturePass:
                             "The attention or the token states are not part of an autograd graph (is the call "
                             "inside torch.inference_mode()?); gradients cannot be computed."
                         )
-                    selected = logits.gather(1, target_idx.unsqueeze(1)).sum()
+                    rows = target_idx.repeat_interleave(steps)
+                    selected = all_logits.gather(1, rows.unsqueeze(1)).sum()
                     grads = list(torch.autograd.grad(selected, wrt))
                 del output
             if with_gradients:
@@ -272,13 +280,14 @@ class CapturePass:
             if isinstance(recorder, HookRecorder):
                 recorder.reduce_with_gradients(self.layers, grads)
                 return
+            ig = self.request.weighting == "ig_attention"
             for layer, grad in zip(self.layers, grads):
                 call = recorder.calls.pop(layer)
                 call.output = None
                 if layer in recorder.reduced:  # reduced by its own backward pass
                     continue
                 # dO arrives as the call's output layout (batch, queries, heads, dim).
-                recorder.reduce(layer, call, grad.transpose(1, 2))
+                recorder.reduce(layer, call, integrated.output_gradient(grad, self.request.n_steps if ig else 1))
 
     def _check_calls(self, calls: int, engine: str) -> None:
         if calls != self.num_layers:

@@ -14,8 +14,9 @@ mathematics page, section "Influence matrices"):
   ``(batch, 2, T)``, accumulated without ``M`` (:mod:`.pair_sums`; needs the player mask);
 - ``"raw"``: every selected layer's full ``A`` (and ``G``), for inspection and tests.
 
-``W = A`` (weighting ``"attention"``) or ``W = A * relu(G)`` (``"grad_attention"``). No reduction holds more
-than one layer's rows at a time, except ``"raw"``.
+``W = A`` (weighting ``"attention"``) or ``W = A * relu(G)`` (``"grad_attention"``; for ``"ig_attention"`` ``G`` is
+the path's mean gradient, :mod:`.integrated_attention`); with ``signed=True`` the ReLU is skipped,
+``W = A * G``. No reduction holds more than one layer's rows at a time, except ``"raw"``.
 """
 
 from dataclasses import dataclass
@@ -25,7 +26,8 @@ import torch
 from torch import Tensor
 
 from captum_attn_shapley._utils.checks import check_choice
-from captum_attn_shapley.capture.influence_matrix import check_weighting
+from captum_attn_shapley.capture.influence_matrix import check_signed, check_weighting
+from captum_attn_shapley.capture.integrated_attention import DEFAULT_STEPS, check_n_steps
 from captum_attn_shapley.capture.pair_sums import PairSums
 from captum_attn_shapley.shapley.games import check_pair_game
 
@@ -45,13 +47,19 @@ class InfluenceRequest:
 
     Attributes:
         reduction (str): One of :data:`REDUCTIONS` (see the module docstring). Default: ``"raw"``.
-        weighting (str): ``"attention"`` or ``"grad_attention"`` (needs the gradients).
+        weighting (str): ``"attention"``, or a gradient weighting: ``"grad_attention"``, ``"ig_attention"``
+                    (see :data:`~.influence_matrix.WEIGHTINGS`).
         game (str, optional): With ``"pair_sums"``: ``"mutual"`` or ``"max_mutual"``.
+        signed (bool): Keep the sign of the gradient factor (``A * G`` instead of ``A * relu(G)``); only with a
+                    gradient weighting. Default: False.
+        n_steps (int): Points of the ``"ig_attention"`` path. Default: 20.
     """
 
     reduction: str = "raw"
     weighting: str = "attention"
     game: Optional[str] = None
+    signed: bool = False
+    n_steps: int = DEFAULT_STEPS
 
     def __post_init__(self) -> None:
         check_choice(self.reduction, REDUCTIONS, "reduction")
@@ -64,11 +72,13 @@ class InfluenceRequest:
             raise ValueError("The 'pair_sums' reduction, and it only, needs game='mutual' or 'max_mutual'.")
         if self.game is not None:
             check_pair_game(self.game)
+        check_signed(self.signed, self.weighting)
+        check_n_steps(self.n_steps)
 
     @property
     def needs_gradients(self) -> bool:
         """Whether the reduction reads the gradients of the attention."""
-        return self.weighting == "grad_attention"
+        return self.weighting != "attention"
 
     @property
     def rows(self) -> str:
@@ -147,7 +157,10 @@ class InfluenceReducer:
             if gradient is not None:
                 self.raw_gradients[layer] = gradient
             return
-        weighted = attention if gradient is None else gradient.clamp_(min=0).mul_(attention)
+        if gradient is None:
+            weighted = attention
+        else:
+            weighted = (gradient if request.signed else gradient.clamp_(min=0)).mul_(attention)
         head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
         num_tokens = head_mean.shape[-1]
         if request.reduction == "layer_cls_rows":

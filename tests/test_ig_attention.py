@@ -1,0 +1,311 @@
+"""weighting="ig_attention" (Hao et al. 2021, attention attribution by integrated gradients) and signed=True.
+
+Ground truth: a direct eager computation, independent of the capture engine. The tiny BERT runs Hugging Face's
+eager attention path with its attention function replaced by a plain one (softmax(Q K^T s + mask) V) in which
+the probabilities of chosen layers can be overridden by given tensors. The path is walked one point at a time:
+the selected layers' attention is set to ``alpha * A`` (``A`` recorded on the unmodified input, the override a
+leaf tensor), one forward, ``torch.autograd.grad`` of the target logit w.r.t. the overrides; the gradients are
+averaged over the points. The influence matrix built from them is fed into brute-force enumeration of the
+game's 2^n coalitions (``exact_shapley`` with the game's characteristic function).
+"""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+from tiny_models import SPECIAL_IDS, text_batch, tiny_text_model
+from transformers.models.bert import modeling_bert
+
+from captum_attn_shapley.attr import (
+    AttentionReceived,
+    AttnGradShapley,
+    GradSAM,
+    IGAttentionReceived,
+    LayerAttnGradShapley,
+    LayerIGAttentionReceived,
+    variant_name,
+)
+from captum_attn_shapley.capture import AttentionCapture, InfluenceRequest
+from captum_attn_shapley.shapley import exact_shapley, game_function
+
+GAMES = ("cls", "mutual", "max_mutual")
+
+
+class _PlainAttention:
+    """Eager attention whose probabilities on chosen layers are replaced by ``override[layer]``."""
+
+    def __init__(self) -> None:
+        self.override = None
+        self.recorded = []
+        self.call = 0
+
+    def __call__(self, module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+        layer = self.call
+        self.call += 1
+        scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        probs = torch.softmax(scores, dim=-1)
+        if self.override is None:
+            self.recorded.append(probs.detach())
+        elif layer in self.override:
+            probs = self.override[layer]
+        return torch.matmul(probs, value).transpose(1, 2).contiguous(), probs
+
+
+def _model(seed=0, layers=2):
+    """A tiny BERT with weights large enough for attention gradients well above float round-off."""
+    model = tiny_text_model("bert", seed=seed, layers=layers)
+    gen = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("weight") and param.dim() == 2:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.4)
+    return model
+
+
+class _Reference:
+    """The path of Hao et al., walked point by point on an eager copy of the model."""
+
+    def __init__(self, model, ids, mask, monkeypatch):
+        self.model = copy.deepcopy(model)
+        self.model.set_attn_implementation("eager")
+        self.attention = _PlainAttention()
+        monkeypatch.setattr(modeling_bert, "eager_attention_forward", self.attention)
+        self.ids, self.mask = ids, mask
+        logits = self._run(None)
+        self.A = self.attention.recorded
+        self.target = logits.argmax(dim=1)
+        self.y1 = logits.gather(1, self.target[:, None]).squeeze(1).detach()
+
+    def _run(self, override):
+        self.attention.override, self.attention.call = override, 0
+        return self.model(input_ids=self.ids, attention_mask=self.mask).logits
+
+    def target_logit(self, override):
+        return self._run(override).gather(1, self.target[:, None]).squeeze(1)
+
+    def mean_gradients(self, layers, alphas, weights=None):
+        """``sum_k w_k dy/dP(alpha_k A)`` per selected layer (default weights ``1/m``: the Riemann mean)."""
+        weights = [1.0 / len(alphas)] * len(alphas) if weights is None else weights
+        total = [torch.zeros_like(self.A[layer]) for layer in layers]
+        for alpha, weight in zip(alphas, weights):
+            override = {layer: (alpha * self.A[layer]).requires_grad_(True) for layer in layers}
+            grads = torch.autograd.grad(self.target_logit(override).sum(), [override[layer] for layer in layers])
+            for t, g in zip(total, grads):
+                t.add_(weight * g)
+        return total
+
+    def influence(self, layers, n_steps, signed=False):
+        alphas = [k / n_steps for k in range(1, n_steps + 1)]
+        grads = self.mean_gradients(layers, alphas)
+        per_layer = [self.A[layer] * (g if signed else g.clamp_min(0)) for layer, g in zip(layers, grads)]
+        return torch.stack(per_layer).mean(dim=0).mean(dim=1).double()  # mean over layers, then heads
+
+    def players(self):
+        special = torch.isin(self.ids, torch.tensor(SPECIAL_IDS))
+        return self.mask.bool() & ~special
+
+
+def _enumerated(matrix, players, game):
+    """Brute-force Shapley values of the game on ``matrix`` (classification row 0)."""
+    phi = torch.zeros(players.shape, dtype=torch.float64)
+    for b in range(players.shape[0]):
+        idx = players[b].nonzero().squeeze(1)
+        m = matrix[b][idx][:, idx]
+        phi[b, idx] = exact_shapley(game_function(game, cls_row=matrix[b, 0, idx]), m)
+    return phi
+
+
+def _close(ours, reference, rtol=2e-4):
+    scale = reference.abs().max().item()
+    assert scale > 1e-6, "the reference is too small to be a meaningful check"
+    torch.testing.assert_close(ours.double(), reference, rtol=0, atol=rtol * scale)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    model = _model()
+    ids, mask = text_batch(seed=2, batch=3, length=9)
+    return model, ids, mask
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("game", GAMES)
+def test_ig_attention_equals_the_eager_path_fed_into_enumeration(setting, monkeypatch, game, signed):
+    model, ids, mask = setting
+    steps = 6
+    ref = _Reference(model, ids, mask, monkeypatch)
+    expected = _enumerated(ref.influence([0, 1], steps, signed), ref.players(), game)
+    monkeypatch.undo()
+    method = AttnGradShapley(model, game=game, weighting="ig_attention", special_token_ids=SPECIAL_IDS)
+    ours, delta = method.attribute(
+        ids, additional_forward_args=(mask,), n_steps=steps, signed=signed, return_convergence_delta=True
+    )
+    _close(ours, expected)
+    assert delta.abs().max() < 1e-6 * expected.abs().max() + 1e-12
+    if signed:
+        assert (expected < 0).any(), "the signed game should have negative values on this model"
+    elif game == "cls":
+        assert (expected >= 0).all()
+
+
+def test_signed_grad_attention_equals_the_eager_gradients(setting, monkeypatch):
+    """signed=True on the paper's weighting: A * dy/dA (each layer's gradient with the others recomputed)."""
+    model, ids, mask = setting
+    ref = _Reference(model, ids, mask, monkeypatch)
+    per_layer = [ref.A[layer] * ref.mean_gradients([layer], [1.0])[0] for layer in (0, 1)]
+    matrix = torch.stack(per_layer).mean(dim=0).mean(dim=1).double()
+    monkeypatch.undo()
+    for game in GAMES:
+        expected = _enumerated(matrix, ref.players(), game)
+        ours = AttnGradShapley(model, game=game, signed=True, special_token_ids=SPECIAL_IDS).attribute(
+            ids, additional_forward_args=(mask,)
+        )
+        _close(ours, expected)
+        hooks = AttnGradShapley(model, game=game, engine="hooks", special_token_ids=SPECIAL_IDS)
+        _close(hooks.attribute(ids, additional_forward_args=(mask,), signed=True), expected)
+    grad_sam = GradSAM(model, special_token_ids=SPECIAL_IDS)
+    players = ref.players()
+    real = mask.bool().double()
+    received = (real[:, :, None] * matrix).sum(dim=1) / real.sum(dim=1, keepdim=True)
+    scores = grad_sam._received_scores(ids, None, (mask,), None, None, signed=True)
+    _close(scores, torch.where(players, received, torch.zeros_like(received)))
+
+
+def test_layer_api_scales_one_layer_and_received_axis(setting, monkeypatch):
+    """Hao et al.'s set-up: one layer scaled alone (the layer API), and the per-token received axis."""
+    model, ids, mask = setting
+    steps = 5
+    ref = _Reference(model, ids, mask, monkeypatch)
+    single = ref.influence([0], steps)  # the last layer's players' rows do not reach BERT's pooler: use layer 0
+    both = ref.influence([0, 1], steps)
+    monkeypatch.undo()
+    layer_method = LayerAttnGradShapley(
+        model, model.bert.encoder.layer[0], game="mutual", weighting="ig_attention", special_token_ids=SPECIAL_IDS
+    )
+    _close(
+        layer_method.attribute(ids, additional_forward_args=(mask,), n_steps=steps),
+        _enumerated(single, ref.players(), "mutual"),
+    )
+    assert "IG-Att" in layer_method.variant_name
+    real = mask.bool().double()
+    players = ref.players()
+
+    def received(matrix):
+        scores = (real[:, :, None] * matrix).sum(dim=1) / real.sum(dim=1, keepdim=True)
+        return torch.where(players, scores, torch.zeros_like(scores))
+
+    ours = IGAttentionReceived(model, special_token_ids=SPECIAL_IDS).attribute(
+        ids, additional_forward_args=(mask,), n_steps=steps
+    )
+    _close(ours, received(both))
+    per_layer = LayerIGAttentionReceived(
+        model, [model.bert.encoder.layer[0]], special_token_ids=SPECIAL_IDS
+    ).attribute(ids, additional_forward_args=(mask,), n_steps=steps)
+    _close(per_layer[0], received(single))
+
+
+def test_completeness_of_one_scaled_layer(setting, monkeypatch):
+    """Hao et al.'s completeness: sum over heads and entries of A * integral dy/dA = y(A) - y(0)."""
+    model, ids, mask = setting
+    ref = _Reference(model, ids, mask, monkeypatch)
+    y0 = ref.target_logit({1: torch.zeros_like(ref.A[1])}).detach()
+    monkeypatch.undo()
+    gain = (ref.y1 - y0).double()
+    assert gain.abs().min() > 1e-3
+    capture = AttentionCapture(model)
+    totals = {}
+    for steps in (8, 64, 512):
+        captured = capture.capture(
+            ids,
+            additional_forward_args=(mask,),
+            layers=[1],
+            request=InfluenceRequest("raw", "ig_attention", n_steps=steps),
+        )
+        totals[steps] = (captured.attentions[0] * captured.gradients[0]).double().sum(dim=(1, 2, 3))
+    gaps = [(totals[m] - gain).abs().max().item() for m in (8, 64, 512)]
+    # the right Riemann sum's error is c / m + O(1/m^2): about 8x smaller per 8x more points ...
+    assert 6 < gaps[0] / gaps[1] < 10 and 6 < gaps[1] / gaps[2] < 10, gaps
+    # ... so Richardson's extrapolation (8 S(512) - S(64)) / 7 removes it: completeness to O(1/m^2)
+    extrapolated = (8 * totals[512] - totals[64]) / 7
+    assert (extrapolated - gain).abs().max() < 1e-4 * gain.abs().max(), (extrapolated, gain)
+
+
+def test_n_steps_convergence_to_a_fine_integral(setting, monkeypatch):
+    """The Riemann sum approaches the integral computed by 24-point Gauss-Legendre on the eager path."""
+    model, ids, mask = setting
+    ref = _Reference(model, ids, mask, monkeypatch)
+    x, w = np.polynomial.legendre.leggauss(24)
+    alphas, weights = [(float(v) + 1) / 2 for v in x], [float(v) / 2 for v in w]
+    grads = ref.mean_gradients([0, 1], alphas, weights)
+    fine = torch.stack([ref.A[layer] * g.clamp_min(0) for layer, g in zip((0, 1), grads)]).mean(0).mean(1)
+    monkeypatch.undo()
+    capture = AttentionCapture(model)
+    errors = []
+    for steps in (2, 8, 32, 128):
+        matrix = capture.capture(
+            ids, additional_forward_args=(mask,), request=InfluenceRequest("matrix", "ig_attention", n_steps=steps)
+        ).influence
+        errors.append((matrix.double() - fine.double()).abs().max().item())
+    assert errors == sorted(errors, reverse=True), errors
+    assert errors[-1] < errors[0] / 10, errors
+    assert errors[-1] < 0.02 * fine.abs().max().item(), errors
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_internal_batch_size_gives_the_one_pass_values(setting, game):
+    """Chunks of max(1, 5 // 4) = 1 example (3 passes) against one pass of 12 rows; per-example targets."""
+    model, ids, mask = setting
+    method = AttnGradShapley(model, game=game, weighting="ig_attention", special_token_ids=SPECIAL_IDS)
+    target = torch.tensor([0, 1, 2])
+    one, one_delta = method.attribute(
+        ids, additional_forward_args=(mask,), n_steps=4, target=target, return_convergence_delta=True
+    )
+    chunked, delta = method.attribute(
+        ids,
+        additional_forward_args=(mask,),
+        n_steps=4,
+        internal_batch_size=5,
+        target=target,
+        return_convergence_delta=True,
+    )
+    torch.testing.assert_close(chunked, one, rtol=1e-5, atol=1e-6 * one.abs().max().item())
+    torch.testing.assert_close(delta, one_delta, rtol=0, atol=1e-6 * one.abs().max().item())
+    received = IGAttentionReceived(model, special_token_ids=SPECIAL_IDS)
+    torch.testing.assert_close(
+        received.attribute(ids, target, (mask,), n_steps=4, internal_batch_size=5),
+        received.attribute(ids, target, (mask,), n_steps=4),
+    )
+
+
+def test_variant_names():
+    assert variant_name("cls", "ig_attention") == "Shapley-IG-Att-CLS"
+    assert variant_name("max_mutual", "grad_attention", signed=True) == "Shapley-Signed-Grad-Att-Max-Mutual"
+    assert variant_name("mutual", "attention") == "Shapley-Att-Mutual"
+
+
+def test_bad_inputs_raise_clear_errors(setting):
+    model, ids, mask = setting
+    method = AttnGradShapley(model, weighting="ig_attention")
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="n_steps must be a positive int"):
+            method.attribute(ids, additional_forward_args=(mask,), n_steps=bad)
+    with pytest.raises(ValueError, match="internal_batch_size must be None"):
+        method.attribute(ids, additional_forward_args=(mask,), internal_batch_size=0)
+    with pytest.raises(ValueError, match="signed=True .* weighting='attention'"):
+        method.attribute(ids, additional_forward_args=(mask,), weighting="attention", signed=True)
+    with pytest.raises(ValueError, match="signed=True .* weighting='attention'"):
+        AttnGradShapley(model, weighting="attention", signed=True)
+    with pytest.raises(ValueError, match="signed=True .* weighting='attention'"):
+        AttentionReceived(model)._received_scores(ids, None, (mask,), None, None, signed=True)
+    with pytest.raises(ValueError, match="signed must be True or False"):
+        method.attribute(ids, additional_forward_args=(mask,), signed="yes")
+    with pytest.raises(ValueError, match="n_steps"):
+        InfluenceRequest("matrix", "ig_attention", n_steps=0)
+    hooks = AttnGradShapley(model, weighting="ig_attention", engine="hooks")
+    with pytest.raises(RuntimeError, match="ig_attention.*engine='auto' or 'fused'"):
+        hooks.attribute(ids, additional_forward_args=(mask,))
+    assert math.isfinite(float(method.attribute(ids, additional_forward_args=(mask,), n_steps=1).sum()))
