@@ -5,7 +5,7 @@ See the mathematics page of the documentation, section "The baselines".
 """
 
 import numbers
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -24,7 +24,7 @@ from captum_attn_shapley._utils.validation import check_token_id
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
 from captum_attn_shapley.capture import TokenLayout
 from captum_attn_shapley.capture.players import players_of
-from captum_attn_shapley.shapley import exact_shapley, grand_coalition_gain
+from captum_attn_shapley.shapley import exact_shapley
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -36,8 +36,14 @@ class ShapleyInput(AttentionAttribution):
     ``v(S)`` is the softmax probability of the target class when the players outside
     ``S`` are replaced (text: by the ``baselines`` token id, typically ``[MASK]``; images:
     their patch's pixels by the ``baselines`` value). All ``2^n`` coalitions are
-    evaluated with batched forward passes, so only short inputs are feasible: more than
-    ``max_players`` players raise an error.
+    evaluated, so only short inputs are feasible: more than ``max_players`` players raise an
+    error. The coalitions of all examples are laid out one after the other and cut into
+    forward passes of ``perturbations_per_eval`` rows (several short examples share a pass),
+    each pass padded only to the longest real length among its examples (trailing padding is
+    dropped from the token ids and every ``(batch, seq)`` argument, unless an argument has
+    another axis of the sequence's length); only the target's probability of each coalition
+    is kept, and the values are weighted into Shapley values by
+    :func:`~captum_attn_shapley.shapley.exact_shapley` without further forward passes.
 
     Args: see :class:`~captum_attn_shapley.AttentionAttribution`.
 
@@ -78,8 +84,9 @@ class ShapleyInput(AttentionAttribution):
             target, additional_forward_args, player_mask: As in
                         :meth:`AttnGradShapley.attribute`.
             max_players (int): Largest number of players accepted (``2^n`` forwards).
-            perturbations_per_eval (int): Coalitions per forward pass (Captum's name). Formerly
-                        ``batch_size`` (deprecated alias, removed in the next release).
+            perturbations_per_eval (int): Coalitions per forward pass (Captum's name), of
+                        one or several examples. Formerly ``batch_size`` (deprecated alias,
+                        removed in the next release).
             return_convergence_delta (bool): Also return the efficiency gap.
 
         Returns:
@@ -113,17 +120,17 @@ class ShapleyInput(AttentionAttribution):
                 f"above max_players={max_players}. Use shorter inputs, raise max_players, or use a "
                 "sampling method (captum.attr.ShapleyValueSampling)."
             )
+        values = _CoalitionValues(
+            self.forward_func, prepared, inputs, baselines, additional_forward_args, perturbations_per_eval
+        ).compute()
         phi = torch.zeros(prepared.players.shape, dtype=torch.float64)
         totals: List[Tensor] = []
-        for b in range(prepared.players.shape[0]):
-            game = _ModelGame(
-                self, prepared, b, inputs, baselines, additional_forward_args, perturbations_per_eval
-            )
+        for b, v in enumerate(values):
             idx = players_of(prepared.players[b]).cpu()
-            unused = torch.zeros(idx.numel(), idx.numel())  # the model game ignores the matrix
-            if idx.numel():
-                phi[b, idx] = exact_shapley(game, unused, max_players=max_players).double().cpu()
-            totals.append(grand_coalition_gain(game, unused).cpu())
+            n = idx.numel()
+            if n:
+                phi[b, idx] = exact_shapley(_lookup(v), torch.zeros(n, n, dtype=torch.float64), max_players=n)
+            totals.append(v[-1] - v[0])
         dtype = prepared.matrix.dtype
         device = prepared.matrix.device
         attributions = self._format_output(inputs, phi.to(device=device, dtype=dtype), prepared.layout)
@@ -134,71 +141,153 @@ class ShapleyInput(AttentionAttribution):
         return attributions
 
 
-class _ModelGame:
-    """``v(S)`` = target probability with non-coalition players replaced, in batches."""
+class _CoalitionValues:
+    """
+    ``v(S)`` for all ``2^n`` coalitions of every example: the rows ``(example, coalition)`` are
+    laid out example after example (examples ordered by length), cut into forward passes of
+    ``rows`` rows (so one pass may hold the coalitions of several short examples), each pass
+    padded only to the longest real length among its examples (text: trailing padding beyond
+    it is dropped from the ids and from every ``(batch, seq)`` argument).
+    """
 
     def __init__(
         self,
-        method: ShapleyInput,
+        forward_func: Callable[..., Any],
         prepared: PreparedBatch,
-        index: int,
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         baselines: Union[int, float, None],
         additional_forward_args: Any,
-        perturbations_per_eval: int,
+        rows: int,
     ) -> None:
-        self.method = method
+        self.forward_func = forward_func
         self.layout: TokenLayout = prepared.layout
-        self.players = players_of(prepared.players[index])
-        self.target = int(prepared.captured.target[index])
         inputs_tuple = as_tuple(inputs)
-        self.first: Tensor = inputs_tuple[0][index : index + 1]
-        self.rest = tuple(_row(t, index, inputs_tuple[0].shape[0]) for t in inputs_tuple[1:])
-        extra = forward_args_tuple(additional_forward_args)
-        self.extra = tuple(_row(a, index, inputs_tuple[0].shape[0]) for a in extra)
+        self.first: Tensor = inputs_tuple[0]
+        self.batch = self.first.shape[0]
+        self.others = inputs_tuple[1:] + forward_args_tuple(additional_forward_args)
+        self.players = [players_of(prepared.players[b]).to(self.first.device) for b in range(self.batch)]
+        self.targets = prepared.captured.target.to(self.first.device)
         self.baseline = 0.0 if baselines is None else baselines
-        self.perturbations_per_eval = perturbations_per_eval
+        self.rows = rows
+        self.widths = self._widths(prepared.real_tokens)
 
-    def _masked(self, coalitions: Tensor) -> Tensor:
-        k = coalitions.shape[0]
-        x = self.first.expand(k, *self.first.shape[1:]).clone()
-        dropped = ~coalitions.to(x.device)
+    def _widths(self, real_tokens: Tensor) -> List[int]:
+        """Columns each example needs: up to its last real token (text), else all of them."""
+        seq = self.first.shape[1] if self.first.dim() > 1 else 0
+        if self.layout.kind != "text" or self.first.dim() != 2 or not _trimmable(self.others, self.batch, seq):
+            return [seq] * self.batch
+        widths = []
+        for b in range(self.batch):
+            real = torch.nonzero(real_tokens[b].cpu()).flatten()
+            last = int(real.max()) + 1 if real.numel() else seq
+            if self.players[b].numel():
+                last = max(last, int(self.players[b].max()) + 1)
+            widths.append(min(max(last, 1), seq))
+        return widths
+
+    def compute(self) -> List[Tensor]:
+        """The values of every example, float64 of length ``2^n``, indexed by coalition bitmask."""
+        values = [torch.empty(2 ** p.numel(), dtype=torch.float64) for p in self.players]
+        order = sorted(range(self.batch), key=lambda b: (self.widths[b], b))
+        segments: List[Tuple[int, int, int]] = []
+        used = 0
+        for b in order:
+            start, total = 0, values[b].numel()
+            while start < total:
+                take = min(total - start, self.rows - used)
+                segments.append((b, start, start + take))
+                used += take
+                start += take
+                if used == self.rows:
+                    self._run(segments, values)
+                    segments, used = [], 0
+        if segments:
+            self._run(segments, values)
+        return values
+
+    @torch.no_grad()
+    def _run(self, segments: Sequence[Tuple[int, int, int]], values: List[Tensor]) -> None:
+        width = max(self.widths[b] for b, _, _ in segments)
+        device = self.first.device
+        example = torch.cat([torch.full((stop - start,), b, dtype=torch.long) for b, start, stop in segments])
+        example = example.to(device)
+        x = torch.cat([self._masked(b, start, stop, width) for b, start, stop in segments])
+        seq = self.first.shape[1] if self.first.dim() > 1 else 0
+        trim = width if self.first.dim() == 2 and width < seq else None
+        others = tuple(_rows_of(arg, example, self.batch, seq, trim) for arg in self.others)
+        logits = logits_from_output(self.forward_func(x, *others))
+        if logits.shape[0] != x.shape[0]:
+            raise ValueError(
+                f"The forward function returned {logits.shape[0]} rows for {x.shape[0]} inputs: it must "
+                "return one row of class scores per input."
+            )
+        probability = class_probabilities(logits)[
+            torch.arange(x.shape[0], device=logits.device), self.targets[example].to(logits.device)
+        ]
+        probability = probability.cpu()
+        offset = 0
+        for b, start, stop in segments:
+            values[b][start:stop] = probability[offset : offset + stop - start]
+            offset += stop - start
+
+    def _masked(self, b: int, start: int, stop: int, width: int) -> Tensor:
+        """Example ``b``'s inputs for the coalitions ``start .. stop - 1`` (bitmasks over its players)."""
+        players = self.players[b]
+        device = self.first.device
+        masks = torch.arange(start, stop, dtype=torch.int64, device=device)
+        bits = torch.arange(players.numel(), dtype=torch.int64, device=device)
+        dropped = ((masks.unsqueeze(1) >> bits) & 1) == 0
+        k = stop - start
+        row = self.first[b : b + 1]
         if self.layout.kind == "image" and self.layout.grid is not None:
+            x = row.expand(k, *row.shape[1:])
             rows, cols = self.layout.grid
             patch_h, patch_w = x.shape[-2] // rows, x.shape[-1] // cols
-            grid = torch.zeros(k, rows * cols, dtype=torch.bool, device=x.device)
-            grid[:, self.players.to(x.device) - self.layout.num_prefix_tokens] = dropped
+            grid = torch.zeros(k, rows * cols, dtype=torch.bool, device=device)
+            grid[:, players - self.layout.num_prefix_tokens] = dropped
             blocks = grid.reshape(k, 1, rows, cols)
             blocks = blocks.repeat_interleave(patch_h, dim=2).repeat_interleave(patch_w, dim=3)
             pad_h, pad_w = x.shape[-2] - blocks.shape[-2], x.shape[-1] - blocks.shape[-1]
             blocks = torch.nn.functional.pad(blocks, (0, pad_w, 0, pad_h))
             return torch.where(blocks, torch.full_like(x, float(self.baseline)), x)
-        positions = self.players.to(x.device)
-        replaced = x[:, positions]
-        x[:, positions] = torch.where(dropped, torch.full_like(replaced, self.baseline), replaced)
+        if row.dim() == 2:
+            row = row[:, :width]
+        x = row.expand(k, *row.shape[1:]).clone()
+        kept = x[:, players]
+        x[:, players] = torch.where(dropped, torch.full_like(kept, self.baseline), kept)
         return x
 
-    @torch.no_grad()
-    def __call__(self, m: Tensor, coalitions: Tensor) -> Tensor:
-        values = []
-        for start in range(0, coalitions.shape[0], self.perturbations_per_eval):
-            chunk = coalitions[start : start + self.perturbations_per_eval]
-            k = chunk.shape[0]
-            x = self._masked(chunk)
-            rest = tuple(_expand(t, k) for t in self.rest)
-            extra = tuple(_expand(a, k) for a in self.extra)
-            logits = logits_from_output(self.method.forward_func(x, *rest, *extra))
-            values.append(class_probabilities(logits)[:, self.target])
-        return torch.cat(values).cpu()
+
+def _trimmable(args: Tuple[Any, ...], batch: int, seq: int) -> bool:
+    """Whether dropping trailing columns is safe: every argument with a sequence axis is ``(batch, seq)``."""
+    for arg in args:
+        if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] in (batch, 1):
+            if seq in tuple(arg.shape[1:]) and not (arg.dim() == 2 and arg.shape[1] == seq):
+                return False
+    return True
 
 
-def _row(arg: Any, index: int, batch: int) -> Any:
-    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch:
-        return arg[index : index + 1]
+def _rows_of(arg: Any, example: Tensor, batch: int, seq: int, trim: Optional[int]) -> Any:
+    """An argument for the pass's rows: per-example tensors indexed, broadcast ones expanded, trimmed."""
+    if not isinstance(arg, Tensor) or arg.dim() == 0:
+        return arg
+    if arg.shape[0] == batch:
+        arg = arg[example.to(arg.device)]
+    elif arg.shape[0] == 1:
+        arg = arg.expand(example.numel(), *arg.shape[1:])
+    else:
+        return arg
+    if trim is not None and arg.dim() == 2 and arg.shape[1] == seq:
+        arg = arg[:, :trim]
     return arg
 
 
-def _expand(arg: Any, k: int) -> Any:
-    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == 1:
-        return arg.expand(k, *arg.shape[1:])
-    return arg
+def _lookup(values: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """The game ``v(S)`` read from precomputed values indexed by the coalition's bitmask."""
+
+    def game(m: Tensor, coalitions: Tensor) -> Tensor:
+        bits = torch.arange(coalitions.shape[1], dtype=torch.int64, device=coalitions.device)
+        index = (coalitions.to(torch.int64) << bits).sum(dim=1)
+        return values.to(m.device)[index.to(values.device)]
+
+    return game

@@ -45,6 +45,7 @@ from captum_attn_shapley.metrics.token_selection import (
     token_scores,
     top_players,
 )
+from captum_attn_shapley.shapley._estimation import check_positive_int
 
 
 @dataclass
@@ -88,25 +89,51 @@ class FaithfulnessCurves:
         return self.sufficiency_predictions[:, bin_index(self.bins, k)]
 
 
+#: Tokens per forward pass of the metrics by default (the inputs of all bins share a pass).
+DEFAULT_TOKENS_PER_PASS = 2**16
+
+
 @torch.no_grad()
-def _probabilities(
+def _distinct_outputs(
     forward_func: Callable[..., Any],
-    ids: Tensor,
-    rest: Tuple[Any, ...],
-    extra: Tuple[Any, ...],
+    rows: Tensor,
+    others: Tuple[Any, ...],
     apply_softmax: bool,
-    original: bool = False,
-) -> Tensor:
-    logits = logits_from_output(forward_func(ids, *rest, *extra))
-    if logits.shape[0] != ids.shape[0]:
-        raise ValueError(
-            f"The forward function returned {logits.shape[0]} rows for {ids.shape[0]} examples: it must "
-            "return one row of class scores per example."
-        )
-    if original and apply_softmax:
-        where = "the faithfulness metric (apply_softmax=True)"
-        warn_if_probabilities(logits, where, "Pass apply_softmax=False, or return logits.")
-    return class_probabilities(logits) if apply_softmax else logits.double()
+    internal_batch_size: Optional[int],
+) -> Tuple[Tensor, Tensor]:
+    r"""
+    Runs every distinct input once. ``rows`` is ``(batch, r, seq)``: each example's original
+    ids (``r = 0``) and its masked versions. Returns the class scores (probabilities, or the
+    forward function's outputs when ``apply_softmax`` is False) of every row, shape
+    ``(batch, r, classes)`` float64, and the logits of the original inputs.
+    """
+    batch, per_example, seq = rows.shape
+    example = torch.arange(batch, device=rows.device).repeat_interleave(per_example)
+    keyed = torch.cat([example.unsqueeze(1), rows.reshape(-1, seq)], dim=1)
+    distinct, inverse = torch.unique(keyed, dim=0, return_inverse=True)
+    limit = internal_batch_size or max(batch, DEFAULT_TOKENS_PER_PASS // max(seq, 1))
+    outputs: List[Tensor] = []
+    for start in range(0, distinct.shape[0], limit):
+        part = distinct[start : start + limit]
+        owner = part[:, 0]
+        args = tuple(_per_row(arg, owner, batch) for arg in others)
+        logits = logits_from_output(forward_func(part[:, 1:].to(rows.dtype), *args))
+        if logits.shape[0] != part.shape[0]:
+            raise ValueError(
+                f"The forward function returned {logits.shape[0]} rows for {part.shape[0]} examples: it must "
+                "return one row of class scores per example."
+            )
+        outputs.append(logits)
+    logits = torch.cat(outputs)[inverse.to(outputs[0].device)].reshape(batch, per_example, -1)
+    scores = class_probabilities(logits.flatten(0, 1)).reshape(logits.shape) if apply_softmax else logits.double()
+    return scores, logits[:, 0]
+
+
+def _per_row(arg: Any, owner: Tensor, batch: int) -> Any:
+    """A per-example tensor argument indexed for the pass's rows; anything else unchanged."""
+    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch:
+        return arg[owner.to(arg.device)]
+    return arg
 
 
 @renamed_keyword("replacement", "baselines")
@@ -122,10 +149,14 @@ def faithfulness_curves(
     special_token_ids: Optional[Sequence[int]] = None,
     player_mask: Optional[Tensor] = None,
     apply_softmax: bool = True,
+    internal_batch_size: Optional[int] = None,
 ) -> FaithfulnessCurves:
     r"""
     Replaces each example's top (or all but its top) players at every bin and records the
-    drop of the explained class's probability: 2 forward passes over the batch per bin.
+    drop of the explained class's probability. All masked inputs of all bins are built first
+    and run, with the original inputs, as one forward pass (split only above
+    ``internal_batch_size`` rows); an input that occurs more than once (e.g. two bins that
+    select the same tokens of a short example, or a bin that replaces nothing) is run once.
 
     Args:
         forward_func (Callable): The model or a function returning logits (or a Hugging Face
@@ -151,6 +182,8 @@ def faithfulness_curves(
                     of the special-token rule.
         apply_softmax (bool): Turn the forward function's outputs into probabilities
                     (False if it already returns probabilities).
+        internal_batch_size (int, optional): Most inputs per forward pass (Captum's name).
+                    Default: as many as hold ``2**16`` tokens, at least the batch size.
 
     Returns:
         FaithfulnessCurves: Per-example, per-bin drops and predictions.
@@ -169,6 +202,8 @@ def faithfulness_curves(
     )
     scores = token_scores(attributions, tuple(ids.shape))
     kept_bins = check_bins(bins)
+    if internal_batch_size is not None:
+        internal_batch_size = check_positive_int(internal_batch_size, "internal_batch_size")
     if player_mask is None:
         special = resolve_special_token_ids(special_token_ids, tokenizer, forward_func)
         players = text_player_mask(ids, None, special, model=model)
@@ -181,39 +216,35 @@ def faithfulness_curves(
     replacement_id = check_token_id(resolve_replacement(baselines, tokenizer, forward_func), model, "baselines")
     extra = forward_args_tuple(additional_forward_args)
 
-    original = _probabilities(forward_func, ids, rest, extra, apply_softmax, original=True)
-    explained = normalize_target(target, original)
     scores = scores.to(ids.device)
-    rows = torch.arange(ids.shape[0], device=original.device)
-    p_x = original[rows, explained]
-    replacement_ids = torch.full_like(ids, replacement_id)
-
-    comp: List[Tensor] = []
-    suff: List[Tensor] = []
-    preds: List[Tensor] = []
+    removed: List[Tensor] = []
     sizes: List[Tensor] = []
     for k in kept_bins:
         top = top_players(scores, players, k)
         sizes.append(top.sum(dim=1))
-        for removed, drops in ((top, comp), (players & ~top, suff)):
-            if bool(removed.any()):
-                probs = _probabilities(
-                    forward_func, torch.where(removed, replacement_ids, ids), rest, extra, apply_softmax
-                )
-            else:
-                probs = original
-            drops.append(p_x - probs[rows, explained])
-            if drops is suff:
-                preds.append(probs.argmax(dim=1))
+        removed += [top, players & ~top]  # comprehensiveness, then sufficiency, of bin k
+    masked = torch.where(torch.stack(removed, dim=1), replacement_id, ids.unsqueeze(1))
+    rows = torch.cat([ids.unsqueeze(1), masked], dim=1)
+    probs, original_logits = _distinct_outputs(
+        forward_func, rows, rest + extra, apply_softmax, internal_batch_size
+    )
+    if apply_softmax:
+        where = "the faithfulness metric (apply_softmax=True)"
+        warn_if_probabilities(original_logits, where, "Pass apply_softmax=False, or return logits.")
+    original = probs[:, 0]
+    explained = normalize_target(target, original)
+    index = explained.reshape(-1, 1, 1).expand(-1, rows.shape[1], 1).to(probs.device)
+    p_all = probs.gather(2, index).squeeze(2)
+    p_x = p_all[:, 0]
     return FaithfulnessCurves(
         bins=kept_bins,
         target=explained,
         probability=p_x,
         num_players=players.sum(dim=1),
         num_selected=torch.stack(sizes, dim=1),
-        comprehensiveness_drops=torch.stack(comp, dim=1),
-        sufficiency_drops=torch.stack(suff, dim=1),
-        sufficiency_predictions=torch.stack(preds, dim=1),
+        comprehensiveness_drops=p_x.unsqueeze(1) - p_all[:, 1::2],
+        sufficiency_drops=p_x.unsqueeze(1) - p_all[:, 2::2],
+        sufficiency_predictions=probs[:, 2::2].argmax(dim=2),
     )
 
 
