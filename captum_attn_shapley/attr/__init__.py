@@ -4,6 +4,7 @@ from captum_attn_shapley._utils.input_warnings import InputWarning
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
+from captum_attn_shapley.attr.attn_lrp import AttnLRP
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
 from captum_attn_shapley.attr.grad_sam import GradSAM
 from captum_attn_shapley.attr.gradient_rollout import GradientRollout
@@ -26,6 +27,7 @@ __all__ = [
     "AttentionLayerAttribution",
     "AttentionReceived",
     "AttnGradShapley",
+    "AttnLRP",
     "ESTIMATORS",
     "GradSAM",
     "GradientRollout",

@@ -206,6 +206,10 @@ class FusedRecorder:
             Tensor or None: The call's output ``(batch, queries, heads, dim)``, or None to run the kernel.
         """
         request = self.reducer.request
+        if request.weighting == "lrp_attention" and id(module) in self.modules:  # AttnLRP's rules, every layer
+            from captum_attn_shapley.capture.lrp_attention import lrp_attend
+
+            return lrp_attend(self, module, args, kwargs, kernel) if torch.is_grad_enabled() else None
         if request.weighting == "ig_attention":  # the path's pass (.integrated_attention)
             selected = id(module) in self.modules and self.num_calls in self.layers and torch.is_grad_enabled()
             return integrated_attend(self, module, args, kwargs, kernel, request.n_steps) if selected else None

@@ -61,6 +61,8 @@ def attention_backward(
     recorder: "FusedRecorder",
     layer: int,
     want: Tuple[bool, ...],
+    lrp: bool = False,
+    reduce: bool = True,
 ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
     r"""
     The gradients of one attention call's inputs, reducing its influence on the way.
@@ -72,6 +74,9 @@ def attention_backward(
         recorder (FusedRecorder): The capture (its reducer and block size).
         layer (int): The call's layer index.
         want (tuple[bool, bool, bool]): Which of query, key, value need a gradient.
+        lrp (bool): AttnLRP's rules (:mod:`.lrp_attention`; ``call`` an ``LRPAttentionCall``, whose value is
+                    read at half weight): ``dV``, ``dQ`` and ``dK`` get the uniform rule's factor 1/2 on top.
+        reduce (bool): Reduce the layer's influence (False: the gradients only).
 
     Returns:
         tuple: The gradients of query, key and value (None where not wanted).
@@ -80,7 +85,8 @@ def attention_backward(
 
     query, key, value = call.operands()
     d_out = grad_output.transpose(1, 2).float()
-    delta = (d_out * output.transpose(1, 2).float()).sum(dim=-1, keepdim=True)
+    half = 0.5 if lrp else 1.0  # the uniform rule of A V and Q K^T (AttnLRP)
+    delta = (d_out * output.transpose(1, 2).float()).sum(dim=-1, keepdim=True).mul_(half)
     batch, heads, num_queries, _ = query.shape
     num_keys = key.shape[2]
     recorder.reducer.resolve(batch, num_keys, query.device)
@@ -100,16 +106,17 @@ def attention_backward(
         product = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out).mul_(attention)
         signed = recorder.reducer.request.signed
         weighted = weighted_out.copy_(product) if signed else torch.clamp(product, min=0, out=weighted_out)
-        recorder.reducer.add(layer, rows, weighted, None, examples)
+        if reduce:
+            recorder.reducer.add(layer, rows, weighted, None, examples)
         if d_value is not None:
-            _accumulate(d_value[examples], attention.transpose(-1, -2), d_block, 1.0)
+            _accumulate(d_value[examples], attention.transpose(-1, -2), d_block, half)
         if d_query is None and d_key is None:
             continue
         d_scores = product.addcmul_(attention, delta[examples, :, rows], value=-1.0)
         if d_query is not None:
-            d_query[examples, :, rows] = torch.matmul(d_scores, key[examples]).mul_(call.scaling)
+            d_query[examples, :, rows] = torch.matmul(d_scores, key[examples]).mul_(call.scaling * half)
         if d_key is not None:
-            _accumulate(d_key[examples], d_scores.transpose(-1, -2), query[examples, :, rows], call.scaling)
+            _accumulate(d_key[examples], d_scores.transpose(-1, -2), query[examples, :, rows], call.scaling * half)
     return (
         d_query.to(call.query.dtype) if d_query is not None else None,
         _per_kv_head(d_key, call.key) if d_key is not None else None,

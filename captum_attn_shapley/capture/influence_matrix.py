@@ -11,7 +11,7 @@ from torch import Tensor
 from captum_attn_shapley._utils.checks import check_choice
 
 #: Accepted values of the ``weighting`` option.
-WEIGHTINGS = ("attention", "grad_attention", "ig_attention")
+WEIGHTINGS = ("attention", "grad_attention", "ig_attention", "lrp_attention")
 
 
 def check_weighting(weighting: str) -> str:
@@ -21,7 +21,9 @@ def check_weighting(weighting: str) -> str:
     Args:
         weighting (str): ``"attention"`` (Att, ``M = mean A``), ``"grad_attention"``
                     (Grad-Att, ``M = mean A * relu(dy/dA)``) or ``"ig_attention"`` (IG-Att, Hao et al. 2021:
-                    ``M = mean A * relu(mean_k dy/dA at k/m A)``, the attention scaled along a path).
+                    ``M = mean A * relu(mean_k dy/dA at k/m A)``, the attention scaled along a path)
+                    or ``"lrp_attention"`` (LRP-Att: ``M = mean A * relu(dA)`` with ``dA`` the gradient that
+                    AttnLRP's modified backward brings to ``A``, :mod:`.lrp_attention`).
 
     Returns:
         str: The weighting.

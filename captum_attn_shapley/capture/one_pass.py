@@ -26,6 +26,7 @@ from captum_attn_shapley.capture.eager import (
     pretrained_roots,
 )
 from captum_attn_shapley.capture.hooks import HookRecorder
+from captum_attn_shapley.capture.lrp_rules import lrp_pass
 from captum_attn_shapley.capture.players import ClassificationPosition, classification_positions, real_tokens_of
 from captum_attn_shapley.capture.reductions import InfluenceReducer, InfluenceRequest
 
@@ -183,7 +184,9 @@ class CapturePass:
         reducer = InfluenceReducer(self.request, len(self.layers), self._positions)
         recorder: Union[fused.FusedRecorder, HookRecorder]
         states: Dict[int, Tensor] = {}
+        rules = lrp_pass(self.request.weighting, engine)  # AttnLRP's rules for "lrp_attention" (fused only)
         with contextlib.ExitStack() as stack:
+            stack.enter_context(rules)
             if engine == "fused":
                 fused.install()
                 attention_ids = {id(module) for _, module, _ in self.modules}

@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""AttnLRP's attention rules in the fused capture: the uniform rule on ``Q K^T`` and ``A V``, the softmax rule.
+
+With relevance written as gradient x input (:mod:`.lrp_rules`), the rules of one attention call
+``O = A V``, ``A = softmax(S)``, ``S = scale Q K^T + mask`` are a backward pass with fixed factors:
+
+- ``A V`` (uniform rule): each factor gets half: ``dA = 1/2 dO V^T`` and ``dV = 1/2 A^T dO``;
+- the softmax (the rule ``R_S = S * (R_A - A sum R_A)`` of the paper is gradient x input): the plain gradient
+  ``dS = A * (dA - rowsum(A * dA))``;
+- ``Q K^T`` (uniform rule): ``dQ = 1/2 scale dS K`` and ``dK = 1/2 scale dS^T Q``.
+
+So ``dQ`` and ``dK`` are a quarter of the true gradients and ``dV`` half, as in the authors' library. The
+relevance of the attention probabilities themselves is ``A * dA`` (``dA`` with its factor 1/2): the
+``"lrp_attention"`` weighting reduces ``A * relu(dA)``, rebuilt block by block in the same backward pass
+(:func:`~.fused_backward.attention_backward` with ``lrp=True``).
+"""
+
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple, cast
+
+import torch
+from torch import Tensor
+from torch.nn import Module
+
+from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder, _call_of
+from captum_attn_shapley.capture.fused_backward import attention_backward
+from captum_attn_shapley.capture.lrp_rules import UNIFORM
+
+
+@dataclass
+class LRPAttentionCall(AttentionCall):
+    r"""
+    An attention call under AttnLRP's rules: its value is read at the uniform rule's weight, so that
+    ``dO V^T`` computed from :meth:`operands` is the rule's ``dA = 1/2 dO V^T`` (the capture's reductions read
+    ``dA`` that way).
+    """
+
+    def operands(self) -> Tuple[Tensor, Tensor, Tensor]:
+        """The query, the key and ``1/2`` the value, float32, one key/value head per query head."""
+        query, key, value = super().operands()
+        return query, key, value * UNIFORM
+
+
+class LRPAttention(torch.autograd.Function):
+    """``output = kernel(query, key, value)``; the backward applies AttnLRP's attention rules."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        query: Tensor,
+        key: Tensor,
+        value: Tensor,
+        kernel: Callable[[], Tensor],
+        call: LRPAttentionCall,
+        layer: int,
+        recorder: FusedRecorder,
+        reduce: bool,
+    ) -> Tensor:
+        """Runs the kernel (the call's own attention function); keeps its output."""
+        output = kernel()
+        ctx.save_for_backward(output)
+        ctx.call, ctx.layer, ctx.recorder, ctx.reduce = call, layer, recorder, reduce
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
+        """The rules' gradients of query, key and value, reducing ``A * relu(dA)`` when the layer is selected."""
+        (output,) = ctx.saved_tensors
+        want = ctx.needs_input_grad[:3]
+        grads = attention_backward(ctx.call, output, grad_output, ctx.recorder, ctx.layer, want, True, ctx.reduce)
+        if ctx.reduce:
+            ctx.recorder.reduced.add(ctx.layer)
+        return (*grads, None, None, None, None, None)
+
+
+def lrp_attend(
+    recorder: FusedRecorder,
+    module: Module,
+    args: Tuple[Any, ...],
+    kwargs: Dict[str, Any],
+    kernel: Callable[..., Any],
+) -> Tensor:
+    r"""
+    Runs one attention call of a capture under AttnLRP's rules (every call of the model's attention modules,
+    selected or not: the rules hold in every layer).
+
+    A selected layer whose every row the reduction reads is reduced in the backward pass itself; the others
+    (the classification row, the raw probabilities) are kept for the capture's reduction after the backward.
+
+    Returns:
+        Tensor: The call's output ``(batch, queries, heads, dim)``, the kernel's values.
+    """
+    plain = _call_of(module, args, kwargs)
+    call = LRPAttentionCall(plain.query, plain.key, plain.value, plain.mask, plain.causal, plain.scaling)
+    layer = recorder.num_calls
+    recorder.num_calls += 1
+    recorder.batch_size, recorder.num_tokens = call.query.shape[0], call.key.shape[2]
+    request = recorder.reducer.request
+    selected = layer in recorder.layers
+    reduce = selected and request.rows == "all" and request.reduction != "raw"
+
+    def run_kernel() -> Tensor:
+        return cast(Tensor, kernel(module, *args, **kwargs)[0])
+
+    apply = LRPAttention.apply
+    output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, recorder, reduce))  # type: ignore[no-untyped-call]
+    if not output.requires_grad:
+        output.requires_grad_(True)
+    if selected:
+        call.output = output
+        recorder.calls[layer] = call
+    return output

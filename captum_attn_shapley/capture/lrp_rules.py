@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""AttnLRP's propagation rules (Achtibat et al., ICML 2024) as a modified backward pass.
+
+Layer-wise relevance propagation written as gradient x input: the forward pass is the model's own (same
+values, to the bit), and the backward pass of a few operations is replaced so that ``x * dy/dx`` at the
+model's input embeddings is the relevance the rules propagate (see the AttnLRP page of the documentation):
+
+- **linear layers** (and every sum, residual connection, convolution): the plain gradient (the epsilon rule
+  with the biases absorbing their share);
+- **LayerNorm / RMSNorm**: the identity rule on the normalisation, i.e. the normalising denominator treated as a
+  constant (``y = w (x - mean x) / stop_grad(std x) + b``; for RMSNorm the gradient is ``y / x``);
+- **element-wise non-linearities** (GELU, SiLU, tanh, ReLU, ... as modules or as ``torch`` functions): the
+  identity rule, the relevance passes unchanged: the backward multiplies by ``f(x) / x`` (stabilised);
+- **element-wise products** of a gated MLP (``act(gate(x)) * up(x)``, Llama-style): the uniform rule, each factor
+  gets half (its gradient halved);
+- **the attention** (``softmax(Q K^T) V``): the uniform rule on both bilinear products and the plain softmax
+  gradient (the softmax rule ``R_in = x (R_out - s sum R_out)`` is exactly gradient x input); applied by the fused
+  capture's attention backward (:func:`~.fused_backward.attention_backward` with ``lrp=True``).
+
+The rules apply per call: :func:`lrp_rules` registers process-wide module hooks (shared by concurrent calls and
+counted under a lock, removed by the last) and a ``torch`` function mode, both acting only inside the contexts
+that entered the rules (a :class:`contextvars.ContextVar`); the model itself is never modified.
+"""
+
+import contextlib
+import contextvars
+import threading
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils.hooks import RemovableHandle
+
+#: The relevance factor of the bilinear products (the uniform rule: each of the two factors gets half).
+UNIFORM = 0.5
+
+#: Stabiliser of the identity rule's ratio ``f(x) / x`` (added with the sign of ``x``).
+EPSILON = 1e-10
+
+#: Element-wise non-linearities of ``torch.nn`` that get the identity rule.
+_TORCH_ACTIVATIONS: Tuple[type, ...] = (
+    nn.GELU,
+    nn.SiLU,
+    nn.Tanh,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.ELU,
+    nn.CELU,
+    nn.SELU,
+    nn.Mish,
+    nn.Hardtanh,
+    nn.Hardswish,
+    nn.Softsign,
+    nn.Tanhshrink,
+)
+
+#: The same as ``torch`` functions (a model's head may call ``torch.tanh`` directly).
+_FUNCTIONS: Set[Callable[..., Any]] = {
+    torch.tanh,
+    Tensor.tanh,
+    torch.relu,
+    Tensor.relu,
+    F.gelu,
+    F.silu,
+    F.relu,
+    F.mish,
+}
+
+_RULES: "contextvars.ContextVar[Optional[_RuleState]]" = contextvars.ContextVar(
+    "captum_attn_shapley_lrp_rules", default=None
+)
+_GUARD = threading.Lock()
+_USERS = 0
+_HANDLES: List[RemovableHandle] = []
+
+
+class _RuleState:
+    """What one call's rules need: the factors of gated products seen so far (by module id)."""
+
+    def __init__(self) -> None:
+        self.halved: Set[int] = set()
+
+
+def is_layer_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is a LayerNorm (``torch.nn.LayerNorm`` or a subclass)."""
+    return isinstance(module, nn.LayerNorm)
+
+
+def is_rms_norm(module: nn.Module) -> bool:
+    """Whether ``module`` is an RMSNorm (``torch.nn.RMSNorm`` or a class named ``*RMSNorm``)."""
+    return isinstance(module, getattr(nn, "RMSNorm", ())) or type(module).__name__.endswith("RMSNorm")
+
+
+def is_activation(module: nn.Module) -> bool:
+    """Whether ``module`` is an element-wise non-linearity (``torch.nn``'s or ``transformers.activations``')."""
+    return isinstance(module, _TORCH_ACTIVATIONS) or type(module).__module__ == "transformers.activations"
+
+
+def unsupported_norms(model: nn.Module) -> List[str]:
+    r"""
+    The normalisation modules of ``model`` that AttnLRP has no rule for.
+
+    Args:
+        model (Module): The model.
+
+    Returns:
+        list[str]: ``"name (Class)"`` of every module whose class name contains ``Norm`` but is neither a
+        LayerNorm nor an RMSNorm (e.g. batch or group normalisation): empty when every norm is handled.
+    """
+    found = []
+    for name, module in model.named_modules():
+        if "Norm" in type(module).__name__ and not (is_layer_norm(module) or is_rms_norm(module)):
+            found.append(f"{name} ({type(module).__name__})")
+    return found
+
+
+def with_gradient(value: Tensor, surrogate: Tensor) -> Tensor:
+    """``value`` in the forward pass, ``surrogate``'s gradient in the backward pass (exactly ``value``'s bits)."""
+    return value.detach() + (surrogate - surrogate.detach())
+
+
+def identity_rule(inputs: Tensor, output: Tensor, factor: float = 1.0) -> Tensor:
+    r"""
+    The identity rule of an element-wise function ``y = f(x)``: the backward multiplies the incoming gradient
+    by ``factor * f(x) / x`` (``x`` stabilised by :data:`EPSILON` with its sign): ``x * dx = factor * y * dy``.
+
+    Args:
+        inputs (Tensor): ``x``.
+        output (Tensor): ``y = f(x)``, same shape.
+        factor (float): An extra factor (the uniform rule of a product the output feeds: 0.5).
+
+    Returns:
+        Tensor: ``y``, with the rule's backward.
+    """
+    if not output.is_floating_point() or output.shape != inputs.shape:
+        return output
+    x = inputs.detach()
+    ratio = output.detach() / (x + torch.where(x >= 0, EPSILON, -EPSILON).to(x.dtype))
+    if factor != 1.0:
+        ratio = ratio * factor
+    return with_gradient(output, inputs * ratio)
+
+
+def layer_norm_rule(module: nn.LayerNorm, inputs: Tensor, output: Tensor) -> Tensor:
+    r"""
+    The identity rule of a LayerNorm: ``y = w (x - mean x) / std x + b`` with ``std x`` held constant (the mean
+    subtraction is linear and keeps its gradient).
+
+    Returns:
+        Tensor: ``y``, with the rule's backward.
+    """
+    dims = tuple(range(-len(module.normalized_shape), 0))
+    centred = inputs - inputs.mean(dim=dims, keepdim=True)
+    std = (centred.detach().pow(2).mean(dim=dims, keepdim=True) + module.eps).sqrt()
+    linear = centred / std
+    if module.weight is not None:
+        linear = linear * module.weight.detach()
+    return with_gradient(output, linear.to(output.dtype))
+
+
+def _module_hook(module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
+    state = _RULES.get()
+    if state is None or not args or not isinstance(args[0], Tensor) or not isinstance(output, Tensor):
+        return None
+    inputs = args[0]
+    if is_layer_norm(module):
+        return layer_norm_rule(module, inputs, output)  # type: ignore[arg-type]
+    factor = UNIFORM if id(module) in state.halved else 1.0
+    if is_rms_norm(module) or is_activation(module):  # RMSNorm: y_d = w_d x_d / rms(x), rms constant: y / x
+        return identity_rule(inputs, output, factor)
+    if factor != 1.0:  # the other factor of a gated product (a linear layer): half its gradient
+        return with_gradient(output, output * factor)
+    return None
+
+
+def _module_pre_hook(module: nn.Module, args: Tuple[Any, ...]) -> None:
+    state = _RULES.get()
+    if state is None:
+        return
+    parts = [getattr(module, name, None) for name in ("gate_proj", "up_proj", "down_proj", "act_fn")]
+    if all(isinstance(part, nn.Module) for part in parts):  # a gated MLP: down(act(gate(x)) * up(x))
+        state.halved.update((id(parts[1]), id(parts[3])))
+
+
+class _FunctionRules(TorchFunctionMode):
+    """The identity rule on element-wise non-linearities called as ``torch`` functions."""
+
+    def __torch_function__(
+        self,
+        func: Callable[..., Any],
+        types: Any,
+        args: Tuple[Any, ...] = (),
+        kwargs: Optional[Dict[str, Any]] = None,
+    ) -> Any:
+        output = func(*args, **(kwargs or {}))
+        if func in _FUNCTIONS and args and isinstance(args[0], Tensor) and isinstance(output, Tensor):
+            if _RULES.get() is not None and args[0].requires_grad:
+                return identity_rule(args[0], output)
+        return output
+
+
+@contextlib.contextmanager
+def lrp_rules() -> Iterator[None]:
+    r"""
+    Applies AttnLRP's rules to every model run in the current context (thread) until exit; other threads
+    and contexts run unchanged. The attention's rules are applied by the fused capture itself.
+
+    Examples::
+
+        >>> with lrp_rules():
+        ...     logits = model(input_ids).logits   # same values; LRP backward
+    """
+    global _USERS
+    with _GUARD:
+        if _USERS == 0:
+            module_hooks = nn.modules.module
+            _HANDLES.append(module_hooks.register_module_forward_pre_hook(_module_pre_hook))
+            _HANDLES.append(module_hooks.register_module_forward_hook(_module_hook))
+        _USERS += 1
+    token = _RULES.set(_RuleState())
+    try:
+        with _FunctionRules():
+            yield
+    finally:
+        _RULES.reset(token)
+        with _GUARD:
+            _USERS -= 1
+            if _USERS == 0:
+                while _HANDLES:
+                    _HANDLES.pop().remove()
+
+
+def rules_active() -> bool:
+    """Whether the current context runs under :func:`lrp_rules`."""
+    return _RULES.get() is not None
+
+
+def lrp_pass(weighting: str, engine: str) -> ContextManager[None]:
+    r"""
+    The rules a capture pass runs under: :func:`lrp_rules` for the ``"lrp_attention"`` weighting (AttnLRP's
+    backward), else none.
+
+    Args:
+        weighting (str): The capture's weighting.
+        engine (str): Its engine (``"fused"`` or ``"hooks"``).
+
+    Returns:
+        ContextManager: To enter around the forward and backward passes.
+
+    Raises:
+        ValueError: For ``"lrp_attention"`` on the hook engine, which has no AttnLRP attention backward.
+    """
+    if weighting != "lrp_attention":
+        return contextlib.nullcontext()
+    if engine != "fused":
+        raise ValueError(
+            "weighting='lrp_attention' (AttnLRP's backward) needs the fused capture: a Hugging Face model whose "
+            "attention runs through transformers' registry with attn_implementation='sdpa', in eval mode, with "
+            "engine='auto' or 'fused' (this call would use engine='hooks'). Load the model with "
+            "attn_implementation='sdpa' and call model.eval()."
+        )
+    return lrp_rules()

@@ -1,0 +1,301 @@
+"""AttnLRP: agreement with the authors' library, the attention rules against autograd, reduction to gradient x
+input, conservation, the model left as found; the ``"lrp_attention"`` weighting against an eager computation fed
+into enumerated games."""
+
+import itertools
+import math
+import pathlib
+
+import pytest
+import torch
+from captum.attr import LayerGradientXActivation
+from tiny_models import SPECIAL_IDS, text_batch, tiny_image_model, tiny_text_model, zoo_model
+from torch import nn
+
+from captum_attn_shapley import AttnGradShapley
+from captum_attn_shapley.attr import AttnLRP
+from captum_attn_shapley.capture import AttentionCapture, InfluenceRequest
+from captum_attn_shapley.capture import lrp_rules as rules_module
+from captum_attn_shapley.capture.lrp_rules import lrp_rules
+
+REFERENCE = pathlib.Path(__file__).parent / "reference" / "attnlrp_reference.pt"
+BUILDERS = {
+    "bert": lambda: tiny_text_model("bert", seed=3),
+    "gpt2": lambda: zoo_model("gpt2", seed=3),
+    "llama": lambda: zoo_model("llama", seed=3),
+    "vit": lambda: tiny_image_model("vit", seed=3),
+}
+
+
+def _text_forward(model):
+    return lambda ids, mask: model(input_ids=ids, attention_mask=mask).logits
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return torch.load(REFERENCE, weights_only=True)
+
+
+@pytest.mark.parametrize("arch", list(BUILDERS))
+def test_matches_the_authors_library(reference, arch):
+    """lxt 2.1's own rule functions (tests/reference/make_attnlrp_reference.py, a separate environment) on the
+    same weights and inputs: the relevances agree to float32 round-off."""
+    ref = reference[arch]
+    model = BUILDERS[arch]()
+    model.load_state_dict(ref["state_dict"])
+    if arch == "vit":
+        ours = AttnLRP(model).attribute(ref["inputs"]["pixel_values"], target=ref["target"]).flatten(1)
+    else:
+        inputs = ref["inputs"]
+        ours = AttnLRP(_text_forward(model), model=model).attribute(
+            inputs["input_ids"], target=ref["target"], additional_forward_args=(inputs["attention_mask"],)
+        )
+    expected = ref["relevance"]
+    scale = float(expected.abs().max())
+    assert float((ours - expected).abs().max()) <= 1e-5 * scale, (ours, expected)
+    # the rules matter: plain gradient x input differs by the order of the relevances themselves
+    if arch != "vit":
+        plain = LayerGradientXActivation(_text_forward(model), model.get_input_embeddings()).attribute(
+            inputs["input_ids"], target=ref["target"], additional_forward_args=(inputs["attention_mask"],)
+        )
+        assert float((plain.detach().sum(-1) - expected).abs().max()) > 0.3 * scale
+
+
+def _eager_attention(query, key, value, mask, scaling):
+    scores = query @ key.transpose(-1, -2) * scaling + mask
+    attention = scores.softmax(dim=-1)
+    return attention, attention @ value
+
+
+def test_attention_rules_are_the_uniform_rule_on_autograd():
+    """One attention call's rule gradients against autograd of an eager attention: dQ and dK a quarter of
+    the true gradients (uniform rule on A V, then on Q K^T), dV half; the relevance of A is 1/2 A dA."""
+    from captum_attn_shapley.capture.fused import FusedRecorder
+    from captum_attn_shapley.capture.lrp_attention import LRPAttention, LRPAttentionCall
+    from captum_attn_shapley.capture.reductions import InfluenceReducer
+
+    gen = torch.Generator().manual_seed(0)
+    b, h, t, d = 2, 3, 5, 4
+    q, k, v = (torch.randn(b, h, t, d, generator=gen) for _ in range(3))
+    mask = torch.zeros(b, 1, t, t)
+    mask[1, :, :, -2:] = torch.finfo(torch.float32).min  # padding keys of example 1
+    d_out = torch.randn(b, t, h, d, generator=gen)
+    scaling = 0.5
+    leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+    attention, out = _eager_attention(*leaves, mask, scaling)
+    attention.retain_grad()
+    (out.transpose(1, 2) * d_out).sum().backward()
+
+    request = InfluenceRequest("raw", "lrp_attention")
+    reducer = InfluenceReducer(
+        request,
+        1,
+        lambda n, tokens, dev: (torch.ones(n, tokens, dtype=torch.bool), torch.zeros(n, dtype=torch.long), None),
+    )
+    recorder = FusedRecorder({0}, {0}, reducer, True, True, 1 << 20)
+    call = LRPAttentionCall(q, k, v, mask, False, scaling)
+    lrp_leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
+
+    def kernel():
+        return _eager_attention(q, k, v, mask, scaling)[1].transpose(1, 2)
+
+    output = LRPAttention.apply(*lrp_leaves, kernel, call, 0, recorder, False)
+    torch.testing.assert_close(output, out.detach().transpose(1, 2))
+    (output * d_out).sum().backward()
+    for ours, true, factor in zip(lrp_leaves, leaves, (0.25, 0.25, 0.5)):
+        torch.testing.assert_close(ours.grad, factor * true.grad, rtol=1e-5, atol=1e-6)
+    # the capture's reduction reads dA = dO (V/2)^T: the uniform rule's share of A
+    recorder.reduce(0, call, d_out.transpose(1, 2))
+    torch.testing.assert_close(reducer.raw_gradients[0], 0.5 * attention.grad, rtol=1e-5, atol=1e-6)
+
+
+def _linearised_bert(seed=4):
+    """A tiny BERT whose rules all equal the gradient: LayerNorms removed, ReLU activations (identity rule =
+    gradient), and no relevance through the attention (its output projections zero)."""
+    torch.manual_seed(seed)
+    model = tiny_text_model("bert", seed=seed)
+    model.config.hidden_act = "relu"
+    for layer in model.bert.encoder.layer:
+        layer.intermediate.intermediate_act_fn = nn.ReLU()
+        layer.attention.output.dense.weight.data.zero_()
+        layer.attention.output.LayerNorm = nn.Identity()
+        layer.output.LayerNorm = nn.Identity()
+    model.bert.embeddings.LayerNorm = nn.Identity()
+    model.bert.pooler.activation = nn.ReLU()
+    return model.eval()
+
+
+def test_reduces_to_gradient_times_input_without_nonlinear_parts():
+    model = _linearised_bert()
+    ids, mask = text_batch(seed=4)
+    ours = AttnLRP(model).attribute(ids, target=1, additional_forward_args=(mask,))
+    captum = LayerGradientXActivation(_text_forward(model), model.get_input_embeddings()).attribute(
+        ids, target=1, additional_forward_args=(mask,)
+    )
+    torch.testing.assert_close(ours, captum.sum(-1), rtol=1e-5, atol=1e-8)
+
+
+def _conservative_bert(seed=6):
+    """A tiny BERT with nothing to absorb relevance but the attention probabilities: no biases, no position or
+    token-type embeddings, and zero query/key weights (uniform attention: the softmax passes nothing on)."""
+    model = tiny_text_model("bert", seed=seed)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith("bias") or "position_embeddings" in name or "token_type" in name:
+                parameter.zero_()
+            if ".query." in name or ".key." in name:
+                parameter.zero_()
+        model.classifier.weight.mul_(50)  # logits of order one
+    return model
+
+
+def test_conservation_exact_up_to_the_attention_share():
+    """With no biases, position embeddings or attention scores, every rule conserves relevance except the A V
+    product's share of A (which the softmax of constant scores passes to nobody): sum_t R_t equals the target
+    logit minus sum A * dA over the layers, dA from the 'lrp_attention' raw capture."""
+    model = _conservative_bert()
+    ids, mask = text_batch(seed=6)
+    relevance, delta = AttnLRP(model).attribute(
+        ids, additional_forward_args=(mask,), return_convergence_delta=True
+    )
+    raw = AttentionCapture(model).capture(
+        ids, additional_forward_args=(mask,), request=InfluenceRequest("raw", "lrp_attention")
+    )
+    absorbed = sum((a * g).sum(dim=(1, 2, 3)) for a, g in zip(raw.attentions, raw.gradients))
+    logits = model(ids, mask).logits.gather(1, raw.target[:, None])[:, 0].detach()
+    torch.testing.assert_close(relevance.sum(1), logits - absorbed, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(delta, -absorbed, rtol=1e-4, atol=1e-7)
+    assert float(absorbed.abs().min()) > 1e-3 * float(logits.abs().max())  # the share is really there
+
+
+def test_conservation_on_the_reference_models(reference):
+    """Measured conservation (docs/attnlrp.md): sum of relevances vs the target logit on the random tiny
+    models; what the biases, positions, norms' shifts and the softmax absorb stays below the logit's size."""
+    model = BUILDERS["llama"]()
+    model.load_state_dict(reference["llama"]["state_dict"])
+    inputs = reference["llama"]["inputs"]
+    _, delta = AttnLRP(_text_forward(model), model=model).attribute(
+        inputs["input_ids"], additional_forward_args=(inputs["attention_mask"],), return_convergence_delta=True
+    )
+    logit = reference["llama"]["logits"].max(dim=1).values
+    assert float((delta.abs() / logit.abs()).max()) < 0.2
+
+
+def test_model_left_as_found_and_logits_unchanged():
+    model = tiny_text_model("bert", seed=7)
+    ids, mask = text_batch(seed=7)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    hooks = {name: (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for name, m in model.named_modules()}
+    logits = model(ids, mask).logits
+    _, delta = AttnLRP(model).attribute(ids, additional_forward_args=(mask,), return_convergence_delta=True)
+    relevance = AttnLRP(model).attribute(ids, additional_forward_args=(mask,))
+    torch.testing.assert_close(delta + logits.max(1).values, relevance.sum(1), rtol=1e-5, atol=1e-7)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert hooks == {n: (dict(m._forward_hooks), dict(m._forward_pre_hooks)) for n, m in model.named_modules()}
+    assert rules_module._USERS == 0 and not rules_module._HANDLES and not rules_module.rules_active()
+    assert not any(p.grad is not None for p in model.parameters())
+    torch.testing.assert_close(model(ids, mask).logits, logits)
+
+
+def test_rules_change_the_backward_only_inside_their_context():
+    model = tiny_text_model("bert", seed=8)
+    ids, mask = text_batch(seed=8)
+    embeds = model.get_input_embeddings()(ids).detach()
+
+    def grad_x_input():
+        x = embeds.clone().requires_grad_(True)
+        out = model(inputs_embeds=x, attention_mask=mask).logits
+        out[:, 0].sum().backward()
+        return out.detach(), x.grad
+
+    plain_logits, plain = grad_x_input()
+    with lrp_rules():
+        lrp_logits, lrp_grad = grad_x_input()
+    again_logits, again = grad_x_input()
+    assert torch.equal(plain_logits, lrp_logits) and torch.equal(plain_logits, again_logits)
+    assert not torch.allclose(plain, lrp_grad) and torch.equal(plain, again)
+
+
+def test_errors_before_any_work():
+    model = tiny_text_model("bert", seed=9)
+    with pytest.raises(ValueError, match="engine='hooks'.*fused capture"):
+        AttnLRP(model, engine="hooks")
+    eager = tiny_text_model("bert", seed=9)
+    eager.set_attn_implementation("eager")
+    with pytest.raises(ValueError, match="sdpa"):
+        AttnLRP(eager)
+    ids, mask = text_batch(seed=9)
+    explainer = AttnGradShapley(model, weighting="lrp_attention", engine="hooks")
+    with pytest.raises(ValueError, match="lrp_attention.*fused capture"):
+        explainer.attribute(ids, additional_forward_args=(mask,))
+    assert AttnLRP.get_name() == "AttnLRP" and AttnLRP(model).has_convergence_delta()
+
+
+# ---------------------------------------------------------------- the "lrp_attention" weighting
+
+
+def _eager_lrp_matrix(model, ids, mask, target, monkeypatch):
+    """M = mean over layers and heads of A * relu(dA), dA = 1/2 of the gradient eager attention gets for A
+    when q, k, v carry the uniform rule's factors 1/4, 1/4, 1/2 (the authors' library's form)."""
+    from transformers.models.bert import modeling_bert
+
+    original = modeling_bert.eager_attention_forward
+
+    def scaled(x, factor):
+        return x.detach() + factor * (x - x.detach())
+
+    def attention(module, query, key, value, *args, **kwargs):
+        return original(module, scaled(query, 0.25), scaled(key, 0.25), scaled(value, 0.5), *args, **kwargs)
+
+    monkeypatch.setattr(modeling_bert, "eager_attention_forward", attention)
+    model.set_attn_implementation("eager")
+    with lrp_rules():
+        out = model(ids, attention_mask=mask, output_attentions=True)
+        for a in out.attentions:
+            a.retain_grad()
+        out.logits.gather(1, target[:, None]).sum().backward()
+    model.set_attn_implementation("sdpa")
+    weighted = [a.detach() * (0.5 * a.grad).clamp_min(0) for a in out.attentions]
+    return torch.stack(weighted).mean(dim=(0, 2))
+
+
+def _value(game, m, coalition):
+    idx = [i for i, inside in enumerate(coalition) if inside]
+    if game == "cls":
+        return sum(m[0, i] for i in idx)  # m: the classification row on the diagonal's stead (see caller)
+    if len(idx) == 1:
+        return m[idx[0], idx[0]]
+    pair = torch.maximum if game == "max_mutual" else torch.add
+    return sum(pair(m[i, j], m[j, i]) for i, j in itertools.combinations(idx, 2)) if idx else 0.0
+
+
+def _brute_force_shapley(game, m):
+    n = m.shape[0] if game != "cls" else m.shape[1]
+    phi = torch.zeros(n, dtype=torch.float64)
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        for size in range(n):
+            weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+            for subset in itertools.combinations(others, size):
+                without = [j in subset for j in range(n)]
+                with_i = [j in subset or j == i for j in range(n)]
+                phi[i] += weight * (_value(game, m, with_i) - _value(game, m, without))
+    return phi
+
+
+@pytest.mark.parametrize("game", ["cls", "mutual", "max_mutual"])
+def test_lrp_attention_games_equal_enumeration_on_the_eager_matrix(game, monkeypatch):
+    model = tiny_text_model("bert", seed=10)
+    ids, mask = text_batch(seed=10, length=7)
+    players = mask.bool() & ~torch.isin(ids, torch.tensor(SPECIAL_IDS))
+    explainer = AttnGradShapley(model, game=game, weighting="lrp_attention", special_token_ids=SPECIAL_IDS)
+    target = model(ids, mask).logits.argmax(1)
+    phi, delta = explainer.attribute(ids, additional_forward_args=(mask,), return_convergence_delta=True)
+    matrix = _eager_lrp_matrix(model, ids, mask, target, monkeypatch).double()
+    for b in range(ids.shape[0]):
+        idx = players[b].nonzero()[:, 0]
+        m = matrix[b][0:1, idx] if game == "cls" else matrix[b][idx][:, idx]
+        expected = _brute_force_shapley(game, m)
+        torch.testing.assert_close(phi[b, idx].double(), expected, rtol=1e-4, atol=1e-12)
+        assert bool((phi[b][~players[b]] == 0).all())
+    assert float(delta.abs().max()) < 1e-9
