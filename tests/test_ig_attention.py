@@ -15,7 +15,15 @@ import math
 import numpy as np
 import pytest
 import torch
-from tiny_models import SPECIAL_IDS, text_batch, tiny_text_model
+from tiny_models import (
+    REGISTRY_TEXT_ARCHS,
+    SPECIAL_IDS,
+    image_batch,
+    text_batch,
+    tiny_image_model,
+    tiny_text_model,
+    zoo_model,
+)
 from transformers.models.bert import modeling_bert
 
 from captum_attn_shapley.attr import (
@@ -305,7 +313,55 @@ def test_bad_inputs_raise_clear_errors(setting):
         method.attribute(ids, additional_forward_args=(mask,), signed="yes")
     with pytest.raises(ValueError, match="n_steps"):
         InfluenceRequest("matrix", "ig_attention", n_steps=0)
-    hooks = AttnGradShapley(model, weighting="ig_attention", engine="hooks")
-    with pytest.raises(RuntimeError, match="ig_attention.*engine='auto' or 'fused'"):
-        hooks.attribute(ids, additional_forward_args=(mask,))
+    deberta = zoo_model("deberta-v2")  # attention outside transformers' registry: no fused kernel to scale
+    with pytest.raises(RuntimeError, match="ig_attention.*registry.*weighting='grad_attention'"):
+        AttnGradShapley(deberta, weighting="ig_attention").attribute(ids, additional_forward_args=(mask,))
+    training = copy.deepcopy(model).train()  # dropout: the hook engine, which cannot scale the attention
+    training_mode = pytest.warns(UserWarning, match="training mode")
+    with pytest.raises(RuntimeError, match="ig_attention.*model.eval()"), training_mode:
+        AttnGradShapley(training, weighting="ig_attention").attribute(ids, additional_forward_args=(mask,))
     assert math.isfinite(float(method.attribute(ids, additional_forward_args=(mask,), n_steps=1).sum()))
+
+
+@pytest.mark.parametrize("arch", REGISTRY_TEXT_ARCHS + ("vit",))
+def test_one_point_on_one_layer_is_the_attention_gradient_on_every_architecture(arch):
+    """With one layer on the path and n_steps=1 the integrand is dy/dA at A with the other layers recomputed,
+    i.e. the Grad-Att weighting of that layer (validated against eager attention in test_fused_capture)."""
+    if arch == "vit":
+        model, inputs, extra = tiny_image_model("vit"), image_batch(), None
+        capture = AttentionCapture(model)
+    else:
+        ids, mask = text_batch(seed=1)
+        model, inputs, extra = zoo_model(arch), ids, (mask,)
+        capture = AttentionCapture(lambda i, m: model(input_ids=i, attention_mask=m).logits, model=model)
+    for layer in range(capture.num_layers):
+        for signed in (False, True):
+            matrices = [
+                capture.capture(
+                    inputs,
+                    additional_forward_args=extra,
+                    layers=[layer],
+                    request=InfluenceRequest("matrix", weighting, signed=signed, n_steps=1),
+                ).influence
+                for weighting in ("grad_attention", "ig_attention")
+            ]
+            scale = matrices[0].abs().max().item()
+            torch.testing.assert_close(matrices[1], matrices[0], rtol=0, atol=1e-4 * scale + 1e-12)
+
+
+def test_an_eager_model_is_switched_to_sdpa_for_the_call(setting):
+    """The demo models load with eager attention: ig_attention switches them to sdpa for the call (same values
+    as the sdpa model, engine="hooks" included) and restores the implementation."""
+    model, ids, mask = setting
+    eager = copy.deepcopy(model)
+    eager.set_attn_implementation("eager")
+    expected = AttnGradShapley(model, game="cls", weighting="ig_attention").attribute(
+        ids, additional_forward_args=(mask,), n_steps=3
+    )
+    for engine in ("auto", "hooks"):
+        method = AttnGradShapley(eager, game="cls", weighting="ig_attention", engine=engine)
+        ours = method.attribute(ids, additional_forward_args=(mask,), n_steps=3)
+        torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+        assert eager.config._attn_implementation == "eager"
+    grad = AttnGradShapley(eager, game="cls").attribute(ids, additional_forward_args=(mask,))
+    assert grad.abs().sum() > 0 and eager.config._attn_implementation == "eager"

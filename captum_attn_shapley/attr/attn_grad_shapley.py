@@ -123,8 +123,9 @@ class AttnGradShapley(AttentionAttribution):
         game (str or Callable): Default game of this instance (see above).
                     Default: ``"max_mutual"``.
         weighting (str): Default influence matrix: ``"grad_attention"``, ``"attention"``
-                    or ``"ig_attention"`` (fused engine only: a Hugging Face model on its
-                    default ``sdpa`` attention). Default: ``"grad_attention"``.
+                    or ``"ig_attention"`` (always on the fused engine: a Hugging Face model in
+                    eval mode; eager attention is switched to ``sdpa`` for the call). Default:
+                    ``"grad_attention"``.
         signed (bool): Default of :meth:`attribute`'s ``signed``. Default: False.
         model, attention_modules, attention_output_index, special_token_ids: See :class:`AttentionAttribution`.
         switch_to_eager, classification_position, engine: See :class:`AttentionAttribution`.

@@ -28,7 +28,9 @@ class IGAttentionReceived(ReceivedAttentionAttribution):
     The selected layers are scaled together; :class:`LayerIGAttentionReceived` scales one layer alone, as
     Hao et al. do. ``attribute(..., signed=True)`` skips the ReLU.
 
-    Needs the fused engine: a Hugging Face model on its default ``sdpa`` attention, in eval mode.
+    Runs on the fused engine: a Hugging Face model in eval mode whose attention goes through transformers'
+    registry (a model on eager attention is switched to ``sdpa`` for the call and restored). Cost: about
+    ``n_steps`` forward and backward passes of the batch.
 
     Args: see :class:`~captum_attn_shapley.AttentionAttribution`.
 

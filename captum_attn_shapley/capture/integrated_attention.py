@@ -31,13 +31,27 @@ holds for the joint path: ``sum over selected layers and entries of A * integral
 selected layers' attention set to zero at the start of the path.
 """
 
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
+import contextlib
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Callable,
+    ContextManager,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    cast,
+)
 
 import torch
 from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.capture.captured import CapturedAttention
+from captum_attn_shapley.capture.eager import _configs_with_attn_implementation, pretrained_roots
 
 if TYPE_CHECKING:
     from captum_attn_shapley.capture.fused import FusedRecorder
@@ -86,6 +100,64 @@ def check_internal_batch_size(size: Any, argument: str = "internal_batch_size") 
     return size
 
 
+#: Weightings that run on the fused engine only: an eager Hugging Face model is switched to ``sdpa`` for them.
+FUSED_ONLY_WEIGHTINGS = ("ig_attention",)
+
+
+def fused_engine_for(
+    request: Any, engine: str, model: Module, modules: Sequence[Module], lock: Any
+) -> Tuple[str, ContextManager[None]]:
+    r"""
+    The engine of a pass, and what to enter around it: a weighting of :data:`FUSED_ONLY_WEIGHTINGS` on a Hugging
+    Face model in eval mode that runs eager attention (the package's demo models do) gets the fused engine,
+    with the model switched to ``sdpa`` for the call (the same attention, computed by the fused kernel;
+    restored afterwards, under the model's capture lock). Anything else is left as it is.
+
+    Args:
+        request (InfluenceRequest): What the pass returns.
+        engine (str): The engine chosen for the call.
+        model (Module): The model.
+        modules (sequence of Module): Its attention modules.
+        lock (threading.RLock): The model's capture lock (:func:`~.one_pass.model_lock`).
+
+    Returns:
+        tuple[str, ContextManager]: The engine and the context to enter for the pass.
+    """
+    roots = pretrained_roots(model)
+    if (
+        request.weighting not in FUSED_ONLY_WEIGHTINGS
+        or engine == "fused"
+        or not roots
+        or any(module.training for module in modules)
+        or not all(hasattr(module, "config") for module in modules)
+    ):
+        return engine, contextlib.nullcontext()
+    return "fused", _sdpa_attention(model, roots, lock)
+
+
+@contextlib.contextmanager
+def _sdpa_attention(model: Module, roots: List[Any], lock: Any) -> Iterator[None]:
+    with lock:
+        configs = [(cfg, cfg._attn_implementation) for cfg in _configs_with_attn_implementation(model)]
+        previous = [(root, root.config._attn_implementation) for root in roots]
+        try:
+            for root in roots:
+                try:
+                    root.set_attn_implementation("sdpa")
+                except (ValueError, ImportError) as error:
+                    raise RuntimeError(
+                        f"weighting='ig_attention' runs in the fused attention kernel, and {type(model).__name__} "
+                        f"cannot switch to sdpa attention ({error}); use weighting='grad_attention'."
+                    ) from error
+            yield
+        finally:
+            for root, impl in previous:
+                root.set_attn_implementation(impl)
+            for cfg, impl in configs:  # sub-configs the roots did not restore
+                if cfg._attn_implementation != impl:
+                    cfg._attn_implementation_internal = impl
+
+
 def check_path_pass(request: Any, engine: str, model: Module, has_states: bool) -> int:
     r"""
     The path's points of a capture pass (1 without ``"ig_attention"``), after checking that the pass can run it.
@@ -103,15 +175,31 @@ def check_path_pass(request: Any, engine: str, model: Module, has_states: bool) 
         return 1
     if engine != "fused":
         raise RuntimeError(
-            f"weighting='ig_attention' scales the attention inside the fused attention call, but "
-            f"{type(model).__name__} is captured by hooks (eager attention, named attention modules, training "
-            "mode, or attention outside transformers' registry). Load the model with its default "
-            "attn_implementation='sdpa', call model.eval(), and use engine='auto' or 'fused'; or use "
-            "weighting='grad_attention'."
+            "weighting='ig_attention' scales the attention inside the fused attention call of a Hugging Face "
+            f"model in eval mode whose attention runs through transformers' registry; {type(model).__name__} is "
+            "captured by hooks (attention outside the registry, named attention modules, or training mode). "
+            "Call model.eval(), or use weighting='grad_attention'."
         )
     if has_states:
         raise ValueError("weighting='ig_attention' does not record token states: use weighting='attention'.")
     return int(request.n_steps)
+
+
+def check_fused_calls(request: Any, model: Module) -> None:
+    r"""
+    Raises for a pass of a weighting of :data:`FUSED_ONLY_WEIGHTINGS` in which the fused engine saw no attention
+    call (the model computes its attention outside transformers' registry: the hook engine cannot run it).
+
+    Args:
+        request (InfluenceRequest): What the pass returns.
+        model (Module): The model (for the message).
+    """
+    if request.weighting in FUSED_ONLY_WEIGHTINGS:
+        raise RuntimeError(
+            f"weighting={request.weighting!r} runs in the fused attention kernel, but {type(model).__name__} "
+            "computes its attention outside transformers' attention registry (e.g. DeBERTa-v2, MPNet, a "
+            "custom model): use weighting='grad_attention'."
+        )
 
 
 def path_points(n_steps: int, dtype: torch.dtype = torch.float32, device: Any = None) -> Tensor:

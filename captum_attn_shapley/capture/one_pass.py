@@ -176,6 +176,10 @@ class CapturePass:
         self.model_inputs = {}
         self.player_mask = None
         self.position = position
+        modules = [module for _, module, _ in self.modules]  # eager models switch to sdpa for "ig_attention"
+        lock = model_lock(self.model)
+        engine, switch = integrated.fused_engine_for(self.request, engine, self.model, modules, lock)
+        rules = lrp_pass(self.request.weighting, engine)  # AttnLRP's rules for "lrp_attention" (fused only)
         steps = integrated.check_path_pass(self.request, engine, self.model, bool(state_modules))
         if steps > 1:  # ig_attention: every example at every point of the path, in one pass
             inputs, extra = (integrated.expand_rows(v, inputs[0].shape[0], steps) for v in (inputs, extra))
@@ -184,8 +188,8 @@ class CapturePass:
         reducer = InfluenceReducer(self.request, len(self.layers), self._positions)
         recorder: Union[fused.FusedRecorder, HookRecorder]
         states: Dict[int, Tensor] = {}
-        rules = lrp_pass(self.request.weighting, engine)  # AttnLRP's rules for "lrp_attention" (fused only)
         with contextlib.ExitStack() as stack:
+            stack.enter_context(switch)
             stack.enter_context(rules)
             if engine == "fused":
                 fused.install()
@@ -226,6 +230,7 @@ class CapturePass:
                 logits = integrated.unmodified_rows(all_logits, steps)
                 target_idx = normalize_target(target, logits)
                 if engine == "fused" and recorder.num_calls == 0:
+                    integrated.check_fused_calls(self.request, self.model)
                     return None
                 self._check_calls(recorder.num_calls, engine)
                 if len(states) != len(state_modules):
