@@ -35,6 +35,7 @@ from captum_attn_shapley.attr import (
     AttentionAttribution,
     AttentionReceived,
     AttnGradShapley,
+    GradientRollout,
     GradSAM,
     ShapleyInput,
     ShapText,
@@ -210,6 +211,11 @@ def _grad_sam(name: str, s: _Setting) -> MethodSpec:
     return MethodSpec(name, GradSAM(s.forward, special_token_ids=s.special), description="Barkan et al. 2021")
 
 
+def _chefer_rollout(name: str, s: _Setting) -> MethodSpec:
+    method = GradientRollout(s.forward, special_token_ids=s.special)
+    return MethodSpec(name, method, description="gradient-weighted rollout, Chefer et al. 2021")
+
+
 def _shapley_input(name: str, s: _Setting) -> MethodSpec:
     return MethodSpec(
         name,
@@ -286,6 +292,7 @@ _BUILDERS: Dict[str, Callable[[str, _Setting], MethodSpec]] = {
     **{name: _sampled for name in _SAMPLED},
     "Att": _att,
     "Grad-SAM": _grad_sam,
+    "Chefer-Rollout": _chefer_rollout,
     "Shapley-Input": _shapley_input,
     "SHAP": _shap,
     "LayerIntegratedGradients": _integrated_gradients,
@@ -328,7 +335,8 @@ def standard_methods(
     - the six exact variants ``Shapley-[Grad-]Att-{CLS,Mutual,Max-Mutual}``;
     - ``Shapley-Grad-Att-Max-Mutual (permutation|kernel, 100|1000)``: the unbiased
       sampling estimators on the same game;
-    - ``Att``, ``Grad-SAM``; ``Shapley-Input`` (exact, 2^n forwards: short inputs only,
+    - ``Att``, ``Grad-SAM``, ``Chefer-Rollout`` (:class:`~captum_attn_shapley.attr.GradientRollout`);
+      ``Shapley-Input`` (exact, 2^n forwards: short inputs only,
       refused above 15 players); ``SHAP`` (the ``shap`` library's partition explainer,
       optional extra ``[shap]``, ``max_evals=500``);
     - Captum's ``LayerIntegratedGradients`` (embeddings, ``n_steps=50``, [PAD] baseline on
