@@ -5,19 +5,22 @@ into enumerated games."""
 import itertools
 import math
 import pathlib
+import warnings
 
 import pytest
 import torch
 from captum.attr import LayerGradientXActivation
 from tiny_models import SPECIAL_IDS, text_batch, tiny_image_model, tiny_text_model, zoo_model
 from torch import nn
+from transformers.models.bert import modeling_bert
 
 from captum_attn_shapley import AttnGradShapley
-from captum_attn_shapley.attr import AttnLRP
+from captum_attn_shapley.attr import AttnLRP, InputWarning
 from captum_attn_shapley.capture import AttentionCapture, InfluenceRequest
 from captum_attn_shapley.capture import lrp_rules as rules_module
 from captum_attn_shapley.capture.lrp_rules import lrp_rules
 
+_EAGER_ATTENTION = modeling_bert.eager_attention_forward
 REFERENCE = pathlib.Path(__file__).parent / "reference" / "attnlrp_reference.pt"
 BUILDERS = {
     "bert": lambda: tiny_text_model("bert", seed=3),
@@ -220,26 +223,26 @@ def test_errors_before_any_work():
     model = tiny_text_model("bert", seed=9)
     with pytest.raises(ValueError, match="engine='hooks'.*fused capture"):
         AttnLRP(model, engine="hooks")
-    eager = tiny_text_model("bert", seed=9)
-    eager.set_attn_implementation("eager")
-    with pytest.raises(ValueError, match="sdpa"):
-        AttnLRP(eager)
     ids, mask = text_batch(seed=9)
-    explainer = AttnGradShapley(model, weighting="lrp_attention", engine="hooks")
-    with pytest.raises(ValueError, match="lrp_attention.*fused capture"):
+    outside = zoo_model("deberta-v2", seed=9)  # attention outside transformers' registry
+    with pytest.raises((RuntimeError, ValueError), match="lrp_attention.*(outside|fused capture)"):
+        AttnLRP(outside).attribute(ids, additional_forward_args=(mask,))
+    explainer = AttnGradShapley(model, weighting="lrp_attention")
+    model.train()  # attention dropout: the hook engine's case, which has no AttnLRP backward
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="lrp_attention.*fused capture.*training mode"):
+        warnings.simplefilter("ignore", InputWarning)  # "in training mode", warned before the error
         explainer.attribute(ids, additional_forward_args=(mask,))
+    model.eval()
     assert AttnLRP.get_name() == "AttnLRP" and AttnLRP(model).has_convergence_delta()
 
 
 # ---------------------------------------------------------------- the "lrp_attention" weighting
 
 
-def _eager_lrp_matrix(model, ids, mask, target, monkeypatch):
-    """M = mean over layers and heads of A * relu(dA), dA = 1/2 of the gradient eager attention gets for A
-    when q, k, v carry the uniform rule's factors 1/4, 1/4, 1/2 (the authors' library's form)."""
-    from transformers.models.bert import modeling_bert
-
-    original = modeling_bert.eager_attention_forward
+def _eager_lrp_layers(model, ids, mask, target, monkeypatch):
+    """Per layer ``(A, dA)``, dA = 1/2 of the gradient eager attention gets for A when q, k, v carry the uniform
+    rule's factors 1/4, 1/4, 1/2 (the authors' library's form)."""
+    original = _EAGER_ATTENTION  # not a wrapper left by an earlier call of this test
 
     def scaled(x, factor):
         return x.detach() + factor * (x - x.detach())
@@ -255,7 +258,14 @@ def _eager_lrp_matrix(model, ids, mask, target, monkeypatch):
             a.retain_grad()
         out.logits.gather(1, target[:, None]).sum().backward()
     model.set_attn_implementation("sdpa")
-    weighted = [a.detach() * (0.5 * a.grad).clamp_min(0) for a in out.attentions]
+    return [(a.detach(), 0.5 * a.grad) for a in out.attentions]
+
+
+def _eager_lrp_matrix(model, ids, mask, target, monkeypatch, layers=None, signed=False):
+    """M = mean over the layers and heads of A * relu(dA) (A * dA if signed)."""
+    pairs = _eager_lrp_layers(model, ids, mask, target, monkeypatch)
+    pairs = [pairs[i] for i in (layers if layers is not None else range(len(pairs)))]
+    weighted = [a * (g if signed else g.clamp_min(0)) for a, g in pairs]
     return torch.stack(weighted).mean(dim=(0, 2))
 
 
@@ -299,3 +309,51 @@ def test_lrp_attention_games_equal_enumeration_on_the_eager_matrix(game, monkeyp
         torch.testing.assert_close(phi[b, idx].double(), expected, rtol=1e-4, atol=1e-12)
         assert bool((phi[b][~players[b]] == 0).all())
     assert float(delta.abs().max()) < 1e-9
+
+
+def test_received_axis_layer_api_and_signed_equal_the_eager_computation(monkeypatch):
+    from captum_attn_shapley.attr import (
+        LayerAttnGradShapley,
+        LayerLRPAttentionReceived,
+        LRPAttentionReceived,
+        variant_name,
+    )
+
+    model = tiny_text_model("bert", seed=11)
+    ids, mask = text_batch(seed=11)
+    players = mask.bool() & ~torch.isin(ids, torch.tensor(SPECIAL_IDS))
+    target = model(ids, mask).logits.argmax(1)
+    real = mask.float() / mask.float().sum(1, keepdim=True)
+
+    def received(matrix):  # mean over the real query rows, zero for non-players
+        return torch.where(players, torch.einsum("bq,bqk->bk", real, matrix), torch.zeros(()))
+
+    method = LRPAttentionReceived(model, special_token_ids=SPECIAL_IDS)
+    for signed in (False, True):
+        matrix = _eager_lrp_matrix(model, ids, mask, target, monkeypatch, signed=signed)
+        ours = method.attribute(ids, additional_forward_args=(mask,), signed=signed)
+        torch.testing.assert_close(ours, received(matrix), rtol=1e-4, atol=1e-12)
+    layer = model.bert.encoder.layer[1]
+    per_layer = LayerLRPAttentionReceived(model, layer, special_token_ids=SPECIAL_IDS)
+    matrix = _eager_lrp_matrix(model, ids, mask, target, monkeypatch, layers=[1])
+    torch.testing.assert_close(
+        per_layer.attribute(ids, additional_forward_args=(mask,)), received(matrix), rtol=1e-4, atol=1e-12
+    )
+    cls = LayerAttnGradShapley(model, layer, game="cls", weighting="lrp_attention", special_token_ids=SPECIAL_IDS)
+    expected = torch.where(players, matrix[:, 0], torch.zeros(()))
+    torch.testing.assert_close(
+        cls.attribute(ids, additional_forward_args=(mask,)), expected, rtol=1e-4, atol=1e-12
+    )
+    assert method.get_name() == "LRP-Att" and variant_name("cls", "lrp_attention") == "Shapley-LRP-Att-CLS"
+    assert variant_name("max_mutual", "lrp_attention", signed=True) == "Shapley-Signed-LRP-Att-Max-Mutual"
+
+
+def test_eager_model_switched_to_sdpa_for_the_call():
+    """The demo models run eager attention: AttnLRP switches them to sdpa for the call (same relevances)."""
+    model = tiny_text_model("bert", seed=12)
+    ids, mask = text_batch(seed=12)
+    sdpa = AttnLRP(model).attribute(ids, additional_forward_args=(mask,))
+    model.set_attn_implementation("eager")
+    eager = AttnLRP(model).attribute(ids, additional_forward_args=(mask,))
+    assert model.config._attn_implementation == "eager"
+    torch.testing.assert_close(eager, sdpa, rtol=1e-5, atol=1e-9)

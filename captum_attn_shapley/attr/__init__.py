@@ -4,8 +4,8 @@ from captum_attn_shapley._utils.input_warnings import InputWarning
 from captum_attn_shapley.attr._received import ReceivedAttentionAttribution
 from captum_attn_shapley.attr.att import AttentionReceived
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
-from captum_attn_shapley.attr.attn_lrp import AttnLRP
 from captum_attn_shapley.attr.attn_grad_shapley import ESTIMATORS, PAPER_VARIANTS, AttnGradShapley, variant_name
+from captum_attn_shapley.attr.attn_lrp import AttnLRP
 from captum_attn_shapley.attr.grad_sam import GradSAM
 from captum_attn_shapley.attr.gradient_rollout import GradientRollout
 from captum_attn_shapley.attr.ig_attention import IGAttentionReceived, LayerIGAttentionReceived
@@ -19,6 +19,7 @@ from captum_attn_shapley.attr.layer_attention import (
 )
 from captum_attn_shapley.attr.layer_weighted_gradient import LayerAttentionWeightedGradient, TokenTerms
 from captum_attn_shapley.attr.llm_attn_grad_shapley import LLMAttnGradShapley
+from captum_attn_shapley.attr.lrp_received import LayerLRPAttentionReceived, LRPAttentionReceived
 from captum_attn_shapley.attr.shap_text import ShapText
 from captum_attn_shapley.attr.shapley_input import ShapleyInput
 
@@ -34,11 +35,13 @@ __all__ = [
     "IGAttentionReceived",
     "InputWarning",
     "LLMAttnGradShapley",
+    "LRPAttentionReceived",
     "LayerAttentionReceived",
     "LayerAttentionWeightedGradient",
     "LayerAttnGradShapley",
     "LayerGradSAM",
     "LayerIGAttentionReceived",
+    "LayerLRPAttentionReceived",
     "LayerReceivedAttention",
     "PAPER_VARIANTS",
     "ReceivedAttentionAttribution",

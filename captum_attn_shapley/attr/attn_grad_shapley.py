@@ -38,8 +38,13 @@ ESTIMATORS = ("exact", "permutation", "kernel")
 
 _GAME_NAMES = {"cls": "CLS", "mutual": "Mutual", "max_mutual": "Max-Mutual"}
 
-#: The weightings' names in the variants' names (the paper's two, then Hao et al.'s IG-Att).
-_WEIGHTING_NAMES = {"attention": "Att", "grad_attention": "Grad-Att", "ig_attention": "IG-Att"}
+#: The weightings' names in the variants' names (the paper's two, Hao et al.'s IG-Att, AttnLRP's LRP-Att).
+_WEIGHTING_NAMES = {
+    "attention": "Att",
+    "grad_attention": "Grad-Att",
+    "ig_attention": "IG-Att",
+    "lrp_attention": "LRP-Att",
+}
 
 
 def variant_name(game: GameLike, weighting: str, signed: bool = False) -> str:
@@ -94,7 +99,10 @@ class AttnGradShapley(AttentionAttribution):
     the target logit w.r.t. the attention (``weighting="grad_attention"``), or of its
     integral along the attention path from 0 to ``A`` (``weighting="ig_attention"``, Hao et
     al., AAAI 2021: ``A * relu(mean_k dy/dA at k/n_steps A)``, the selected layers scaled
-    together, all ``n_steps`` points in one batched pass; Shapley-IG-Att-*). ``signed=True``
+    together, all ``n_steps`` points in one batched pass; Shapley-IG-Att-*), or by the
+    gradient AttnLRP's modified backward brings to ``A`` (``weighting="lrp_attention"``:
+    ``A * relu(dA)``, the positive LRP relevance of the attention probabilities, from the
+    same one backward pass; Shapley-LRP-Att-*; see :class:`~captum_attn_shapley.attr.AttnLRP`). ``signed=True``
     skips the ReLU (``A * G``): the gradient factor keeps its sign, so tokens can count
     against the target. The game is played by the players (text: real tokens except special
     tokens; images: patches):
@@ -123,9 +131,9 @@ class AttnGradShapley(AttentionAttribution):
         game (str or Callable): Default game of this instance (see above).
                     Default: ``"max_mutual"``.
         weighting (str): Default influence matrix: ``"grad_attention"``, ``"attention"``
-                    or ``"ig_attention"`` (always on the fused engine: a Hugging Face model in
-                    eval mode; eager attention is switched to ``sdpa`` for the call). Default:
-                    ``"grad_attention"``.
+                    ``"ig_attention"`` or ``"lrp_attention"`` (both always on the fused engine: a
+                    Hugging Face model in eval mode; eager attention is switched to ``sdpa`` for the
+                    call). Default: ``"grad_attention"``.
         signed (bool): Default of :meth:`attribute`'s ``signed``. Default: False.
         model, attention_modules, attention_output_index, special_token_ids: See :class:`AttentionAttribution`.
         switch_to_eager, classification_position, engine: See :class:`AttentionAttribution`.

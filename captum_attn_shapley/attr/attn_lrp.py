@@ -41,9 +41,10 @@ class AttnLRP(AttentionAttribution):
     (conservation); what the biases, the position embeddings, the normalisations' shifts and the softmax's
     linearisation absorb is the convergence delta ``sum_t R_t - y``.
 
-    Supported: Hugging Face models whose attention runs through transformers' registry with ``sdpa``
-    (the fused capture): BERT-like encoders (BERT, MiniLM, RoBERTa, DistilBERT, ...), ViT/DeiT and decoder
-    models (GPT-2, Llama-style; classifiers read at the classification position), in eval mode.
+    Supported: Hugging Face models whose attention runs through transformers' registry (the fused capture;
+    a model on eager attention is switched to ``sdpa`` for each call and restored): BERT-like encoders
+    (BERT, MiniLM, RoBERTa, DistilBERT, ...), ViT/DeiT and decoder models (GPT-2, Llama-style; classifiers
+    read at the classification position), in eval mode.
 
     Args:
         forward_func (Callable or Module): The model, or a Captum-style function wrapping it that returns
@@ -80,12 +81,13 @@ class AttnLRP(AttentionAttribution):
                 "or 'fused' (a Hugging Face model with attn_implementation='sdpa')."
             )
         super().__init__(forward_func, model=model, classification_position=classification_position, engine=engine)
-        if not self.capturer._fused_possible():
+        implementations = self.capturer._implementations()
+        if not implementations or any(impl not in ("sdpa", "eager") for impl in implementations):
             raise ValueError(
                 f"AttnLRP needs a Hugging Face model whose attention runs through transformers' registry with "
-                f"sdpa (its attention rules are part of the fused capture); {type(self.model).__name__} uses "
-                f"{self.capturer._implementations() or 'no registered attention'}. Load it with "
-                "attn_implementation='sdpa'."
+                f"sdpa or eager attention (eager is switched to sdpa for each call: the rules live in the fused "
+                f"capture); {type(self.model).__name__} uses {implementations or 'no registered attention'}. "
+                "Load it with attn_implementation='sdpa'."
             )
         unknown = unsupported_norms(self.model)
         if unknown:

@@ -101,7 +101,7 @@ def check_internal_batch_size(size: Any, argument: str = "internal_batch_size") 
 
 
 #: Weightings that run on the fused engine only: an eager Hugging Face model is switched to ``sdpa`` for them.
-FUSED_ONLY_WEIGHTINGS = ("ig_attention",)
+FUSED_ONLY_WEIGHTINGS = ("ig_attention", "lrp_attention")
 
 
 def fused_engine_for(

@@ -256,9 +256,10 @@ def lrp_pass(weighting: str, engine: str) -> ContextManager[None]:
         return contextlib.nullcontext()
     if engine != "fused":
         raise ValueError(
-            "weighting='lrp_attention' (AttnLRP's backward) needs the fused capture: a Hugging Face model whose "
-            "attention runs through transformers' registry with attn_implementation='sdpa', in eval mode, with "
-            "engine='auto' or 'fused' (this call would use engine='hooks'). Load the model with "
-            "attn_implementation='sdpa' and call model.eval()."
+            "weighting='lrp_attention' (AttnLRP's backward) needs the fused capture: a Hugging Face model in eval "
+            "mode whose attention runs through transformers' registry (sdpa, or eager switched to sdpa), with "
+            "engine='auto' or 'fused'; this call would use the hook engine (engine='hooks', named "
+            "attention_modules, training mode, or attention outside the registry such as DeBERTa-v2 or MPNet). "
+            "Call model.eval() and use engine='auto', or another method for such models."
         )
     return lrp_rules()
