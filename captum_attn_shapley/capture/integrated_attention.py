@@ -114,7 +114,7 @@ def fused_engine_for(
     restored afterwards, under the model's capture lock). Anything else is left as it is.
 
     Args:
-        request (InfluenceRequest): What the pass returns.
+        request (captum_attn_shapley.capture.InfluenceRequest): What the pass returns.
         engine (str): The engine chosen for the call.
         model (Module): The model.
         modules (sequence of Module): Its attention modules.
@@ -163,7 +163,7 @@ def check_path_pass(request: Any, engine: str, model: Module, has_states: bool) 
     The path's points of a capture pass (1 without ``"ig_attention"``), after checking that the pass can run it.
 
     Args:
-        request (InfluenceRequest): What the pass returns.
+        request (captum_attn_shapley.capture.InfluenceRequest): What the pass returns.
         engine (str): ``"fused"`` or ``"hooks"``.
         model (Module): The model (for the message).
         has_states (bool): Whether token states are recorded too.
@@ -191,7 +191,7 @@ def check_fused_calls(request: Any, model: Module) -> None:
     call (the model computes its attention outside transformers' registry: the hook engine cannot run it).
 
     Args:
-        request (InfluenceRequest): What the pass returns.
+        request (captum_attn_shapley.capture.InfluenceRequest): What the pass returns.
         model (Module): The model (for the message).
     """
     if request.weighting in FUSED_ONLY_WEIGHTINGS:
