@@ -20,9 +20,9 @@ How the fused engine runs it, all steps in ONE forward and ONE backward pass ove
   is multiplied by ``alpha``: ``O_k = alpha (A V_k)``, the fused kernel still computes ``A V_k``;
 - the gradient w.r.t. the scaled attention of row ``k`` is ``G_k = dO_k V_k^T``, so the step mean is one
   product with the steps laid along the inner axis: ``(1/m) sum_k dO_k V_k^T = [dO_1 .. dO_m][V_1 .. V_m]^T / m``.
-  each call is recorded that way (query and key of the unmodified input, the values
-  of all steps side by side), and the engine's usual rebuild reduces ``A * relu(mean_k G_k)`` a block of
-  query rows at a time; nothing of size ``T x T`` per step is ever held.
+  Each call is recorded that way (query and key of the unmodified input, the values of all steps side by
+  side), and the engine's usual rebuild reduces ``A * relu(mean_k G_k)`` a block of query rows at a time;
+  nothing of size ``T x T`` per step is ever held.
 
 Scaling all selected layers together costs one batched pass of ``batch x m`` rows whatever the number of
 layers; scaling one layer at a time, as Hao et al. do, costs that once per layer (``L`` times more, e.g.
@@ -251,10 +251,22 @@ def unmodified_rows(tensor: Tensor, steps: int) -> Tensor:
 
 
 def unmodified_inputs(model_inputs: Dict[str, Any], steps: int) -> Dict[str, Any]:
-    """The transformer's inputs of the unmodified rows (tensors with a multiple of ``steps`` rows)."""
+    """The transformer's inputs of the unmodified rows: the tensors with as many rows as the ids (or pixels,
+    or embeddings) of the pass, ``batch x steps``."""
+    first = next(
+        (
+            model_inputs[k]
+            for k in ("input_ids", "pixel_values", "inputs_embeds")
+            if model_inputs.get(k) is not None
+        ),
+        None,
+    )
+    if not isinstance(first, Tensor) or first.dim() == 0 or first.shape[0] % steps:
+        return model_inputs
+    rows = first.shape[0]
     return {
         name: unmodified_rows(value, steps)
-        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] % steps == 0
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == rows
         else value
         for name, value in model_inputs.items()
     }
