@@ -104,9 +104,9 @@ def attention_backward(
         d_block = d_out[examples, :, rows]
         # P = A * dA; A >= 0, so A * relu(dA) = relu(P) (signed: P), and dS = A * (dA - delta) = P - A * delta.
         product = torch.matmul(d_block, value[examples].transpose(-1, -2), out=grad_out).mul_(attention)
-        signed = recorder.reducer.request.signed
-        weighted = weighted_out.copy_(product) if signed else torch.clamp(product, min=0, out=weighted_out)
         if reduce:
+            signed = recorder.reducer.request.signed
+            weighted = weighted_out.copy_(product) if signed else torch.clamp(product, min=0, out=weighted_out)
             recorder.reducer.add(layer, rows, weighted, None, examples)
         if d_value is not None:
             _accumulate(d_value[examples], attention.transpose(-1, -2), d_block, half)

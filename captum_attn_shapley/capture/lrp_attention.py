@@ -24,7 +24,7 @@ from torch.nn import Module
 
 from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder, _call_of
 from captum_attn_shapley.capture.fused_backward import attention_backward
-from captum_attn_shapley.capture.lrp_rules import UNIFORM
+from captum_attn_shapley.capture.lrp_rules import UNIFORM, scale_gradient
 
 
 @dataclass
@@ -39,6 +39,10 @@ class LRPAttentionCall(AttentionCall):
         """The query, the key and ``1/2`` the value, float32, one key/value head per query head."""
         query, key, value = super().operands()
         return query, key, value * UNIFORM
+
+
+#: The rules' factor on the gradients of the query and the key: the uniform rule of ``A V`` then of ``Q K^T``.
+QUERY_KEY = UNIFORM * UNIFORM
 
 
 class LRPAttention(torch.autograd.Function):
@@ -84,8 +88,10 @@ def lrp_attend(
     Runs one attention call of a capture under AttnLRP's rules (every call of the model's attention modules,
     selected or not: the rules hold in every layer).
 
-    A selected layer whose every row the reduction reads is reduced in the backward pass itself; the others
-    (the classification row, the raw probabilities) are kept for the capture's reduction after the backward.
+    A selected layer whose every row the reduction reads is reduced in the backward pass itself
+    (:class:`LRPAttention`); the others run the kernel's own backward with the rules' factors on the gradients
+    of query, key and value (1/4, 1/4, 1/2), and the selected ones among them (the classification row, the
+    raw probabilities) are kept for the capture's reduction after the backward.
 
     Returns:
         Tensor: The call's output ``(batch, queries, heads, dim)``, the kernel's values.
@@ -99,11 +105,16 @@ def lrp_attend(
     selected = layer in recorder.layers
     reduce = selected and request.rows == "all" and request.reduction != "raw"
 
-    def run_kernel() -> Tensor:
-        return cast(Tensor, kernel(module, *args, **kwargs)[0])
+    if reduce:
 
-    apply = LRPAttention.apply
-    output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, recorder, reduce))  # type: ignore[no-untyped-call]
+        def run_kernel() -> Tensor:
+            return cast(Tensor, kernel(module, *args, **kwargs)[0])
+
+        apply = LRPAttention.apply
+        output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, recorder, reduce))  # type: ignore[no-untyped-call]
+    else:  # nothing to rebuild: the kernel's own backward, its inputs' gradients scaled by the rules
+        scaled = [scale_gradient(x, factor) for x, factor in zip(args[:3], (QUERY_KEY, QUERY_KEY, UNIFORM))]
+        output = cast(Tensor, kernel(module, *scaled, *args[3:], **kwargs)[0])
     if not output.requires_grad:
         output.requires_grad_(True)
     if selected:

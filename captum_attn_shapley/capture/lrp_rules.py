@@ -10,7 +10,7 @@ model's input embeddings is the relevance the rules propagate (see the AttnLRP p
 - **LayerNorm / RMSNorm**: the identity rule on the normalisation, i.e. the normalising denominator treated as a
   constant (``y = w (x - mean x) / stop_grad(std x) + b``; for RMSNorm the gradient is ``y / x``);
 - **element-wise non-linearities** (GELU, SiLU, tanh, ReLU, ... as modules or as ``torch`` functions): the
-  identity rule, the relevance passes unchanged: the backward multiplies by ``f(x) / x`` (stabilised);
+  identity rule, the relevance passes unchanged: the backward multiplies by ``f(x) / (x + 1e-10)``;
 - **element-wise products** of a gated MLP (``act(gate(x)) * up(x)``, Llama-style): the uniform rule, each factor
   gets half (its gradient halved);
 - **the attention** (``softmax(Q K^T) V``): the uniform rule on both bilinear products and the plain softmax
@@ -25,7 +25,7 @@ that entered the rules (a :class:`contextvars.ContextVar`); the model itself is 
 import contextlib
 import contextvars
 import threading
-from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple
+from typing import Any, Callable, ContextManager, Dict, Iterator, List, Optional, Set, Tuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +36,7 @@ from torch.utils.hooks import RemovableHandle
 #: The relevance factor of the bilinear products (the uniform rule: each of the two factors gets half).
 UNIFORM = 0.5
 
-#: Stabiliser of the identity rule's ratio ``f(x) / x`` (added with the sign of ``x``).
+#: Stabiliser of the identity rule's ratio ``f(x) / (x + EPSILON)`` (the authors' library's value).
 EPSILON = 1e-10
 
 #: Element-wise non-linearities of ``torch.nn`` that get the identity rule.
@@ -116,15 +116,60 @@ def unsupported_norms(model: nn.Module) -> List[str]:
     return found
 
 
-def with_gradient(value: Tensor, surrogate: Tensor) -> Tensor:
-    """``value`` in the forward pass, ``surrogate``'s gradient in the backward pass (exactly ``value``'s bits)."""
-    return value.detach() + (surrogate - surrogate.detach())
+class _IdentityRule(torch.autograd.Function):
+    """Returns ``output``; the backward multiplies the incoming gradient by the saved ratio."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: Tensor, output: Tensor, ratio: Tensor) -> Tensor:
+        ctx.save_for_backward(ratio)
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], None, None]:
+        (ratio,) = ctx.saved_tensors
+        return grad * ratio, None, None
+
+
+class _LayerNormRule(torch.autograd.Function):
+    """Returns ``output``; the backward is the LayerNorm's with the standard deviation held constant."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: Tensor, output: Tensor, scale: Tensor, dims: Tuple[int, ...]) -> Tensor:
+        ctx.save_for_backward(scale)
+        ctx.dims = dims
+        return output
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Optional[Tensor], None, None, None]:
+        (scale,) = ctx.saved_tensors  # weight / std, broadcast over the normalised dims
+        scaled = grad * scale
+        return scaled - scaled.mean(dim=ctx.dims, keepdim=True), None, None, None
+
+
+class _ScaleGradient(torch.autograd.Function):
+    """The identity in the forward pass; the backward multiplies the gradient by a constant."""
+
+    @staticmethod
+    def forward(ctx: Any, inputs: Tensor, factor: float) -> Tensor:
+        ctx.factor = factor
+        return inputs.view_as(inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tuple[Tensor, None]:
+        return grad * ctx.factor, None
+
+
+def scale_gradient(inputs: Tensor, factor: float) -> Tensor:
+    """``inputs`` (same values) whose gradient is multiplied by ``factor`` (the uniform rule's 1/2 and 1/4)."""
+    if not inputs.requires_grad or factor == 1.0:
+        return inputs
+    return cast(Tensor, _ScaleGradient.apply(inputs, factor))  # type: ignore[no-untyped-call]
 
 
 def identity_rule(inputs: Tensor, output: Tensor, factor: float = 1.0) -> Tensor:
     r"""
     The identity rule of an element-wise function ``y = f(x)``: the backward multiplies the incoming gradient
-    by ``factor * f(x) / x`` (``x`` stabilised by :data:`EPSILON` with its sign): ``x * dx = factor * y * dy``.
+    by ``factor * f(x) / (x + EPSILON)``, so that ``x * dx = factor * y * dy`` (up to the stabiliser).
 
     Args:
         inputs (Tensor): ``x``.
@@ -132,32 +177,34 @@ def identity_rule(inputs: Tensor, output: Tensor, factor: float = 1.0) -> Tensor
         factor (float): An extra factor (the uniform rule of a product the output feeds: 0.5).
 
     Returns:
-        Tensor: ``y``, with the rule's backward.
+        Tensor: ``y`` (the same values), with the rule's backward.
     """
-    if not output.is_floating_point() or output.shape != inputs.shape:
+    if not output.is_floating_point() or output.shape != inputs.shape or not inputs.requires_grad:
         return output
-    x = inputs.detach()
-    ratio = output.detach() / (x + torch.where(x >= 0, EPSILON, -EPSILON).to(x.dtype))
+    ratio = inputs.detach().add(EPSILON)  # as the authors' library: f(x) / (x + eps)
+    torch.div(output.detach(), ratio, out=ratio)
     if factor != 1.0:
-        ratio = ratio * factor
-    return with_gradient(output, inputs * ratio)
+        ratio.mul_(factor)
+    return cast(Tensor, _IdentityRule.apply(inputs, output.detach(), ratio))  # type: ignore[no-untyped-call]
 
 
 def layer_norm_rule(module: nn.LayerNorm, inputs: Tensor, output: Tensor) -> Tensor:
     r"""
     The identity rule of a LayerNorm: ``y = w (x - mean x) / std x + b`` with ``std x`` held constant (the mean
-    subtraction is linear and keeps its gradient).
+    subtraction is linear and keeps its gradient): ``dx = g - mean g`` with ``g = w dy / std x``.
 
     Returns:
-        Tensor: ``y``, with the rule's backward.
+        Tensor: ``y`` (the same values), with the rule's backward.
     """
+    if not inputs.requires_grad:
+        return output
     dims = tuple(range(-len(module.normalized_shape), 0))
-    centred = inputs - inputs.mean(dim=dims, keepdim=True)
-    std = (centred.detach().pow(2).mean(dim=dims, keepdim=True) + module.eps).sqrt()
-    linear = centred / std
+    x = inputs.detach().float()
+    _, _, scale = torch.native_layer_norm(x, list(module.normalized_shape), None, None, module.eps)  # 1 / std
     if module.weight is not None:
-        linear = linear * module.weight.detach()
-    return with_gradient(output, linear.to(output.dtype))
+        scale = scale * module.weight.detach().float()
+    rule = _LayerNormRule.apply
+    return cast(Tensor, rule(inputs, output.detach(), scale.to(inputs.dtype), dims))  # type: ignore[no-untyped-call]
 
 
 def _module_hook(module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
@@ -171,7 +218,7 @@ def _module_hook(module: nn.Module, args: Tuple[Any, ...], output: Any) -> Any:
     if is_rms_norm(module) or is_activation(module):  # RMSNorm: y_d = w_d x_d / rms(x), rms constant: y / x
         return identity_rule(inputs, output, factor)
     if factor != 1.0:  # the other factor of a gated product (a linear layer): half its gradient
-        return with_gradient(output, output * factor)
+        return scale_gradient(output, factor)
     return None
 
 
