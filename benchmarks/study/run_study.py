@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+torch.set_num_threads(1)  # PROTOCOL.md, amendment 4: one thread per process on the shared machine
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from _methods import EXPENSIVE, FLOORS, PEERS, game_spec, head_specs, text_methods  # noqa: E402
@@ -43,8 +44,8 @@ CHOICE = HERE / "choice.json"
 TWEETS = {"dev": range(0, 200), "test": range(500, 650)}
 PLANTED_SEED = {"dev": 2000, "test": 3000}
 N_PLANTED = {"dev": 100, "test": 60}
-EXPENSIVE_TWEETS = {"dev": 40, "test": 30}
-EXPENSIVE_PLANTED = {"dev": 20, "test": 15}
+EXPENSIVE_TWEETS = {"dev": 20, "test": 20}
+EXPENSIVE_PLANTED = {"dev": 10, "test": 10}
 #: Ablations: the first dev tweets of the per-head ablation.
 HEAD_TWEETS = 100
 
