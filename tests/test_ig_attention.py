@@ -204,6 +204,7 @@ def test_layer_api_scales_one_layer_and_received_axis(setting, monkeypatch):
     steps = 5
     ref = _Reference(model, ids, mask, monkeypatch)
     single = ref.influence([0], steps)  # the last layer's players' rows do not reach BERT's pooler: use layer 0
+    single_signed = ref.influence([0], steps, signed=True)
     both = ref.influence([0, 1], steps)
     monkeypatch.undo()
     layer_method = LayerAttnGradShapley(
@@ -213,7 +214,16 @@ def test_layer_api_scales_one_layer_and_received_axis(setting, monkeypatch):
         layer_method.attribute(ids, additional_forward_args=(mask,), n_steps=steps),
         _enumerated(single, ref.players(), "mutual"),
     )
-    assert "IG-Att" in layer_method.variant_name
+    assert layer_method.variant_name == "Shapley-IG-Att-Mutual"
+    layer = model.bert.encoder.layer[0]
+    signed_method = LayerAttnGradShapley(
+        model, layer, game="mutual", weighting="ig_attention", signed=True, special_token_ids=SPECIAL_IDS
+    )
+    assert signed_method.variant_name == "Shapley-Signed-IG-Att-Mutual"
+    signed_scores = signed_method.attribute(ids, additional_forward_args=(mask,), n_steps=steps)
+    _close(signed_scores, _enumerated(single_signed, ref.players(), "mutual"))
+    delta = signed_method.compute_convergence_delta(signed_scores, ids, None, (mask,), n_steps=steps)
+    assert delta.abs().max() < 1e-6 * signed_scores.abs().max()
     real = mask.bool().double()
     players = ref.players()
 
@@ -337,8 +347,8 @@ def test_bad_inputs_raise_clear_errors(setting):
     assert math.isfinite(float(method.attribute(ids, additional_forward_args=(mask,), n_steps=1).sum()))
 
 
-@pytest.mark.parametrize("arch", REGISTRY_TEXT_ARCHS + ("vit",))
-def test_one_point_on_one_layer_is_the_attention_gradient_on_every_architecture(arch):
+@pytest.mark.parametrize("arch", ("bert", "gpt2", "llama", "vit"))
+def test_one_point_on_one_layer_is_the_attention_gradient(arch):
     """With one layer on the path and n_steps=1 the integrand is dy/dA at A with the other layers recomputed,
     i.e. the Grad-Att weighting of that layer (validated against eager attention in test_fused_capture)."""
     if arch == "vit":
