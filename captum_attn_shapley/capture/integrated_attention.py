@@ -123,11 +123,11 @@ def fused_engine_for(
     Returns:
         tuple[str, ContextManager]: The engine and the context to enter for the pass.
     """
+    if request.weighting not in FUSED_ONLY_WEIGHTINGS or engine == "fused":
+        return engine, contextlib.nullcontext()
     roots = pretrained_roots(model)
     if (
-        request.weighting not in FUSED_ONLY_WEIGHTINGS
-        or engine == "fused"
-        or not roots
+        not roots
         or any(module.training for module in modules)
         or not all(hasattr(module, "config") for module in modules)
     ):
