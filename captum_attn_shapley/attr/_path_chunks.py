@@ -9,13 +9,13 @@ The chunks' results are concatenated: the same numbers as one pass, up to float 
 """
 
 import dataclasses
-from typing import Any, Callable, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Tuple, TypeVar, cast
 
 import torch
 from torch import Tensor
 
 from captum_attn_shapley._utils.forward import as_tuple, forward_args_tuple
-from captum_attn_shapley.capture.integrated_attention import concatenate
+from captum_attn_shapley.capture.captured import CapturedAttention
 
 _Batch = TypeVar("_Batch")
 
@@ -93,4 +93,48 @@ def prepare_in_chunks(
         players=torch.cat([p.players for p in parts]),  # type: ignore[attr-defined]
         real_tokens=torch.cat([p.real_tokens for p in parts]),  # type: ignore[attr-defined]
         layout=layout,
+    )
+
+
+def concatenate(parts: List[CapturedAttention]) -> CapturedAttention:
+    r"""
+    One capture from captures of consecutive chunks of examples (same padded length).
+
+    Args:
+        parts (list[CapturedAttention]): The chunks' captures, in order.
+
+    Returns:
+        CapturedAttention: Their concatenation along the batch.
+    """
+    first = parts[0]
+    if len(parts) == 1:
+        return first
+
+    def cat(values: List[Optional[Tensor]]) -> Optional[Tensor]:
+        return None if values[0] is None else torch.cat(cast(List[Tensor], values), dim=0)
+
+    inputs: Dict[str, Any] = {}
+    for name, value in first.model_inputs.items():
+        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == first.batch_size:
+            inputs[name] = torch.cat([p.model_inputs[name] for p in parts], dim=0)
+        else:
+            inputs[name] = value
+    gradients = None
+    if first.gradients is not None:
+        per_part = [cast(List[Tensor], p.gradients) for p in parts]
+        gradients = [torch.cat([grads[i] for grads in per_part]) for i in range(len(first.gradients))]
+    return CapturedAttention(
+        logits=torch.cat([p.logits for p in parts]),
+        target=torch.cat([p.target for p in parts]),
+        attentions=[torch.cat([p.attentions[i] for p in parts]) for i in range(len(first.attentions))],
+        gradients=gradients,
+        model_inputs=inputs,
+        layer_indices=first.layer_indices,
+        influence=cat([p.influence for p in parts]),
+        batch_size=sum(p.batch_size for p in parts),
+        num_tokens=first.num_tokens,
+        real_tokens=cat([p.real_tokens for p in parts]),
+        cls_positions=cat([p.cls_positions for p in parts]),
+        players=cat([p.players for p in parts]),
+        engine=first.engine,
     )

@@ -50,7 +50,6 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley.capture.captured import CapturedAttention
 from captum_attn_shapley.capture.eager import _configs_with_attn_implementation, pretrained_roots
 
 if TYPE_CHECKING:
@@ -356,47 +355,3 @@ def integrated_attend(
     stacked = side_by_side(value.detach(), steps).to(call.value.dtype)
     recorder.calls[layer] = AttentionCall(call.query, call.key, stacked, mask, call.causal, call.scaling, output)
     return output
-
-
-def concatenate(parts: List[CapturedAttention]) -> CapturedAttention:
-    r"""
-    One capture from captures of consecutive chunks of examples (same padded length).
-
-    Args:
-        parts (list[CapturedAttention]): The chunks' captures, in order.
-
-    Returns:
-        CapturedAttention: Their concatenation along the batch.
-    """
-    first = parts[0]
-    if len(parts) == 1:
-        return first
-
-    def cat(values: List[Optional[Tensor]]) -> Optional[Tensor]:
-        return None if values[0] is None else torch.cat(cast(List[Tensor], values), dim=0)
-
-    inputs: Dict[str, Any] = {}
-    for name, value in first.model_inputs.items():
-        if isinstance(value, Tensor) and value.dim() > 0 and value.shape[0] == first.batch_size:
-            inputs[name] = torch.cat([p.model_inputs[name] for p in parts], dim=0)
-        else:
-            inputs[name] = value
-    gradients = None
-    if first.gradients is not None:
-        per_part = [cast(List[Tensor], p.gradients) for p in parts]
-        gradients = [torch.cat([grads[i] for grads in per_part]) for i in range(len(first.gradients))]
-    return CapturedAttention(
-        logits=torch.cat([p.logits for p in parts]),
-        target=torch.cat([p.target for p in parts]),
-        attentions=[torch.cat([p.attentions[i] for p in parts]) for i in range(len(first.attentions))],
-        gradients=gradients,
-        model_inputs=inputs,
-        layer_indices=first.layer_indices,
-        influence=cat([p.influence for p in parts]),
-        batch_size=sum(p.batch_size for p in parts),
-        num_tokens=first.num_tokens,
-        real_tokens=cat([p.real_tokens for p in parts]),
-        cls_positions=cat([p.cls_positions for p in parts]),
-        players=cat([p.players for p in parts]),
-        engine=first.engine,
-    )
