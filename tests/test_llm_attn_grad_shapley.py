@@ -342,6 +342,8 @@ def test_non_causal_models_are_refused(tokenizer):
         (dict(inp="<s>"), ValueError, "no player"),
         (dict(game="shapley"), ValueError, "game"),
         (dict(weighting="lrp"), ValueError, "weighting"),
+        (dict(weighting="ig_attention"), ValueError, "for classifiers"),
+        (dict(weighting="lrp_attention"), ValueError, "for classifiers"),
         (dict(layers=[5]), ValueError, "Layer 5"),
         (dict(layers=[0.5]), TypeError, "layers"),
     ],

@@ -8,6 +8,7 @@ from captum.attr import Attribution, LLMAttributionResult
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley._utils.input_warnings import warn_training_mode
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.validation import (
@@ -30,7 +31,6 @@ from captum_attn_shapley.attr._generation_inputs import (
 )
 from captum_attn_shapley.attr._generation_pass import generation_games
 from captum_attn_shapley.capture import AttentionCapture, unique_ids
-from captum_attn_shapley.capture.influence_matrix import check_weighting
 from captum_attn_shapley.capture.players import LAST_TOKEN_POOLING
 from captum_attn_shapley.shapley import shapley_values
 from captum_attn_shapley.shapley.games import BUILTIN_GAMES, check_game
@@ -73,6 +73,19 @@ def check_causal_lm(model: Any) -> Module:
             "AutoModelForCausalLM.from_pretrained(name), not a sequence classifier or a bare base model."
         )
     return model
+
+
+#: The weightings of the generative games (the path and relevance weightings are for classifiers only).
+GENERATION_WEIGHTINGS = ("attention", "grad_attention")
+
+
+def _check_generation_weighting(weighting: str) -> str:
+    return check_choice(
+        weighting,
+        GENERATION_WEIGHTINGS,
+        "weighting",
+        " (the 'ig_attention' and 'lrp_attention' weightings are implemented for classifiers: AttnGradShapley)",
+    )
 
 
 class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no types: Attribution is Any
@@ -152,7 +165,7 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
                 f"`tokenizer` must be the model's tokenizer (with encode()), got {type(tokenizer).__name__}."
             )
         self.game = self._check_game(game)
-        self.weighting = check_weighting(weighting)
+        self.weighting = _check_generation_weighting(weighting)
         self.layers = check_layers(layers)
         if targets_per_backward is not None and (
             isinstance(targets_per_backward, bool)
@@ -218,7 +231,7 @@ class LLMAttnGradShapley(Attribution):  # type: ignore[misc]  # captum ships no 
             and ``inp``.
         """
         game = self._check_game(self.game if game is None else game)
-        weighting = check_weighting(self.weighting if weighting is None else weighting)
+        weighting = _check_generation_weighting(self.weighting if weighting is None else weighting)
         layer_ids = self.capturer.resolve_layers(check_layers(layers) if layers is not None else self.layers)
         check_prompt_type(inp)
         target_tokens = target_ids(target, gen_args, self.tokenizer, vocabulary_size(self.model))
