@@ -14,7 +14,7 @@ import torch
 from tiny_models import MASK_ID, PAD_ID, SPECIAL_IDS, text_batch, tiny_text_model
 
 from captum_attn_shapley import ShapleyInput
-from captum_attn_shapley.metrics import faithfulness_curves
+from captum_attn_shapley.metrics import faithfulness_curves, sufficiency
 
 BINS = (0, 10, 20, 50)
 
@@ -179,6 +179,9 @@ def test_metrics_equal_the_direct_computation_in_one_pass(bert, internal_batch_s
     assert torch.allclose(curves.sufficiency_drops, suff, atol=1e-6)
     assert torch.equal(curves.sufficiency_predictions, preds)
     assert torch.allclose(curves.comprehensiveness(), comp.sum(1) / (len(BINS) + 1), atol=1e-6)
+    common = dict(additional_forward_args=(mask,), bins=BINS, baselines=MASK_ID, special_token_ids=SPECIAL_IDS)
+    kept = sufficiency(bert, ids, scores, internal_batch_size=internal_batch_size, **common)
+    assert torch.allclose(kept, suff.sum(1) / (len(BINS) + 1), atol=1e-6)
     # every distinct input once: the originals plus the distinct masked inputs of every example
     distinct = 0
     for b in range(ids.shape[0]):

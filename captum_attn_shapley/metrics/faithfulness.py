@@ -261,6 +261,7 @@ def comprehensiveness(
     special_token_ids: Optional[Sequence[int]] = None,
     player_mask: Optional[Tensor] = None,
     apply_softmax: bool = True,
+    internal_batch_size: Optional[int] = None,
 ) -> Tensor:
     r"""
     Comprehensiveness (ERASER): how much the explained class's probability drops when the
@@ -271,6 +272,7 @@ def comprehensiveness(
         forward_func, inputs, attributions, target: As in :func:`faithfulness_curves`.
         additional_forward_args, bins, baselines, tokenizer: As in :func:`faithfulness_curves`.
         special_token_ids, player_mask, apply_softmax: As in :func:`faithfulness_curves`.
+        internal_batch_size: As in :func:`faithfulness_curves`.
 
     Returns:
         Tensor: float64, shape ``(batch,)``.
@@ -295,6 +297,7 @@ def comprehensiveness(
         special_token_ids,
         player_mask,
         apply_softmax,
+        internal_batch_size,
     ).comprehensiveness()
 
 
@@ -311,6 +314,7 @@ def sufficiency(
     special_token_ids: Optional[Sequence[int]] = None,
     player_mask: Optional[Tensor] = None,
     apply_softmax: bool = True,
+    internal_batch_size: Optional[int] = None,
 ) -> Tensor:
     r"""
     Sufficiency (ERASER): how much the explained class's probability drops when every player
@@ -321,6 +325,7 @@ def sufficiency(
         forward_func, inputs, attributions, target: As in :func:`faithfulness_curves`.
         additional_forward_args, bins, baselines, tokenizer: As in :func:`faithfulness_curves`.
         special_token_ids, player_mask, apply_softmax: As in :func:`faithfulness_curves`.
+        internal_batch_size: As in :func:`faithfulness_curves`.
 
     Returns:
         Tensor: float64, shape ``(batch,)``.
@@ -342,4 +347,5 @@ def sufficiency(
         special_token_ids,
         player_mask,
         apply_softmax,
+        internal_batch_size,
     ).sufficiency()
