@@ -7,7 +7,8 @@ and ``study.md``: means with Student t 95 % intervals, paired differences agains
 best peer of each metric, F1@20 %, planted-token AUPRC, time ÷ the fused floor.
 
     python benchmarks/study/run_study.py --split dev --out benchmarks/study/results/dev
-    python benchmarks/study/run_study.py --split dev --ablations --out benchmarks/study/results/dev
+    python benchmarks/study/run_study.py --split dev --ablations layers --out benchmarks/study/results/dev
+    python benchmarks/study/run_study.py --split dev --ablations heads --out benchmarks/study/results/dev
     python benchmarks/study/run_study.py --split test --out benchmarks/study/results/test
 
 ``--split test`` needs ``benchmarks/study/choice.json`` committed unchanged (the choice made on dev) and
@@ -218,7 +219,9 @@ def committed_choice() -> Dict[str, Any]:
     return json.loads(CHOICE.read_text())
 
 
-def ablations(out: pathlib.Path, progress: bool) -> None:
+def ablations(out: pathlib.Path, progress: bool, part: str) -> None:
+    """``layers``: every single layer of the best full-layer game (all dev tweets); ``heads``: every head of
+    the two best single layers, Grad-Att weighting of that game (the first HEAD_TWEETS dev tweets)."""
     dev = json.loads((out / "study.json").read_text())
     best = dev["proposal"]["best_full_variant"]
     model, tok, _ = load_classifier()
@@ -226,38 +229,46 @@ def ablations(out: pathlib.Path, progress: bool) -> None:
     tweets = load_tweets("test")
     layers = model.config.num_hidden_layers
     special = list(tok.all_special_ids)
-    specs = [
-        game_spec(model, special, best["game"], best["weighting"], best.get("signed", False), [i])
-        for i in range(layers)
-    ]
     chosen = TWEETS["dev"]
     texts, labels = [tweets.texts[i] for i in chosen], [tweets.labels[i] for i in chosen]
-    floor = text_methods(model, tok, 0, False)[0][0]
-    result = compare(model, tok, texts, labels, [floor] + specs, out / "ablation_layers", progress)
     main_per = {
         m: {k: {int(i): v for i, v in vals.items()} for k, vals in metrics.items()}
         for m, metrics in dev["sets"]["tweets"]["per"].items()
     }
-    per = {**main_per, **per_example(result)}
     metrics = ["comprehensiveness", "sufficiency"]
     refs = {"AttnLRP": {m: "AttnLRP" for m in metrics}, "all layers": {m: best["name"] for m in metrics}}
-    lines = [f"# Per-layer ablation of {best['name']} (dev tweets {chosen.start}-{chosen.stop - 1})", ""]
-    lines += table(per, [best["name"]] + [s.name for s in specs], metrics, refs, None)
-
-    scores = {name: gap_of(per, name) for name in [best["name"]] + [s.name for s in specs]}
-    top = sorted(range(layers), key=lambda i: -scores[specs[i].name])[:2]
-    heads = head_specs(model, special, best["game"], top, model.config.num_attention_heads)
-    result = compare(
-        model, tok, texts[:HEAD_TWEETS], labels[:HEAD_TWEETS], heads, out / "ablation_heads", progress
-    )
-    per_h = {**main_per, **per_example(result)}
-    title = f"# Per-head ablation (first {HEAD_TWEETS} dev tweets; Grad-Att weighting of the game; layers {top})"
-    lines += ["", title, ""]
-    lines += table(per_h, [s.name for s in heads], metrics, {"AttnLRP": refs["AttnLRP"]}, None)
-    heads_gap = {s.name: gap_of(per_h, s.name) for s in heads}
-    lines += ["", "comprehensiveness - sufficiency (dev): " + json.dumps({**scores, **heads_gap}, indent=0)]
-    (out / "ablations.json").write_text(json.dumps({"layers": scores, "heads": heads_gap, "top_layers": top}))
-    (out / "ablations.md").write_text("\n".join(lines) + "\n")
+    if part == "layers":
+        specs = [
+            game_spec(model, special, best["game"], best["weighting"], best.get("signed", False), [i])
+            for i in range(layers)
+        ]
+        floor = text_methods(model, tok, 0, False)[0][0]
+        result = compare(model, tok, texts, labels, [floor] + specs, out / "ablation_layers", progress)
+        per = {**main_per, **per_example(result)}
+        names = [best["name"]] + [s.name for s in specs]
+        lines = [f"# Per-layer ablation of {best['name']} (dev tweets {chosen.start}-{chosen.stop - 1})", ""]
+        lines += table(per, names, metrics, refs, None)
+        scores = {name: gap_of(per, name) for name in names}
+        top = sorted(range(layers), key=lambda i: -scores[specs[i].name])[:2]
+        summary = {"layers": scores, "top_layers": top, "best": best}
+    else:
+        top = json.loads((out / "ablation_layers.json").read_text())["top_layers"]
+        heads = head_specs(model, special, best["game"], top, model.config.num_attention_heads)
+        result = compare(
+            model, tok, texts[:HEAD_TWEETS], labels[:HEAD_TWEETS], heads, out / "ablation_heads", progress
+        )
+        per = {**main_per, **per_example(result)}
+        title = (
+            f"# Per-head ablation (first {HEAD_TWEETS} dev tweets; Grad-Att, game {best['game']}; layers {top})"
+        )
+        lines = [title, ""]
+        lines += table(
+            per, ["AttnLRP", best["name"]] + [s.name for s in heads], metrics, {"AttnLRP": refs["AttnLRP"]}, None
+        )
+        summary = {"heads": {s.name: gap_of(per, s.name) for s in heads}, "top_layers": top}
+    lines += ["", "comprehensiveness - sufficiency (dev): `" + json.dumps(summary) + "`"]
+    (out / f"ablation_{part}.json").write_text(json.dumps(summary, indent=1))
+    (out / f"ablation_{part}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
@@ -271,7 +282,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=("dev", "test"), required=True)
     parser.add_argument("--out", type=pathlib.Path, default=None)
-    parser.add_argument("--ablations", action="store_true", help="dev only: per-layer and per-head ablations")
+    parser.add_argument(
+        "--ablations",
+        choices=("layers", "heads"),
+        default=None,
+        help="dev only: the per-layer or per-head ablation",
+    )
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument(
         "--cache-only",
@@ -293,7 +309,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.ablations:
         if args.split != "dev":
             parser.error("--ablations runs on the dev split only (never tune on the test split)")
-        ablations(out, progress)
+        ablations(out, progress, args.ablations)
         return 0
     choice = committed_choice() if args.split == "test" else None
     if args.cache_only:
