@@ -235,6 +235,10 @@ WITH_THE_MODEL = [
         ["--label", "out of range"],
     ),
     (["explain", "hi", "--model", "{model}", "--layers", "9"], ["--layers 9", "does not exist"]),
+    (
+        ["explain", "hi", "--model", "{model}", "--methods", "attnlrp", "--layers", "0"],
+        ["does not apply to AttnLRP"],
+    ),
     (["explain", "hi", "--model", "nobody/no-such-model"], ["--model 'nobody/no-such-model' could not be loaded"]),
     # a label the model does not have: refused before any F1 is computed
     (

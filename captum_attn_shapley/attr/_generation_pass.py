@@ -19,7 +19,6 @@ reduced at once to what the games read of it: its row ``c_t`` over the prompt (t
 
 import contextlib
 import contextvars
-import functools
 import inspect
 import warnings
 from dataclasses import dataclass
@@ -72,13 +71,18 @@ def _no_positions(batch: int, num_tokens: int, device: torch.device) -> "tuple[T
     return real, torch.zeros(batch, dtype=torch.long, device=device), None
 
 
-@functools.lru_cache(maxsize=64)
+_USE_CACHE: Dict[str, bool] = {}
+
+
 def _takes_use_cache(model_type: type) -> bool:
     """Whether ``model_type.forward`` accepts ``use_cache`` (asked once per class)."""
-    try:
-        return "use_cache" in inspect.signature(model_type.forward).parameters
-    except (TypeError, ValueError):
-        return False
+    key = f"{model_type.__module__}.{model_type.__qualname__}"
+    if key not in _USE_CACHE:
+        try:
+            _USE_CACHE[key] = "use_cache" in inspect.signature(getattr(model_type, "forward")).parameters
+        except (TypeError, ValueError):
+            _USE_CACHE[key] = False
+    return _USE_CACHE[key]
 
 
 def _call_model(model: torch.nn.Module, ids: Tensor) -> Tensor:

@@ -66,7 +66,8 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "--methods",
         nargs="+",
         default=list(PAPER_VARIANTS),
-        help="methods to show: the six Shapley variants by default; also Att, Grad-SAM, or 'all'",
+        help="methods to show: the six Shapley variants by default; also the extended variants (lrp-att-cls, "
+        "ig-att-cls, signed-grad-att-cls, ...), Att, Grad-SAM, AttnLRP, or 'all'",
     )
     explain.add_argument(
         "--target", default=None, help="class to explain (index or label name; default: the predicted class)"
@@ -120,6 +121,11 @@ def run(args: argparse.Namespace) -> int:
     # what needs the model, before anything is computed
     max_length = check_max_length(args.max_length, model, default=512)
     if args.layers is not None:
+        if "AttnLRP" in methods:
+            raise UserError(
+                "--layers does not apply to AttnLRP (it propagates relevance through every layer).",
+                "Leave --layers out, or leave AttnLRP out of --methods.",
+            )
         try:
             AttentionCapture(model).resolve_layers(args.layers)
         except ValueError as err:
@@ -141,7 +147,8 @@ def run(args: argparse.Namespace) -> int:
     attributions: Dict[str, torch.Tensor] = {}
     for name in methods:
         method = attention_method(name, model, special)
-        attr = method.attribute(ids, target=explained, additional_forward_args=(mask,), layers=args.layers)
+        layers = {} if name == "AttnLRP" else {"layers": args.layers}
+        attr = method.attribute(ids, target=explained, additional_forward_args=(mask,), **layers)
         scores[name] = attr[0].tolist()
         attributions[name] = attr
     tokens = tokenizer.convert_ids_to_tokens(ids[0])

@@ -15,18 +15,8 @@ Two sets of names:
 spellings the CLI accepts into these names.
 """
 
-from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
-from captum.attr import (
-    FeatureAblation,
-    KernelShap,
-    LayerGradientXActivation,
-    LayerIntegratedGradients,
-    Lime,
-    ShapleyValueSampling,
-)
-from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley._utils.deprecation import renamed_keyword
@@ -35,37 +25,37 @@ from captum_attn_shapley.attr import (
     AttentionAttribution,
     AttentionReceived,
     AttnGradShapley,
-    GradientRollout,
+    AttnLRP,
     GradSAM,
-    ShapleyInput,
-    ShapText,
 )
-from captum_attn_shapley.evaluation.adapters import classifier_forward, embedding_layer
+from captum_attn_shapley.evaluation._builders import (
+    _BUILDERS,
+    EXTENDED_VARIANTS,
+    ROWS_PER_FORWARD,
+    SAMPLING_ESTIMATORS,
+    _Setting,
+)
+from captum_attn_shapley.evaluation.adapters import classifier_forward
 from captum_attn_shapley.evaluation.spec import MethodSpec
-from captum_attn_shapley.metrics import Replacement, resolve_replacement
+from captum_attn_shapley.metrics import Replacement
 
 #: The attention baselines next to the Shapley variants, by name: their class.
 ATTENTION_BASELINES: Dict[str, Type[AttentionAttribution]] = {"Att": AttentionReceived, "Grad-SAM": GradSAM}
 
-#: The attention methods (what ``explain`` shows), in order: the six paper variants, ``Att``, ``Grad-SAM``.
-ATTENTION_METHODS: Tuple[str, ...] = tuple(PAPER_VARIANTS) + tuple(ATTENTION_BASELINES)
+#: The attention methods (what ``explain`` shows), in order: the six paper variants, the extended variants,
+#: ``Att``, ``Grad-SAM``, ``AttnLRP``.
+ATTENTION_METHODS: Tuple[str, ...] = (
+    tuple(PAPER_VARIANTS) + tuple(EXTENDED_VARIANTS) + tuple(ATTENTION_BASELINES) + ("AttnLRP",)
+)
 
 #: The attention attribution classes, one per family (the methods offered in Captum Insights).
 ATTENTION_CLASSES: Tuple[Type[AttentionAttribution], ...] = (AttnGradShapley, GradSAM, AttentionReceived)
 
-#: The sampling estimators run on Shapley-Grad-Att-Max-Mutual, at these sample counts.
-SAMPLING_ESTIMATORS: Tuple[Tuple[str, int], ...] = (
-    ("permutation", 100),
-    ("permutation", 1000),
-    ("kernel", 100),
-    ("kernel", 1000),
-)
-
-#: Rows per forward pass given to the perturbation methods (as many as a batch of 16).
-ROWS_PER_FORWARD = 16
 
 #: Methods of :func:`standard_methods` left out of its default set (they have limits).
-OPT_IN_METHODS: Tuple[str, ...] = ("SHAP", "Shapley-Input")
+OPT_IN_METHODS: Tuple[str, ...] = ("SHAP", "Shapley-Input") + tuple(
+    name for name, (_, weighting, signed) in EXTENDED_VARIANTS.items() if signed or weighting == "ig_attention"
+)
 
 
 def attention_method(
@@ -90,14 +80,21 @@ def attention_method(
     if name in PAPER_VARIANTS:
         game, weighting = PAPER_VARIANTS[name]
         return AttnGradShapley(forward_func, game=game, weighting=weighting, special_token_ids=special_token_ids)
+    if name in EXTENDED_VARIANTS:
+        game, weighting, signed = EXTENDED_VARIANTS[name]
+        return AttnGradShapley(
+            forward_func, game=game, weighting=weighting, signed=signed, special_token_ids=special_token_ids
+        )
     if name in ATTENTION_BASELINES:
         return ATTENTION_BASELINES[name](forward_func, special_token_ids=special_token_ids)
+    if name == "AttnLRP":
+        return AttnLRP(forward_func)
     raise ValueError(f"Unknown attention method {name!r}; choose from: {', '.join(ATTENTION_METHODS)}.")
 
 
 def _attention_key(name: str) -> str:
     key = name.strip().lower().replace("_", "-")
-    return key if key.startswith("shapley-") or key in ("att", "grad-sam") else "shapley-" + key
+    return key if key.startswith("shapley-") or key in ("att", "grad-sam", "attnlrp") else "shapley-" + key
 
 
 def _standard_key(name: str) -> str:
@@ -166,144 +163,6 @@ def resolve_standard_methods(names: Optional[Sequence[str]]) -> Optional[List[st
     return _resolve(names, standard_method_names(), _standard_key)
 
 
-@dataclass(frozen=True)
-class _Setting:
-    """What the builders of :data:`_BUILDERS` share."""
-
-    model: Module
-    tokenizer: Any
-    forward: Callable[[Tensor, Tensor], Tensor]
-    special: List[int]
-    per_eval: int
-    replacement: Replacement
-
-
-def _sampled_name(estimator: str, n_samples: int) -> str:
-    return f"Shapley-Grad-Att-Max-Mutual ({estimator}, {n_samples})"
-
-
-_SAMPLED = {_sampled_name(est, n): (est, n) for est, n in SAMPLING_ESTIMATORS}
-
-
-def _exact(name: str, s: _Setting) -> MethodSpec:
-    game, weighting = PAPER_VARIANTS[name]
-    method = AttnGradShapley(s.forward, game=game, weighting=weighting, special_token_ids=s.special)
-    return MethodSpec(name, method, description="exact, closed form")
-
-
-def _sampled(name: str, s: _Setting) -> MethodSpec:
-    est, n = _SAMPLED[name]
-    return MethodSpec(
-        name,
-        AttnGradShapley(s.forward, special_token_ids=s.special),
-        kwargs={"estimator": est, "n_samples": n, "seed": 0},
-        description=f"unbiased {est} estimator, {n} samples",
-    )
-
-
-def _att(name: str, s: _Setting) -> MethodSpec:
-    return MethodSpec(
-        name, AttentionReceived(s.forward, special_token_ids=s.special), description="attention received"
-    )
-
-
-def _grad_sam(name: str, s: _Setting) -> MethodSpec:
-    return MethodSpec(name, GradSAM(s.forward, special_token_ids=s.special), description="Barkan et al. 2021")
-
-
-def _chefer_rollout(name: str, s: _Setting) -> MethodSpec:
-    method = GradientRollout(s.forward, special_token_ids=s.special)
-    return MethodSpec(name, method, description="gradient-weighted rollout, Chefer et al. 2021")
-
-
-def _shapley_input(name: str, s: _Setting) -> MethodSpec:
-    return MethodSpec(
-        name,
-        ShapleyInput(s.forward, special_token_ids=s.special),
-        kwargs={
-            "baselines": resolve_replacement(s.replacement, s.tokenizer),
-            "max_players": 15,
-            "perturbations_per_eval": 512,
-        },
-        description="exact, 2^n forwards",
-    )
-
-
-def _shap(name: str, s: _Setting) -> MethodSpec:
-    return MethodSpec(
-        name,
-        ShapText(s.forward, s.tokenizer),
-        kwargs={"max_evals": 500},
-        description="shap partition explainer, max_evals=500",
-    )
-
-
-def _integrated_gradients(name: str, s: _Setting) -> MethodSpec:
-    return MethodSpec(
-        name,
-        LayerIntegratedGradients(s.forward, embedding_layer(s.model)),
-        kwargs={"n_steps": 50},
-        baselines="pad",
-        description="embeddings, n_steps=50, [PAD] baseline",
-    )
-
-
-def _kernel_shap(name: str, s: _Setting) -> MethodSpec:
-    kwargs = {"n_samples": 200, "perturbations_per_eval": ROWS_PER_FORWARD}
-    return MethodSpec(
-        name,
-        KernelShap(s.forward),
-        kwargs,
-        baselines=s.replacement,
-        feature_mask=True,
-        description="n_samples=200",
-    )
-
-
-def _shapley_value_sampling(name: str, s: _Setting) -> MethodSpec:
-    kwargs = {"n_samples": 25, "perturbations_per_eval": s.per_eval}
-    method = ShapleyValueSampling(s.forward)
-    return MethodSpec(name, method, kwargs, baselines=s.replacement, feature_mask=True, description="n_samples=25")
-
-
-def _lime(name: str, s: _Setting) -> MethodSpec:
-    kwargs = {"n_samples": 200, "perturbations_per_eval": ROWS_PER_FORWARD}
-    return MethodSpec(
-        name, Lime(s.forward), kwargs, baselines=s.replacement, feature_mask=True, description="n_samples=200"
-    )
-
-
-def _feature_ablation(name: str, s: _Setting) -> MethodSpec:
-    kwargs = {"perturbations_per_eval": s.per_eval}
-    method = FeatureAblation(s.forward)
-    return MethodSpec(
-        name, method, kwargs, baselines=s.replacement, feature_mask=True, description="one token at a time"
-    )
-
-
-def _input_x_gradient(name: str, s: _Setting) -> MethodSpec:
-    method = LayerGradientXActivation(s.forward, embedding_layer(s.model))
-    return MethodSpec(name, method, description="embeddings")
-
-
-#: Every method of :func:`standard_methods`, in the paper's order: what builds it.
-_BUILDERS: Dict[str, Callable[[str, _Setting], MethodSpec]] = {
-    **{name: _exact for name in PAPER_VARIANTS},
-    **{name: _sampled for name in _SAMPLED},
-    "Att": _att,
-    "Grad-SAM": _grad_sam,
-    "Chefer-Rollout": _chefer_rollout,
-    "Shapley-Input": _shapley_input,
-    "SHAP": _shap,
-    "LayerIntegratedGradients": _integrated_gradients,
-    "KernelShap": _kernel_shap,
-    "ShapleyValueSampling": _shapley_value_sampling,
-    "Lime": _lime,
-    "FeatureAblation": _feature_ablation,
-    "InputXGradient": _input_x_gradient,
-}
-
-
 def standard_method_names() -> List[str]:
     r"""
     Names accepted by :func:`standard_methods`, in the paper's order.
@@ -335,7 +194,10 @@ def standard_methods(
     - the six exact variants ``Shapley-[Grad-]Att-{CLS,Mutual,Max-Mutual}``;
     - ``Shapley-Grad-Att-Max-Mutual (permutation|kernel, 100|1000)``: the unbiased
       sampling estimators on the same game;
-    - ``Att``, ``Grad-SAM``, ``Chefer-Rollout`` (:class:`~captum_attn_shapley.attr.GradientRollout`);
+    - the extended variants (:data:`EXTENDED_VARIANTS`): ``Shapley-LRP-Att-*`` (in the default set),
+      ``Shapley-IG-Att-*`` and ``Shapley-Signed-*`` (opt-in: :data:`OPT_IN_METHODS`);
+    - ``Att``, ``Grad-SAM``, ``Chefer-Rollout`` (:class:`~captum_attn_shapley.attr.GradientRollout`),
+      ``AttnLRP`` (:class:`~captum_attn_shapley.attr.AttnLRP`);
       ``Shapley-Input`` (exact, 2^n forwards: short inputs only,
       refused above 15 players); ``SHAP`` (the ``shap`` library's partition explainer,
       optional extra ``[shap]``, ``max_evals=500``);
@@ -379,3 +241,19 @@ def standard_methods(
         replacement=baselines,
     )
     return [_BUILDERS[name](name, setting) for name in names]
+
+
+__all__ = [
+    "ATTENTION_BASELINES",
+    "ATTENTION_CLASSES",
+    "ATTENTION_METHODS",
+    "EXTENDED_VARIANTS",
+    "OPT_IN_METHODS",
+    "ROWS_PER_FORWARD",
+    "SAMPLING_ESTIMATORS",
+    "attention_method",
+    "resolve_attention_methods",
+    "resolve_standard_methods",
+    "standard_method_names",
+    "standard_methods",
+]
