@@ -357,3 +357,36 @@ def test_eager_model_switched_to_sdpa_for_the_call():
     eager = AttnLRP(model).attribute(ids, additional_forward_args=(mask,))
     assert model.config._attn_implementation == "eager"
     torch.testing.assert_close(eager, sdpa, rtol=1e-5, atol=1e-9)
+
+
+def test_other_threads_run_unchanged_while_the_rules_are_active():
+    """The module hooks are process-wide while a call holds the rules; another thread's backward is plain."""
+    import threading
+
+    model = tiny_text_model("bert", seed=13)
+    ids, mask = text_batch(seed=13)
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+
+    def gradient():
+        (grad,) = torch.autograd.grad(model(inputs_embeds=embeds, attention_mask=mask).logits[:, 0].sum(), embeds)
+        return grad
+
+    plain = gradient()
+    entered, release = threading.Event(), threading.Event()
+
+    def hold_the_rules():
+        with lrp_rules():
+            entered.set()
+            release.wait(timeout=30)
+
+    holder = threading.Thread(target=hold_the_rules)
+    holder.start()
+    try:
+        assert entered.wait(timeout=30) and rules_module._USERS == 1  # the hooks are registered now
+        meanwhile = gradient()
+    finally:
+        release.set()
+        holder.join()
+    assert torch.equal(plain, meanwhile) and rules_module._USERS == 0
+    with lrp_rules():
+        assert not torch.allclose(gradient(), plain)  # the same call inside the rules does change
