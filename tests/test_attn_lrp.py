@@ -73,7 +73,7 @@ def _eager_attention(query, key, value, mask, scaling):
 def test_attention_rules_are_the_uniform_rule_on_autograd():
     """One attention call's rule gradients against autograd of an eager attention: dQ and dK a quarter of
     the true gradients (uniform rule on A V, then on Q K^T), dV half; the relevance of A is 1/2 A dA."""
-    from captum_attn_shapley.capture.fused import FusedRecorder
+    from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder
     from captum_attn_shapley.capture.lrp_attention import LRPAttention, LRPAttentionCall
     from captum_attn_shapley.capture.reductions import InfluenceReducer
 
@@ -96,7 +96,7 @@ def test_attention_rules_are_the_uniform_rule_on_autograd():
         lambda n, tokens, dev: (torch.ones(n, tokens, dtype=torch.bool), torch.zeros(n, dtype=torch.long), None),
     )
     recorder = FusedRecorder({0}, {0}, reducer, True, True, 1 << 20)
-    call = LRPAttentionCall(q, k, v, mask, False, scaling)
+    call = LRPAttentionCall(AttentionCall(q, k, v, mask, False, scaling))
     lrp_leaves = [x.clone().requires_grad_(True) for x in (q, k, v)]
 
     def kernel():

@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.nn import Module
 
 from captum_attn_shapley.capture.integrated_attention import integrated_attend
+from captum_attn_shapley.capture.lrp_attention import lrp_attend
 from captum_attn_shapley.capture.reductions import InfluenceReducer
 from captum_attn_shapley.capture.workspace import workspace
 from captum_attn_shapley.shapley.games import cls_rows
@@ -207,9 +208,7 @@ class FusedRecorder:
         """
         request = self.reducer.request
         if request.weighting == "lrp_attention" and id(module) in self.modules:  # AttnLRP's rules, every layer
-            from captum_attn_shapley.capture.lrp_attention import lrp_attend
-
-            return lrp_attend(self, module, args, kwargs, kernel) if torch.is_grad_enabled() else None
+            return lrp_attend(self, module, args, kwargs, kernel)
         if request.weighting == "ig_attention":  # the path's pass (.integrated_attention)
             selected = id(module) in self.modules and self.num_calls in self.layers and torch.is_grad_enabled()
             return integrated_attend(self, module, args, kwargs, kernel, request.n_steps) if selected else None

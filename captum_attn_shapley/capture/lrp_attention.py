@@ -15,29 +15,39 @@ relevance of the attention probabilities themselves is ``A * dA`` (``dA`` with i
 (:func:`~.fused_backward.attention_backward` with ``lrp=True``).
 """
 
-from dataclasses import dataclass
-from typing import Any, Callable, Dict, Optional, Tuple, cast
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Tuple, cast
 
 import torch
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder, _call_of
 from captum_attn_shapley.capture.fused_backward import attention_backward
 from captum_attn_shapley.capture.lrp_rules import UNIFORM, scale_gradient
 
+if TYPE_CHECKING:
+    from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder
 
-@dataclass
-class LRPAttentionCall(AttentionCall):
+
+class LRPAttentionCall:
     r"""
-    An attention call under AttnLRP's rules: its value is read at the uniform rule's weight, so that
-    ``dO V^T`` computed from :meth:`operands` is the rule's ``dA = 1/2 dO V^T`` (the capture's reductions read
-    ``dA`` that way).
+    An attention call under AttnLRP's rules: the :class:`~.fused.AttentionCall` it wraps, with its value read at
+    the uniform rule's weight, so that ``dO V^T`` computed from :meth:`operands` is the rule's
+    ``dA = 1/2 dO V^T`` (the capture's reductions read ``dA`` that way). Everything else is the wrapped call's.
+
+    Args:
+        call (AttentionCall): The call.
     """
+
+    def __init__(self, call: "AttentionCall") -> None:
+        self.call = call
+        self.output: Optional[Tensor] = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.call, name)
 
     def operands(self) -> Tuple[Tensor, Tensor, Tensor]:
         """The query, the key and ``1/2`` the value, float32, one key/value head per query head."""
-        query, key, value = super().operands()
+        query, key, value = self.call.operands()
         return query, key, value * UNIFORM
 
 
@@ -57,7 +67,7 @@ class LRPAttention(torch.autograd.Function):
         kernel: Callable[[], Tensor],
         call: LRPAttentionCall,
         layer: int,
-        recorder: FusedRecorder,
+        recorder: "FusedRecorder",
         reduce: bool,
     ) -> Tensor:
         """Runs the kernel (the call's own attention function); keeps its output."""
@@ -78,12 +88,12 @@ class LRPAttention(torch.autograd.Function):
 
 
 def lrp_attend(
-    recorder: FusedRecorder,
+    recorder: "FusedRecorder",
     module: Module,
     args: Tuple[Any, ...],
     kwargs: Dict[str, Any],
     kernel: Callable[..., Any],
-) -> Tensor:
+) -> Optional[Tensor]:
     r"""
     Runs one attention call of a capture under AttnLRP's rules (every call of the model's attention modules,
     selected or not: the rules hold in every layer).
@@ -94,10 +104,14 @@ def lrp_attend(
     raw probabilities) are kept for the capture's reduction after the backward.
 
     Returns:
-        Tensor: The call's output ``(batch, queries, heads, dim)``, the kernel's values.
+        Tensor or None: The call's output ``(batch, queries, heads, dim)``, the kernel's values (None without
+        gradients: the kernel runs as it is).
     """
-    plain = _call_of(module, args, kwargs)
-    call = LRPAttentionCall(plain.query, plain.key, plain.value, plain.mask, plain.causal, plain.scaling)
+    from captum_attn_shapley.capture.fused import _call_of
+
+    if not torch.is_grad_enabled():
+        return None
+    call = LRPAttentionCall(_call_of(module, args, kwargs))
     layer = recorder.num_calls
     recorder.num_calls += 1
     recorder.batch_size, recorder.num_tokens = call.query.shape[0], call.key.shape[2]
@@ -119,5 +133,5 @@ def lrp_attend(
         output.requires_grad_(True)
     if selected:
         call.output = output
-        recorder.calls[layer] = call
+        recorder.calls[layer] = cast("AttentionCall", call)
     return output
