@@ -38,8 +38,9 @@ class ShapleyInput(AttentionAttribution):
     their patch's pixels by the ``baselines`` value). All ``2^n`` coalitions are
     evaluated, so only short inputs are feasible: more than ``max_players`` players raise an
     error. The coalitions of all examples are laid out one after the other and cut into
-    forward passes of ``perturbations_per_eval`` rows (several short examples share a pass),
-    each pass padded only to the longest real length among its examples (trailing padding is
+    forward passes of ``perturbations_per_eval`` rows (several short examples share a pass;
+    a pass already a quarter full is not extended by an example of another length), each
+    pass padded only to the longest real length among its examples (trailing padding is
     dropped from the token ids and every ``(batch, seq)`` argument, unless an argument has
     another axis of the sequence's length); only the target's probability of each coalition
     is kept, and the values are weighted into Shapley values by
@@ -145,9 +146,10 @@ class _CoalitionValues:
     """
     ``v(S)`` for all ``2^n`` coalitions of every example: the rows ``(example, coalition)`` are
     laid out example after example (examples ordered by length), cut into forward passes of
-    ``rows`` rows (so one pass may hold the coalitions of several short examples), each pass
-    padded only to the longest real length among its examples (text: trailing padding beyond
-    it is dropped from the ids and from every ``(batch, seq)`` argument).
+    ``rows`` rows (so one pass may hold the coalitions of several short examples; a pass at
+    least a quarter full is not extended with a longer example), each pass padded only to the
+    longest real length among its examples (text: trailing padding beyond it is dropped from
+    the ids and from every ``(batch, seq)`` argument).
     """
 
     def __init__(
@@ -192,6 +194,9 @@ class _CoalitionValues:
         segments: List[Tuple[int, int, int]] = []
         used = 0
         for b in order:
+            if segments and self.widths[b] != self.widths[segments[-1][0]] and 4 * used >= self.rows:
+                self._run(segments, values)  # a pass a quarter full or more pads no shorter example
+                segments, used = [], 0
             start, total = 0, values[b].numel()
             while start < total:
                 take = min(total - start, self.rows - used)
