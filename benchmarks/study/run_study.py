@@ -85,11 +85,16 @@ def compare(
     return run_comparison(model, tok, texts, labels, specs, out_dir=out, batch_size=16, seed=0, progress=progress)
 
 
+#: ``--cache-only --reverse``: a second process that goes through the methods from the end (no duplicate work).
+REVERSE = False
+
+
 def ordered(model: Any, tok: Any, specs: List, extra: List) -> List:
     """The floor, the chosen candidates and AttnLRP first (what the decision reads), the rest, the floor again."""
     specs = specs[:-1] + extra_specs(model, tok, extra, specs) + specs[-1:]
     first = {"Floor", "AttnLRP"} | {c["name"] for c in extra}
-    return [s for s in specs if s.name in first] + [s for s in specs if s.name not in first]
+    specs = [s for s in specs if s.name in first] + [s for s in specs if s.name not in first]
+    return specs[::-1] if REVERSE else specs
 
 
 def run_text(split: str, out: pathlib.Path, progress: bool, extra: List, which=("tweets", "planted")) -> Dict:
@@ -289,6 +294,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="dev only: the per-layer or per-head ablation",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--reverse", action="store_true", help="with --cache-only: the methods in reverse order")
     parser.add_argument(
         "--cache-only",
         choices=("tweets", "planted"),
@@ -312,7 +318,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         ablations(out, progress, args.ablations)
         return 0
     choice = committed_choice() if args.split == "test" else None
+    if args.split == "test":
+        import _methods
+
+        _methods.SKIP_IG_PAIRWISE = True  # amendment 6
     if args.cache_only:
+        global REVERSE
+        REVERSE = args.reverse
         run_text(args.split, out, progress, choice["candidates"] if choice else [], (args.cache_only,))
         return 0
     if args.split == "test" and (out / "study.json").exists():
