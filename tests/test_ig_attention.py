@@ -374,18 +374,21 @@ def test_one_point_on_one_layer_is_the_attention_gradient(arch):
 
 def test_an_eager_model_is_switched_to_sdpa_for_the_call(setting):
     """The demo models load with eager attention: ig_attention switches them to sdpa for the call (same values
-    as the sdpa model, engine="hooks" included) and restores the implementation."""
+    as the sdpa model) and restores the implementation; engine="hooks" is refused with a clear error."""
     model, ids, mask = setting
     eager = copy.deepcopy(model)
     eager.set_attn_implementation("eager")
     expected = AttnGradShapley(model, game="cls", weighting="ig_attention").attribute(
         ids, additional_forward_args=(mask,), n_steps=3
     )
-    for engine in ("auto", "hooks"):
-        method = AttnGradShapley(eager, game="cls", weighting="ig_attention", engine=engine)
-        ours = method.attribute(ids, additional_forward_args=(mask,), n_steps=3)
-        torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
-        assert eager.config._attn_implementation == "eager"
+    method = AttnGradShapley(eager, game="cls", weighting="ig_attention")
+    ours = method.attribute(ids, additional_forward_args=(mask,), n_steps=3)
+    torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-5 * expected.abs().max().item())
+    assert eager.config._attn_implementation == "eager"
+    for weighting in ("ig_attention", "lrp_attention"):  # an explicit engine='hooks' is not overridden
+        hooks = AttnGradShapley(eager, game="cls", weighting=weighting, engine="hooks")
+        with pytest.raises(ValueError, match=f"weighting='{weighting}' .* engine='hooks'; build it with"):
+            hooks.attribute(ids, additional_forward_args=(mask,), n_steps=3)
     grad = AttnGradShapley(eager, game="cls").attribute(ids, additional_forward_args=(mask,))
     assert grad.abs().sum() > 0 and eager.config._attn_implementation == "eager"
 

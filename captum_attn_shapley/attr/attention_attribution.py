@@ -34,7 +34,7 @@ from captum_attn_shapley.capture import (
     unique_ids,
 )
 from captum_attn_shapley.capture.influence_matrix import check_weighting
-from captum_attn_shapley.capture.integrated_attention import DEFAULT_STEPS
+from captum_attn_shapley.capture.integrated_attention import DEFAULT_STEPS, FUSED_ONLY_WEIGHTINGS
 from captum_attn_shapley.capture.players import (
     ClassificationPosition,
     check_classification_position,
@@ -171,6 +171,11 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         internal_batch_size: Optional[int] = None,
     ) -> PreparedBatch:
         check_weighting(weighting)
+        if weighting in FUSED_ONLY_WEIGHTINGS and self.capturer.engine == "hooks":
+            raise ValueError(
+                f"weighting={weighting!r} runs in the fused attention kernel, but this method was built with "
+                "engine='hooks'; build it with engine='auto' (or 'fused') for this weighting."
+            )
         inputs_tuple = as_tuple(inputs)
         chunks = example_chunks(inputs_tuple[0].shape[0], n_steps, internal_batch_size)
         if weighting == "ig_attention" and len(chunks) > 1:  # the path's pass in chunks of examples

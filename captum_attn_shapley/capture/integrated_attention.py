@@ -131,11 +131,11 @@ def fused_engine_for(
         or not all(hasattr(module, "config") for module in modules)
     ):
         return engine, contextlib.nullcontext()
-    return "fused", _sdpa_attention(model, roots, lock)
+    return "fused", _sdpa_attention(model, roots, lock, request.weighting)
 
 
 @contextlib.contextmanager
-def _sdpa_attention(model: Module, roots: List[Any], lock: Any) -> Iterator[None]:
+def _sdpa_attention(model: Module, roots: List[Any], lock: Any, weighting: str) -> Iterator[None]:
     with lock:
         configs = [(cfg, cfg._attn_implementation) for cfg in _configs_with_attn_implementation(model)]
         previous = [(root, root.config._attn_implementation) for root in roots]
@@ -145,7 +145,7 @@ def _sdpa_attention(model: Module, roots: List[Any], lock: Any) -> Iterator[None
                     root.set_attn_implementation("sdpa")
                 except (ValueError, ImportError) as error:
                     raise RuntimeError(
-                        f"weighting='ig_attention' runs in the fused attention kernel, and {type(model).__name__} "
+                        f"weighting={weighting!r} runs in the fused attention kernel, and {type(model).__name__} "
                         f"cannot switch to sdpa attention ({error}); use weighting='grad_attention'."
                     ) from error
             yield
