@@ -224,11 +224,13 @@ def committed_choice() -> Dict[str, Any]:
     return json.loads(CHOICE.read_text())
 
 
-def ablations(out: pathlib.Path, progress: bool, part: str) -> None:
+def ablations(out: pathlib.Path, progress: bool, part: str, best_name: Optional[str] = None) -> None:
     """``layers``: every single layer of the best full-layer game (all dev tweets); ``heads``: every head of
     the two best single layers, Grad-Att weighting of that game (the first HEAD_TWEETS dev tweets)."""
-    dev = json.loads((out / "study.json").read_text())
-    best = dev["proposal"]["best_full_variant"]
+    if best_name is None:
+        best = json.loads((out / "study.json").read_text())["proposal"]["best_full_variant"]
+    else:
+        best = parse_variant(best_name)
     model, tok, _ = load_classifier()
     model.set_attn_implementation("sdpa")
     tweets = load_tweets("test")
@@ -236,10 +238,13 @@ def ablations(out: pathlib.Path, progress: bool, part: str) -> None:
     special = list(tok.all_special_ids)
     chosen = TWEETS["dev"]
     texts, labels = [tweets.texts[i] for i in chosen], [tweets.labels[i] for i in chosen]
-    main_per = {
-        m: {k: {int(i): v for i, v in vals.items()} for k, vals in metrics.items()}
-        for m, metrics in dev["sets"]["tweets"]["per"].items()
-    }
+    main_per: PerExample = {}
+    for path in sorted((out / "tweets" / "methods").glob("*.json")):  # the dev run's finished methods
+        stored = json.loads(path.read_text())
+        for row in stored["rows"]:
+            entry = main_per.setdefault(row["method"], {"comprehensiveness": {}, "sufficiency": {}, "seconds": {}})
+            for key in entry:
+                entry[key][int(row["example"])] = float(row[key])
     metrics = ["comprehensiveness", "sufficiency"]
     refs = {"AttnLRP": {m: "AttnLRP" for m in metrics}, "all layers": {m: best["name"] for m in metrics}}
     if part == "layers":
@@ -256,6 +261,7 @@ def ablations(out: pathlib.Path, progress: bool, part: str) -> None:
         scores = {name: gap_of(per, name) for name in names}
         top = sorted(range(layers), key=lambda i: -scores[specs[i].name])[:2]
         summary = {"layers": scores, "top_layers": top, "best": best}
+        summary["seconds"] = {s.name: sum(per[s.name]["seconds"].values()) for s in [floor] + specs}
     else:
         top = json.loads((out / "ablation_layers.json").read_text())["top_layers"]
         heads = head_specs(model, special, best["game"], top, model.config.num_attention_heads)
@@ -294,6 +300,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         help="dev only: the per-layer or per-head ablation",
     )
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--best", default=None, help="with --ablations: the game variant to ablate (default: the dev proposal's)"
+    )
     parser.add_argument("--reverse", action="store_true", help="with --cache-only: the methods in reverse order")
     parser.add_argument(
         "--cache-only",
@@ -315,7 +324,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.ablations:
         if args.split != "dev":
             parser.error("--ablations runs on the dev split only (never tune on the test split)")
-        ablations(out, progress, args.ablations)
+        ablations(out, progress, args.ablations, args.best)
         return 0
     choice = committed_choice() if args.split == "test" else None
     if args.split == "test":
