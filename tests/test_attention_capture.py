@@ -229,14 +229,16 @@ def test_custom_model_with_named_attention_modules():
     with pytest.raises(ValueError, match="attention_modules"):
         AttnGradShapley(model)
     names = [f"blocks.{i}.attn_drop" for i in range(2)]
-    explainer = AttnGradShapley(model, attention_modules=names, attention_output_index=None)
+    explainer = AttnGradShapley(model, game="max_mutual", attention_modules=names, attention_output_index=None)
     attr, delta = explainer.attribute(ids, return_convergence_delta=True)
     assert attr.shape == (2, 7)  # the model's own token sequence: class token + 6 tokens
     assert bool((attr[:, 0] == 0).all()) and bool((attr[:, 1:] != 0).all())
     assert float(delta.abs().max()) < 1e-6
     # modules may be given as objects too, and an unknown name is a clear error
     objects = [block.attn_drop for block in model.blocks]
-    again = AttnGradShapley(model, attention_modules=objects, attention_output_index=None).attribute(ids)
+    again = AttnGradShapley(
+        model, game="max_mutual", attention_modules=objects, attention_output_index=None
+    ).attribute(ids)
     assert torch.equal(again, attr)
     with pytest.raises(ValueError, match="No module named 'blocks.9.attn_drop'"):
         AttnGradShapley(model, attention_modules=["blocks.9.attn_drop"], attention_output_index=None)
@@ -284,7 +286,8 @@ def test_noise_tunnel_wraps_attn_grad_shapley():
 def test_get_name_and_variant_names():
     model = tiny_text_model("bert")
     assert AttnGradShapley.get_name() == "AttnGradShapley"
-    assert AttnGradShapley(model).variant_name == "Shapley-Grad-Att-Max-Mutual"
+    assert AttnGradShapley(model).variant_name == "Shapley-Grad-Att-CLS"  # the default (the study's evidence)
+    assert AttnGradShapley(model, game="max_mutual").variant_name == "Shapley-Grad-Att-Max-Mutual"
     assert AttnGradShapley(model, game="cls", weighting="attention").variant_name == "Shapley-Att-CLS"
     assert AttnGradShapley(model).has_convergence_delta()
 

@@ -50,7 +50,7 @@ def test_explain_on_a_local_model(tiny_bert_dir, tokenizer, tmp_path, capsys):
 
     model = AutoModelForSequenceClassification.from_pretrained(path).eval()
     enc = tokenizer([text], return_tensors="pt")
-    expected = AttnGradShapley(model, special_token_ids=tokenizer.all_special_ids).attribute(
+    expected = AttnGradShapley(model, game="max_mutual", special_token_ids=tokenizer.all_special_ids).attribute(
         enc["input_ids"], target=1, additional_forward_args=(enc["attention_mask"],)
     )
     assert torch.allclose(torch.tensor(payload["scores"]["Shapley-Grad-Att-Max-Mutual"]), expected[0], atol=1e-6)

@@ -129,7 +129,9 @@ class AttnGradShapley(AttentionAttribution):
         forward_func (Callable or Module): The model, or a Captum-style function wrapping
                     it that returns logits (or a Hugging Face output with ``logits``).
         game (str or Callable): Default game of this instance (see above).
-                    Default: ``"max_mutual"``.
+                    Default: ``"cls"`` (with ``"grad_attention"``: Shapley-Grad-Att-CLS, the most
+                    faithful of the paper's six variants in the package's pre-registered study; see
+                    :doc:`/which_method`).
         weighting (str): Default influence matrix: ``"grad_attention"``, ``"attention"``
                     ``"ig_attention"`` or ``"lrp_attention"`` (both always on the fused engine: a
                     Hugging Face model in eval mode; eager attention is switched to ``sdpa`` for the
@@ -152,7 +154,7 @@ class AttnGradShapley(AttentionAttribution):
     def __init__(
         self,
         forward_func: Callable[..., Any],
-        game: GameLike = "max_mutual",
+        game: GameLike = "cls",
         weighting: str = "grad_attention",
         model: Optional[Module] = None,
         attention_modules: Optional[Sequence[ModuleSpec]] = None,

@@ -83,7 +83,7 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
         layer: LayerLike,
         device_ids: Optional[List[int]] = None,
         *,
-        game: GameLike = "max_mutual",
+        game: GameLike = "cls",
         weighting: str = "grad_attention",
         model: Optional[Module] = None,
         attention_modules: Optional[Sequence[ModuleSpec]] = None,

@@ -95,7 +95,7 @@ def _sampled(name: str, s: _Setting) -> MethodSpec:
     est, n = _SAMPLED[name]
     return MethodSpec(
         name,
-        AttnGradShapley(s.forward, special_token_ids=s.special),
+        AttnGradShapley(s.forward, game="max_mutual", weighting="grad_attention", special_token_ids=s.special),
         kwargs={"estimator": est, "n_samples": n, "seed": 0},
         description=f"unbiased {est} estimator, {n} samples",
     )

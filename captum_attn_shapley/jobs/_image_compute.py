@@ -36,7 +36,9 @@ def image_methods(model: Module, names: Sequence[str]) -> List[Tuple[str, Attent
     for spec in standard_methods(model, _NO_TOKENS, list(names)):
         text = spec.attribution
         if isinstance(text, AttnGradShapley):
-            method: AttentionAttribution = AttnGradShapley(model, game=text.game, weighting=text.weighting)
+            method: AttentionAttribution = AttnGradShapley(
+                model, game=text.game, weighting=text.weighting, signed=text.signed
+            )
         else:  # Att, Grad-SAM
             method = type(text)(model)
         built.append((spec.name, method, dict(spec.kwargs)))

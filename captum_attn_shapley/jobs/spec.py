@@ -14,7 +14,7 @@ from captum_attn_shapley.jobs._inputs import file_digest, infer_format
 from captum_attn_shapley.metrics import DEFAULT_BINS, check_bins
 
 #: The method of a job when none is named.
-DEFAULT_METHODS: Tuple[str, ...] = ("Shapley-Grad-Att-Max-Mutual",)
+DEFAULT_METHODS: Tuple[str, ...] = ("Shapley-Grad-Att-CLS",)
 
 
 #: Batches per shard when ``shard_size`` is not given.
@@ -42,7 +42,7 @@ class JobSpec:
         model (str): A directory saved with ``save_pretrained`` (with its tokenizer) or a Hugging
                     Face model id.
         methods (sequence of str): Methods of :func:`~captum_attn_shapley.evaluation.standard_method_names`
-                    (loose spellings accepted, ``"all"`` for all). Default: ``Shapley-Grad-Att-Max-Mutual``
+                    (loose spellings accepted, ``"all"`` for all). Default: ``Shapley-Grad-Att-CLS``
         input_format (str, optional): ``"parquet"``, ``"csv"``, ``"jsonl"`` or ``"folder"``. Default:
                     from the suffix (``"folder"`` for a folder).
         text_column (str): The column of texts. Default: ``"text"``

@@ -78,7 +78,7 @@ def text_examples(
     Examples::
 
         >>> enc = tokenizer(texts, return_tensors="pt", padding=True)
-        >>> attr = {"Shapley-Grad-Att-Max-Mutual": AttnGradShapley(model).attribute(
+        >>> attr = {"Shapley-Grad-Att-CLS": AttnGradShapley(model).attribute(
         ...     enc["input_ids"], additional_forward_args=(enc["attention_mask"],))}
         >>> examples = text_examples(model, enc["input_ids"], attr, tokenizer,
         ...                          additional_forward_args=(enc["attention_mask"],), labels=labels)
@@ -178,7 +178,7 @@ def image_examples(
 
     Examples::
 
-        >>> maps = {"Shapley-Grad-Att-Max-Mutual": AttnGradShapley(vit).attribute(pixel_values)}
+        >>> maps = {"Shapley-Grad-Att-CLS": AttnGradShapley(vit).attribute(pixel_values)}
         >>> examples = image_examples(vit, pixel_values, maps, images=to_images(pixel_values))
         >>> write_report("vit.html", attribution_report(examples, model_name="texture ViT"))
     """

@@ -130,7 +130,7 @@ class InsightsAttnGradShapley(_InsightsMixin, AttnGradShapley):
         inputs: Union[Tensor, Tuple[Tensor, ...]],
         target: TargetLike = None,
         additional_forward_args: Any = None,
-        game: str = "max_mutual",
+        game: str = "cls",
         weighting: str = "grad_attention",
         layers: Union[None, str, Sequence[int]] = None,
         player_mask: Optional[Tensor] = None,
@@ -232,7 +232,7 @@ def register_insights_methods() -> List[str]:
     layers = config.StrConfig(value="")
     params: Dict[str, Dict[str, Any]] = {
         InsightsAttnGradShapley.get_name(): {
-            "game": config.StrEnumConfig(value="max_mutual", limit=list(BUILTIN_GAMES)),
+            "game": config.StrEnumConfig(value="cls", limit=list(BUILTIN_GAMES)),
             "weighting": config.StrEnumConfig(value="grad_attention", limit=list(WEIGHTINGS)),
             "layers": layers,
         },
