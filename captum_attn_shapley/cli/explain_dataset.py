@@ -66,7 +66,7 @@ def add_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> No
         "--methods",
         nargs="+",
         default=DEFAULT_METHODS,
-        help="method names as for compare (default: Shapley-Grad-Att-Max-Mutual; several at once)",
+        help="method names as for compare (default: Shapley-Grad-Att-CLS; several at once)",
     )
     job.add_argument("--text-column", default=None, help="the column of texts (default: text)")
     job.add_argument(
