@@ -74,7 +74,8 @@ def test_attention_rules_are_the_uniform_rule_on_autograd():
     """One attention call's rule gradients against autograd of an eager attention: dQ and dK a quarter of
     the true gradients (uniform rule on A V, then on Q K^T), dV half; the relevance of A is 1/2 A dA."""
     from captum_attn_shapley.capture.fused import AttentionCall, FusedRecorder
-    from captum_attn_shapley.capture.lrp_attention import LRPAttention, LRPAttentionCall
+    from captum_attn_shapley.capture.fused_backward import ReducingAttention
+    from captum_attn_shapley.capture.lrp_attention import LRPAttentionCall
     from captum_attn_shapley.capture.reductions import InfluenceReducer
 
     gen = torch.Generator().manual_seed(0)
@@ -102,7 +103,7 @@ def test_attention_rules_are_the_uniform_rule_on_autograd():
     def kernel():
         return _eager_attention(q, k, v, mask, scaling)[1].transpose(1, 2)
 
-    output = LRPAttention.apply(*lrp_leaves, kernel, call, 0, recorder, False)
+    output = ReducingAttention.apply(*lrp_leaves, kernel, call, 0, recorder, True, False)
     torch.testing.assert_close(output, out.detach().transpose(1, 2))
     (output * d_out).sum().backward()
     for ours, true, factor in zip(lrp_leaves, leaves, (0.25, 0.25, 0.5)):

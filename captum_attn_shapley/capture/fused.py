@@ -255,7 +255,8 @@ class FusedRecorder:
         def run_kernel() -> Tensor:
             return cast(Tensor, kernel(module, *args, **kwargs)[0])
 
-        output = cast(Tensor, ReducingAttention.apply(args[0], args[1], args[2], run_kernel, call, layer, self))  # type: ignore[no-untyped-call]
+        apply = ReducingAttention.apply
+        output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, self, False, True))  # type: ignore[no-untyped-call]
         if not output.requires_grad:
             output.requires_grad_(True)  # a frozen model: the graph starts here (reduced after the backward)
         call.output = output

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 
 class ReducingAttention(torch.autograd.Function):
-    """``output = kernel(query, key, value)``; the backward reduces the layer's influence as it goes."""
+    """``output = kernel(query, key, value)``; the backward reduces the layer's influence as it goes (with
+    ``lrp=True``, under AttnLRP's attention rules: :mod:`~captum_attn_shapley.capture.lrp_attention`)."""
 
     @staticmethod
     def forward(
@@ -36,11 +37,14 @@ class ReducingAttention(torch.autograd.Function):
         call: "AttentionCall",
         layer: int,
         recorder: "FusedRecorder",
+        lrp: bool,
+        reduce: bool,
     ) -> Tensor:
-        """Runs the kernel (``kernel()``, the call's original attention function); keeps its output."""
+        """Runs the kernel (``kernel()``, the call's original attention function); keeps its output. ``lrp``:
+        AttnLRP's rules in the backward; ``reduce``: reduce the layer's influence there."""
         output = kernel()
         ctx.save_for_backward(output)
-        ctx.call, ctx.layer, ctx.recorder = call, layer, recorder
+        ctx.call, ctx.layer, ctx.recorder, ctx.lrp, ctx.reduce = call, layer, recorder, lrp, reduce
         return output
 
     @staticmethod
@@ -49,9 +53,10 @@ class ReducingAttention(torch.autograd.Function):
         (output,) = ctx.saved_tensors
         call: AttentionCall = ctx.call
         want = ctx.needs_input_grad[:3]
-        grads = attention_backward(call, output, grad_output, ctx.recorder, ctx.layer, want)
-        ctx.recorder.reduced.add(ctx.layer)
-        return (*grads, None, None, None, None)
+        grads = attention_backward(call, output, grad_output, ctx.recorder, ctx.layer, want, ctx.lrp, ctx.reduce)
+        if ctx.reduce:
+            ctx.recorder.reduced.add(ctx.layer)
+        return (*grads, None, None, None, None, None, None)
 
 
 def attention_backward(

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
-from captum_attn_shapley.capture.fused_backward import attention_backward
+from captum_attn_shapley.capture.fused_backward import ReducingAttention
 from captum_attn_shapley.capture.lrp_rules import UNIFORM, scale_gradient
 
 if TYPE_CHECKING:
@@ -55,38 +55,6 @@ class LRPAttentionCall:
 QUERY_KEY = UNIFORM * UNIFORM
 
 
-class LRPAttention(torch.autograd.Function):
-    """``output = kernel(query, key, value)``; the backward applies AttnLRP's attention rules."""
-
-    @staticmethod
-    def forward(
-        ctx: Any,
-        query: Tensor,
-        key: Tensor,
-        value: Tensor,
-        kernel: Callable[[], Tensor],
-        call: LRPAttentionCall,
-        layer: int,
-        recorder: "FusedRecorder",
-        reduce: bool,
-    ) -> Tensor:
-        """Runs the kernel (the call's own attention function); keeps its output."""
-        output = kernel()
-        ctx.save_for_backward(output)
-        ctx.call, ctx.layer, ctx.recorder, ctx.reduce = call, layer, recorder, reduce
-        return output
-
-    @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> Tuple[Optional[Tensor], ...]:
-        """The rules' gradients of query, key and value, reducing ``A * relu(dA)`` when the layer is selected."""
-        (output,) = ctx.saved_tensors
-        want = ctx.needs_input_grad[:3]
-        grads = attention_backward(ctx.call, output, grad_output, ctx.recorder, ctx.layer, want, True, ctx.reduce)
-        if ctx.reduce:
-            ctx.recorder.reduced.add(ctx.layer)
-        return (*grads, None, None, None, None, None)
-
-
 def lrp_attend(
     recorder: "FusedRecorder",
     module: Module,
@@ -99,9 +67,10 @@ def lrp_attend(
     selected or not: the rules hold in every layer).
 
     A selected layer whose every row the reduction reads is reduced in the backward pass itself
-    (:class:`LRPAttention`); the others run the kernel's own backward with the rules' factors on the gradients
-    of query, key and value (1/4, 1/4, 1/2), and the selected ones among them (the classification row, the
-    raw probabilities) are kept for the capture's reduction after the backward.
+    (:class:`~.fused_backward.ReducingAttention` with ``lrp=True``); the others run the kernel's own backward
+    with the rules' factors on the gradients of query, key and value (1/4, 1/4, 1/2), and the selected ones
+    among them (the classification row, the raw probabilities) are kept for the capture's reduction after
+    the backward.
 
     Returns:
         Tensor or None: The call's output ``(batch, queries, heads, dim)``, the kernel's values (None without
@@ -124,8 +93,8 @@ def lrp_attend(
         def run_kernel() -> Tensor:
             return cast(Tensor, kernel(module, *args, **kwargs)[0])
 
-        apply = LRPAttention.apply
-        output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, recorder, reduce))  # type: ignore[no-untyped-call]
+        apply = ReducingAttention.apply
+        output = cast(Tensor, apply(args[0], args[1], args[2], run_kernel, call, layer, recorder, True, True))  # type: ignore[no-untyped-call]
     else:  # nothing to rebuild: the kernel's own backward, its inputs' gradients scaled by the rules
         scaled = [scale_gradient(x, factor) for x, factor in zip(args[:3], (QUERY_KEY, QUERY_KEY, UNIFORM))]
         output = cast(Tensor, kernel(module, *scaled, *args[3:], **kwargs)[0])
