@@ -1,6 +1,6 @@
 """Captum's calling conventions: inputs and additional forward arguments as tuples, logits, probabilities."""
 
-from typing import Any, Tuple
+from typing import Any, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -62,3 +62,36 @@ def class_probabilities(logits: Tensor) -> Tensor:
         Tensor: ``(batch, num_classes)`` probabilities, float64.
     """
     return torch.softmax(logits.double(), dim=1)
+
+
+def args_for_rows(
+    arg: Any, rows: Tensor, batch: int, seq: Optional[int] = None, trim: Optional[int] = None
+) -> Any:
+    r"""
+    An extra forward argument for a pass whose row ``r`` belongs to example ``rows[r]`` of a batch.
+
+    Per-example tensors (first axis ``batch``) are indexed by ``rows``, broadcast ones (first axis 1)
+    expanded to the pass's rows, anything else returned unchanged; with ``trim``, a ``(rows, seq)`` tensor
+    (a mask, token type ids) keeps its first ``trim`` positions.
+
+    Args:
+        arg (Any): The argument.
+        rows (Tensor): The example of each row of the pass, ``(rows,)``.
+        batch (int): The batch size.
+        seq (int, optional): The sequence length (with ``trim``).
+        trim (int, optional): Positions kept of a ``(rows, seq)`` tensor.
+
+    Returns:
+        Any: The argument for the pass.
+    """
+    if not isinstance(arg, Tensor) or arg.dim() == 0:
+        return arg
+    if arg.shape[0] == batch:
+        arg = arg[rows.to(arg.device)]
+    elif arg.shape[0] == 1:
+        arg = arg.expand(rows.numel(), *arg.shape[1:])
+    else:
+        return arg
+    if trim is not None and arg.dim() == 2 and arg.shape[1] == seq:
+        arg = arg[:, :trim]
+    return arg

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from captum_attn_shapley._utils.deprecation import renamed_keyword
 from captum_attn_shapley._utils.forward import (
+    args_for_rows,
     as_tuple,
     class_probabilities,
     forward_args_tuple,
@@ -219,7 +220,7 @@ class _CoalitionValues:
         x = torch.cat([self._masked(b, start, stop, width) for b, start, stop in segments])
         seq = self.first.shape[1] if self.first.dim() > 1 else 0
         trim = width if self.first.dim() == 2 and width < seq else None
-        others = tuple(_rows_of(arg, example, self.batch, seq, trim) for arg in self.others)
+        others = tuple(args_for_rows(arg, example, self.batch, seq, trim) for arg in self.others)
         logits = logits_from_output(self.forward_func(x, *others))
         if logits.shape[0] != x.shape[0]:
             raise ValueError(
@@ -270,21 +271,6 @@ def _trimmable(args: Tuple[Any, ...], batch: int, seq: int) -> bool:
             if seq in tuple(arg.shape[1:]) and not (arg.dim() == 2 and arg.shape[1] == seq):
                 return False
     return True
-
-
-def _rows_of(arg: Any, example: Tensor, batch: int, seq: int, trim: Optional[int]) -> Any:
-    """An argument for the pass's rows: per-example tensors indexed, broadcast ones expanded, trimmed."""
-    if not isinstance(arg, Tensor) or arg.dim() == 0:
-        return arg
-    if arg.shape[0] == batch:
-        arg = arg[example.to(arg.device)]
-    elif arg.shape[0] == 1:
-        arg = arg.expand(example.numel(), *arg.shape[1:])
-    else:
-        return arg
-    if trim is not None and arg.dim() == 2 and arg.shape[1] == seq:
-        arg = arg[:, :trim]
-    return arg
 
 
 def _lookup(values: Tensor) -> Callable[[Tensor, Tensor], Tensor]:

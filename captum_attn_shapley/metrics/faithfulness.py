@@ -29,7 +29,12 @@ import torch
 from torch import Tensor
 
 from captum_attn_shapley._utils.deprecation import renamed_keyword
-from captum_attn_shapley._utils.forward import class_probabilities, forward_args_tuple, logits_from_output
+from captum_attn_shapley._utils.forward import (
+    args_for_rows,
+    class_probabilities,
+    forward_args_tuple,
+    logits_from_output,
+)
 from captum_attn_shapley._utils.input_warnings import warn_if_probabilities
 from captum_attn_shapley._utils.targets import TargetLike, normalize_target
 from captum_attn_shapley._utils.validation import check_binary_mask, check_inputs, check_token_id, unwrap_compiled
@@ -119,7 +124,7 @@ def _distinct_outputs(
     for start in range(0, distinct.shape[0], limit):
         part = distinct[start : start + limit]
         owner = part[:, 0]
-        args = tuple(_per_row(arg, owner, batch) for arg in others)
+        args = tuple(args_for_rows(arg, owner, batch) for arg in others)
         logits = logits_from_output(forward_func(part[:, 1:].to(rows.dtype), *args))
         if logits.shape[0] != part.shape[0]:
             raise ValueError(
@@ -130,13 +135,6 @@ def _distinct_outputs(
     logits = torch.cat(outputs)[inverse.to(outputs[0].device)].reshape(batch, per_example, -1)
     scores = class_probabilities(logits.flatten(0, 1)).reshape(logits.shape) if apply_softmax else logits.double()
     return scores, logits[:, 0]
-
-
-def _per_row(arg: Any, owner: Tensor, batch: int) -> Any:
-    """A per-example tensor argument indexed for the pass's rows; anything else unchanged."""
-    if isinstance(arg, Tensor) and arg.dim() > 0 and arg.shape[0] == batch:
-        return arg[owner.to(arg.device)]
-    return arg
 
 
 @renamed_keyword("replacement", "baselines")
