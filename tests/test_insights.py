@@ -127,9 +127,9 @@ def test_our_methods_are_listed_next_to_captums_with_their_options(default_class
     config = text_visualizer(model, tokenizer, TEXTS, [0, 1]).get_insights_config()
     assert {"Integrated Gradients", "Saliency", "AttnGradShapley", "Grad-SAM", "Att"} <= set(config["methods"])
     ours = config["method_arguments"]["AttnGradShapley"]
-    assert ours["game"] == {"value": "max_mutual", "limit": ["cls", "mutual", "max_mutual"], "type": "enum"}
+    assert ours["game"] == {"value": "cls", "limit": ["cls", "mutual", "max_mutual"], "type": "enum"}
     assert ours["weighting"]["type"] == "enum"
-    assert set(ours["weighting"]["limit"]) == {"attention", "grad_attention"}
+    assert set(ours["weighting"]["limit"]) == {"attention", "grad_attention", "lrp_attention", "ig_attention"}
     assert ours["layers"] == {"value": "", "type": "string"}
     assert set(config["method_arguments"]["Grad-SAM"]) == {"layers"} == set(config["method_arguments"]["Att"])
     assert config["classes"] == [model.config.id2label[i] for i in range(model.config.num_labels)]

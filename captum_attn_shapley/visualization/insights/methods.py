@@ -210,9 +210,9 @@ def register_insights_methods() -> List[str]:
     r"""
     Adds AttnGradShapley, Grad-SAM and Att to Captum Insights' attribution methods, with
     their options as Insights parameters: ``game`` (``cls``, ``mutual``, ``max_mutual``)
-    and ``weighting`` (``grad_attention``, ``attention``) for AttnGradShapley, so all six
-    paper variants, and ``layers`` (empty for all, or indices such as ``"0 1 -1"``) for
-    all three. Idempotent.
+    and ``weighting`` (``grad_attention``, ``attention``, ``lrp_attention``, ``ig_attention``)
+    for AttnGradShapley, so the six paper variants and the relevance- and path-weighted ones,
+    and ``layers`` (empty for all, or indices such as ``"0 1 -1"``) for all three. Idempotent.
 
     Returns:
         list[str]: The names added to Insights' method list.
