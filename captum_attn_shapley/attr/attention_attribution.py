@@ -186,10 +186,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
 
         def players_of(captured: CapturedAttention) -> Tensor:
             layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
-            if player_mask is None:
-                special = self.special_token_ids if layout.kind == "text" else []
-                return default_player_mask(captured, layout, inputs_tuple, special)
-            return check_player_mask(player_mask, captured.batch_size, layout.num_tokens, layout)
+            return self._player_mask(captured, layout, inputs_tuple, player_mask)
 
         request = InfluenceRequest(reduction, weighting, pair_game, signed=signed, n_steps=n_steps)
         captured = self.capturer.capture(
@@ -205,10 +202,26 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         batch, num_tokens = captured.batch_size, layout.num_tokens
         assert captured.influence is not None
         device = captured.influence.device
-        players = captured.players if captured.players is not None else players_of(captured)
+        players = captured.players
+        if players is None:
+            players = self._player_mask(captured, layout, inputs_tuple, player_mask)
         players = players.to(device)
         real = real_token_mask(captured, batch, num_tokens, players.device)
         return PreparedBatch(captured, captured.influence, reduction, players, real, layout)
+
+    def _player_mask(
+        self,
+        captured: CapturedAttention,
+        layout: TokenLayout,
+        inputs_tuple: Tuple[Any, ...],
+        player_mask: Optional[Tensor],
+    ) -> Tensor:
+        """The players of a captured batch: the user's ``player_mask`` (checked against the layout), or the
+        default (real tokens that are not special tokens; every patch of an image)."""
+        if player_mask is None:
+            special = self.special_token_ids if layout.kind == "text" else []
+            return default_player_mask(captured, layout, inputs_tuple, special)
+        return check_player_mask(player_mask, captured.batch_size, layout.num_tokens, layout)
 
     @staticmethod
     def _format_output(

@@ -12,7 +12,7 @@ Since ``A >= 0``, ``relu(G * A) = A * relu(G)``: ``Abar_l`` is the layer's Grad-
 mathematics page, before the mean over layers.
 """
 
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -22,8 +22,8 @@ from captum_attn_shapley._utils.input_warnings import warn_below_precision
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
 from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
-from captum_attn_shapley.capture import InfluenceRequest, default_player_mask
-from captum_attn_shapley.capture.players import check_player_mask, infer_layout
+from captum_attn_shapley.capture import InfluenceRequest
+from captum_attn_shapley.capture.players import infer_layout
 
 AttributionOutput = Union[Tensor, Tuple[Tensor, ...]]
 
@@ -120,11 +120,7 @@ class GradientRollout(AttentionAttribution):
         )
         layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
         assert captured.gradients is not None and layout.cls_positions is not None
-        if mask is None:
-            special: List[int] = self.special_token_ids if layout.kind == "text" else []
-            players = default_player_mask(captured, layout, inputs_tuple, special)
-        else:
-            players = check_player_mask(mask, captured.batch_size, layout.num_tokens, layout)
+        players = self._player_mask(captured, layout, inputs_tuple, mask)
         rows = rollout_rows(captured.attentions, captured.gradients, layout.cls_positions)
         dtype = captured.attentions[0].dtype
         scores = torch.where(players.to(rows.device), rows, torch.zeros((), dtype=rows.dtype)).to(dtype)
