@@ -340,6 +340,11 @@ def test_received_axis_layer_api_and_signed_equal_the_eager_computation(monkeypa
     torch.testing.assert_close(
         per_layer.attribute(ids, additional_forward_args=(mask,)), received(matrix), rtol=1e-4, atol=1e-12
     )
+    blocks = list(model.bert.encoder.layer)
+    listed = LayerLRPAttentionReceived(model, blocks, special_token_ids=SPECIAL_IDS)
+    for k, scores in enumerate(listed.attribute(ids, additional_forward_args=(mask,))):  # one pass, every layer
+        one = received(_eager_lrp_matrix(model, ids, mask, target, monkeypatch, layers=[k]))
+        torch.testing.assert_close(scores, one, rtol=1e-4, atol=1e-12)
     cls = LayerAttnGradShapley(model, layer, game="cls", weighting="lrp_attention", special_token_ids=SPECIAL_IDS)
     expected = torch.where(players, matrix[:, 0], torch.zeros(()))
     torch.testing.assert_close(

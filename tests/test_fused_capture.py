@@ -96,6 +96,35 @@ def test_blocks_of_any_size_give_the_same_reductions(budget, monkeypatch):
         _close(fused.capture(ids, additional_forward_args=(mask,), request=request).influence, value, str(request))
 
 
+@pytest.mark.parametrize("engine", ["fused", "hooks"])
+def test_layer_groups_are_each_groups_own_reduction_from_one_pass(engine):
+    """``InfluenceRequest.groups``: the result stacks each group's reduction (its own mean over its layers), as
+    captured group by group; a layer may sit in several groups; groups are refused where they cannot hold."""
+    model = zoo_model("llama")  # causal with padding, grouped-query attention
+    ids, mask = text_batch(batch=3)
+    capture = AttentionCapture(_forward(model), engine=engine)
+    groups = ((1,), (0, 1), (1,))
+    for reduction in ("matrix", "cls_row", "received"):
+        for weighting in ("attention", "grad_attention"):
+            request = InfluenceRequest(reduction, weighting, groups=groups)
+            stacked = capture.capture(ids, additional_forward_args=(mask,), request=request).influence
+            assert stacked.shape[0] == len(groups)
+            for group, value in zip(groups, stacked):
+                alone = InfluenceRequest(reduction, weighting)
+                expected = capture.capture(ids, additional_forward_args=(mask,), layers=list(group), request=alone)
+                torch.testing.assert_close(
+                    value, expected.influence, rtol=1e-4, atol=1e-6 * float(value.abs().max())
+                )
+    with pytest.raises(ValueError, match=r"holds layers \[1\] that `layers` \(\[0\]\) does not select"):
+        capture.capture(ids, additional_forward_args=(mask,), layers=[0], request=request)
+    with pytest.raises(ValueError, match="Layer groups need"):
+        InfluenceRequest("raw", groups=((0,),))
+    with pytest.raises(ValueError, match="Layer groups need"):
+        InfluenceRequest("matrix", "ig_attention", groups=((0,),))
+    with pytest.raises(ValueError, match="non-empty groups"):
+        InfluenceRequest("matrix", groups=((0,), ()))
+
+
 @pytest.mark.parametrize("arch", ["bert", "gpt2", "llama", "albert", "bart"])
 def test_every_variant_and_baseline_agrees_between_engines(arch):
     model = zoo_model(arch)

@@ -241,6 +241,27 @@ def test_layer_api_scales_one_layer_and_received_axis(setting, monkeypatch):
     _close(per_layer[0], received(single))
 
 
+def test_a_list_of_layers_scales_each_layer_on_its_own_path(setting):
+    """Hao et al.'s single-layer attribution per listed layer: each layer's path is its own pass, so the list's
+    results are the single-layer calls' to the bit, and differ from one path scaling both layers together."""
+    model, ids, mask = setting
+    blocks = list(model.bert.encoder.layer)
+    options = dict(additional_forward_args=(mask,), n_steps=6)
+    listed = LayerIGAttentionReceived(model, blocks, special_token_ids=SPECIAL_IDS).attribute(ids, **options)
+    method = IGAttentionReceived(model, special_token_ids=SPECIAL_IDS)
+    singles = [method.attribute(ids, layers=[k], **options) for k in range(len(blocks))]
+    for scores, single in zip(listed, singles):
+        torch.testing.assert_close(scores, single, rtol=0, atol=0)
+    shapley = LayerAttnGradShapley(
+        model, blocks, game="mutual", weighting="ig_attention", special_token_ids=SPECIAL_IDS
+    )
+    for k, scores in enumerate(shapley.attribute(ids, **options)):
+        expected = AttnGradShapley(model, game="mutual", weighting="ig_attention", special_token_ids=SPECIAL_IDS)
+        torch.testing.assert_close(scores, expected.attribute(ids, layers=[k], **options), rtol=0, atol=0)
+    together = method.attribute(ids, **options)
+    assert not torch.allclose(together, sum(singles) / len(singles), rtol=1e-3, atol=0)
+
+
 def test_completeness_of_one_scaled_layer(setting, monkeypatch):
     """Hao et al.'s completeness: sum over heads and entries of A * integral dy/dA = y(A) - y(0)."""
     model, ids, mask = setting

@@ -100,7 +100,8 @@ def attention_layer_calls(capture: AttentionCapture, module: Any, argument: str 
 class AttentionLayerAttribution(LayerAttribution):  # type: ignore[misc]  # captum ships no types
     r"""
     Base of the layer attention attributions: holds the wrapped attention method and the layer indices of
-    ``layer`` (its attention calls), and runs the method once per layer.
+    ``layer`` (its attention calls), and runs the method for all of them in one capture pass (one result per
+    layer; ``"ig_attention"`` alone needs a pass per layer, its path scaling one layer at a time).
 
     Args:
         method (AttentionAttribution): The attention method whose ``layers=`` the layer fixes.
@@ -133,9 +134,10 @@ class AttentionLayerAttribution(LayerAttribution):  # type: ignore[misc]  # capt
         """The transformer whose attention is used."""
         return self.attention_method.model
 
-    def _per_layer(self, compute: Callable[[List[int]], _T]) -> Union[_T, List[_T]]:
-        """``compute(layer_indices)`` for each given layer: a list if ``layer`` was a list, else the one result."""
-        results = [compute(indices) for indices in self.layer_indices]
+    def _per_layer(self, compute: Callable[[List[List[int]]], List[_T]]) -> Union[_T, List[_T]]:
+        """``compute(groups)``, one result per group of layer indices (all from one capture pass), for the given
+        layers' groups: a list if ``layer`` was a list, else the one result."""
+        results = compute(self.layer_indices)
         return results if self._is_list else results[0]
 
     def _attributions_per_layer(self, attributions: Any) -> List[Any]:

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The shared computation of Att and Grad-SAM: the (weighted) attention each token receives."""
 
-from typing import Any, Optional, Sequence, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -66,14 +66,35 @@ class ReceivedAttentionAttribution(AttentionAttribution):
         internal_batch_size: Optional[int] = None,
     ) -> AttributionOutput:
         """:meth:`attribute`'s computation, with the gradient weightings' options (checked here)."""
+        path = (signed, n_steps, internal_batch_size)
+        return self._received_per_group(inputs, target, additional_forward_args, layers, player_mask, *path)[0]
+
+    def _received_per_group(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike,
+        additional_forward_args: Any,
+        layers: Optional[Sequence[int]],
+        player_mask: Optional[Tensor],
+        signed: bool = False,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
+        groups: Optional[Sequence[Sequence[int]]] = None,
+    ) -> List[AttributionOutput]:
+        """The scores in a list of one; with ``groups`` (lists of layer indices, the layer attributions), one
+        per group, all groups from one capture pass."""
         check_signed(signed, self.weighting)
         check_n_steps(n_steps)
         check_internal_batch_size(internal_batch_size)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
         args = (inputs, target, additional_forward_args, self.weighting, layers, player_mask, "received")
-        batch = self._prepare(*args, signed=signed, n_steps=n_steps, internal_batch_size=internal_batch_size)
-        scores = batch.matrix
-        scores = torch.where(batch.players, scores, torch.zeros_like(scores))
-        attributions = self._format_output(inputs, scores, batch.layout)
-        warn_below_precision(attributions, self.model)
-        return attributions
+        prepared = self._prepare(
+            *args, signed=signed, n_steps=n_steps, internal_batch_size=internal_batch_size, groups=groups
+        )
+        results = []
+        for batch in prepared.per_group():
+            scores = torch.where(batch.players, batch.matrix, torch.zeros_like(batch.matrix))
+            attributions = self._format_output(inputs, scores, batch.layout)
+            warn_below_precision(attributions, self.model)
+            results.append(attributions)
+        return results

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Shared base of the attention-based Captum attributions (AttnGradShapley, Att, Grad-SAM)."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -59,6 +60,8 @@ class PreparedBatch:
         players (Tensor): Bool player mask, shape ``(batch, T)``.
         real_tokens (Tensor): Bool mask of non-padding tokens, shape ``(batch, T)``.
         layout (TokenLayout): How tokens map back onto the inputs.
+        grouped (bool): Whether ``matrix`` has a leading axis of layer groups (``_prepare``'s ``groups``);
+                    :meth:`per_group` splits it.
     """
 
     captured: CapturedAttention
@@ -67,6 +70,13 @@ class PreparedBatch:
     players: Tensor
     real_tokens: Tensor
     layout: TokenLayout
+    grouped: bool = False
+
+    def per_group(self) -> List["PreparedBatch"]:
+        """One batch per layer group (the batch itself when not grouped)."""
+        if not self.grouped:
+            return [self]
+        return [dataclasses.replace(self, matrix=matrix, grouped=False) for matrix in self.matrix]
 
 
 class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships no types: Attribution is Any
@@ -169,8 +179,23 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
         signed: bool = False,
         n_steps: int = DEFAULT_STEPS,
         internal_batch_size: Optional[int] = None,
+        groups: Optional[Sequence[Sequence[int]]] = None,
     ) -> PreparedBatch:
+        """The capture pass of one call, reduced as requested. With ``groups`` (lists of layer indices; then
+        ``layers`` is ignored), each group is reduced on its own, all of them from one pass (one pass per
+        group for ``"ig_attention"``, whose path scales the selected layers together): the batch is
+        :attr:`~PreparedBatch.grouped`."""
         check_weighting(weighting)
+        resolved = None
+        if groups is not None:
+            resolved = tuple(tuple(self.capturer.resolve_layers(list(group))) for group in groups)
+            if weighting == "ig_attention":  # each group's own path: one pass per group
+                same: Dict[str, Any] = dict(reduction=reduction, pair_game=pair_game, signed=signed)
+                same.update(n_steps=n_steps, internal_batch_size=internal_batch_size)
+                head = (inputs, target, additional_forward_args, weighting)
+                parts = [self._prepare(*head, list(group), player_mask, **same) for group in resolved]
+                return dataclasses.replace(parts[0], matrix=torch.stack([p.matrix for p in parts]), grouped=True)
+            layers = sorted({layer for group in resolved for layer in group})
         if weighting in FUSED_ONLY_WEIGHTINGS and self.capturer.engine == "hooks":
             raise ValueError(
                 f"weighting={weighting!r} runs in the fused attention kernel, but this method was built with "
@@ -188,7 +213,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
             layout = infer_layout(captured, self.model, inputs_tuple, self.classification_position)
             return self._player_mask(captured, layout, inputs_tuple, player_mask)
 
-        request = InfluenceRequest(reduction, weighting, pair_game, signed=signed, n_steps=n_steps)
+        request = InfluenceRequest(reduction, weighting, pair_game, signed, n_steps, groups=resolved)
         captured = self.capturer.capture(
             inputs,
             target=target,
@@ -207,7 +232,7 @@ class AttentionAttribution(Attribution):  # type: ignore[misc]  # captum ships n
             players = self._player_mask(captured, layout, inputs_tuple, player_mask)
         players = players.to(device)
         real = real_token_mask(captured, batch, num_tokens, players.device)
-        return PreparedBatch(captured, captured.influence, reduction, players, real, layout)
+        return PreparedBatch(captured, captured.influence, reduction, players, real, layout, resolved is not None)
 
     def _player_mask(
         self,

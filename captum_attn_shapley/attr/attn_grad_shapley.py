@@ -1,9 +1,8 @@
 #!/usr/bin/env python3
 """AttnGradShapley: exact Shapley values of attention games, as a Captum attribution."""
 
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-import torch
 from torch import Tensor
 from torch.nn import Module
 
@@ -11,7 +10,8 @@ from captum_attn_shapley._utils.checks import check_choice
 from captum_attn_shapley._utils.input_warnings import warn_below_precision
 from captum_attn_shapley._utils.log import log_usage
 from captum_attn_shapley._utils.targets import TargetLike
-from captum_attn_shapley.attr.attention_attribution import AttentionAttribution, PreparedBatch
+from captum_attn_shapley.attr._solve import grand_values, solve
+from captum_attn_shapley.attr.attention_attribution import AttentionAttribution
 from captum_attn_shapley.capture import ModuleSpec, OutputSelector
 from captum_attn_shapley.capture.influence_matrix import check_signed, check_weighting
 from captum_attn_shapley.capture.integrated_attention import (
@@ -19,18 +19,7 @@ from captum_attn_shapley.capture.integrated_attention import (
     check_internal_batch_size,
     check_n_steps,
 )
-from captum_attn_shapley.capture.players import ClassificationPosition, players_of
-from captum_attn_shapley.shapley import (
-    exact_shapley,
-    game_function,
-    grand_coalition_gain,
-    grand_coalition_value,
-    grand_coalition_value_from_sums,
-    kernel_shapley,
-    permutation_shapley,
-    shapley_values,
-    shapley_values_from_sums,
-)
+from captum_attn_shapley.capture.players import ClassificationPosition
 from captum_attn_shapley.shapley.games import PAIR_GAMES, GameLike, check_game
 
 #: Accepted values of the ``estimator`` option.
@@ -257,11 +246,39 @@ class AttnGradShapley(AttentionAttribution):
                         ``(batch,)``, the efficiency gap (float rounding for the exact
                         estimators).
         """
+        args = (inputs, target, additional_forward_args, game, weighting, layers, player_mask)
+        sampling = (estimator, n_samples, seed, max_players, return_convergence_delta)
+        result: Union[Tensor, Tuple[Tensor, ...], Tuple[Union[Tensor, Tuple[Tensor, ...]], Tensor]]
+        result = self._attribute(*args, *sampling, signed, n_steps, internal_batch_size)[0]
+        return result
+
+    def _attribute(
+        self,
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike,
+        additional_forward_args: Any,
+        game: Optional[GameLike],
+        weighting: Optional[str],
+        layers: Optional[Sequence[int]],
+        player_mask: Optional[Tensor],
+        estimator: str = "exact",
+        n_samples: int = 1000,
+        seed: int = 0,
+        max_players: int = 16,
+        return_convergence_delta: bool = False,
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
+        internal_batch_size: Optional[int] = None,
+        groups: Optional[Sequence[Sequence[int]]] = None,
+    ) -> List[Any]:
+        """:meth:`attribute`'s computation: its result, in a list of one; with ``groups`` (lists of layer
+        indices, :class:`~captum_attn_shapley.attr.LayerAttnGradShapley`), one result per group, all groups
+        from one capture pass."""
         game, weighting = self._options(game, weighting)
         check_choice(estimator, ESTIMATORS, "estimator")
         path = self._path_options(weighting, signed, n_steps, internal_batch_size)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
-        batch = self._prepare(
+        prepared = self._prepare(
             inputs,
             target,
             additional_forward_args,
@@ -270,14 +287,19 @@ class AttnGradShapley(AttentionAttribution):
             player_mask,
             *_reduction_for(game, estimator),
             **path,
+            groups=groups,
         )
-        phi = self._solve(batch, game, estimator, n_samples, seed, max_players)
-        attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
-        warn_below_precision(attributions, self.model)
-        if return_convergence_delta:
-            total = self._grand_values(batch, game)  # computed independently of phi
-            return attributions, (phi.sum(dim=1) - total).to(batch.matrix.dtype)
-        return attributions
+        results: List[Any] = []
+        for batch in prepared.per_group():
+            phi = solve(batch, game, estimator, n_samples, seed, max_players)
+            attributions = self._format_output(inputs, phi.to(batch.matrix.dtype), batch.layout)
+            warn_below_precision(attributions, self.model)
+            if return_convergence_delta:
+                total = grand_values(batch, game)  # computed independently of phi
+                results.append((attributions, (phi.sum(dim=1) - total).to(batch.matrix.dtype)))
+            else:
+                results.append(attributions)
+        return results
 
     def compute_convergence_delta(
         self,
@@ -304,15 +326,36 @@ class AttnGradShapley(AttentionAttribution):
         Returns:
             Tensor: Shape ``(batch,)``.
         """
+        args = (inputs, target, additional_forward_args, game, weighting, layers, player_mask)
+        return self._deltas([attributions], *args, signed=signed, n_steps=n_steps)[0]
+
+    def _deltas(
+        self,
+        attributions: Sequence[Union[Tensor, Tuple[Tensor, ...]]],
+        inputs: Union[Tensor, Tuple[Tensor, ...]],
+        target: TargetLike,
+        additional_forward_args: Any,
+        game: Optional[GameLike],
+        weighting: Optional[str],
+        layers: Optional[Sequence[int]],
+        player_mask: Optional[Tensor],
+        signed: Optional[bool] = None,
+        n_steps: int = DEFAULT_STEPS,
+        groups: Optional[Sequence[Sequence[int]]] = None,
+    ) -> List[Tensor]:
+        """:meth:`compute_convergence_delta`'s computation, for one attribution or, with ``groups``, one per
+        layer group (from one capture pass)."""
         game, weighting = self._options(game, weighting)
         path = self._path_options(weighting, signed, n_steps, None)
         layers, player_mask = self._check_call(inputs, additional_forward_args, layers, player_mask)
-        batch = self._prepare(
-            inputs, target, additional_forward_args, weighting, layers, player_mask, *_reduction_for(game), **path
-        )
-        first = attributions[0] if isinstance(attributions, tuple) else attributions
-        total = self._grand_values(batch, game)
-        return first.reshape(first.shape[0], -1).sum(dim=1).to(total.dtype) - total
+        head = (inputs, target, additional_forward_args, weighting, layers, player_mask)
+        prepared = self._prepare(*head, *_reduction_for(game), **path, groups=groups)
+        deltas = []
+        for given, batch in zip(attributions, prepared.per_group()):
+            first = given[0] if isinstance(given, tuple) else given
+            total = grand_values(batch, game)
+            deltas.append(first.reshape(first.shape[0], -1).sum(dim=1).to(total.dtype) - total)
+        return deltas
 
     def _options(self, game: Optional[GameLike], weighting: Optional[str]) -> Tuple[GameLike, str]:
         """The call's game and weighting: the arguments, else the instance's defaults."""
@@ -331,53 +374,3 @@ class AttnGradShapley(AttentionAttribution):
             n_steps=check_n_steps(n_steps),
             internal_batch_size=check_internal_batch_size(internal_batch_size),
         )
-
-    def _grand_values(self, batch: PreparedBatch, game: GameLike) -> Tensor:
-        """``v(N) - v(empty)`` per example, float64."""
-        if batch.reduction == "cls_row":  # v(N) of the CLS game: the players' sum of the row
-            return (batch.matrix.double() * batch.players.double()).sum(dim=1)
-        if batch.reduction == "pair_sums":
-            sums = batch.matrix.double()
-            return grand_coalition_value_from_sums(sums[:, 0], sums[:, 1], batch.players)
-        if isinstance(game, str):
-            return grand_coalition_value(
-                batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64
-            )
-        matrix = batch.matrix.double()
-        values = []
-        for b in range(matrix.shape[0]):
-            idx = players_of(batch.players[b])
-            values.append(grand_coalition_gain(game, matrix[b][idx][:, idx]).to(matrix.device))
-        return torch.stack(values)
-
-    def _solve(
-        self, batch: PreparedBatch, game: GameLike, estimator: str, n_samples: int, seed: int, max_players: int
-    ) -> Tensor:
-        """Shapley values, float64, ``(batch, T)``."""
-        is_row = batch.reduction == "cls_row"
-        if isinstance(game, str) and estimator == "exact":
-            if is_row:  # the CLS game is additive: each player's value is its entry of the row
-                row = batch.matrix.double()
-                return torch.where(batch.players, row, torch.zeros((), dtype=row.dtype, device=row.device))
-            if batch.reduction == "pair_sums":  # the capture accumulated the sums the closed form reads
-                sums = batch.matrix.double()
-                return shapley_values_from_sums(sums[:, 0], sums[:, 1], batch.players)
-            # float64 sums, a block at a time: no float64 copy of the whole matrix
-            return shapley_values(batch.matrix, batch.players, game, batch.layout.cls_positions, torch.float64)
-        matrix = batch.matrix.double()
-        phi = torch.zeros(matrix.shape[0], matrix.shape[-1], dtype=matrix.dtype, device=matrix.device)
-        rows = matrix if is_row else batch.layout.cls_rows(matrix)
-        for b in range(matrix.shape[0]):
-            idx = players_of(batch.players[b])
-            if idx.numel() == 0:
-                continue
-            m = rows[b][idx].diag() if is_row else matrix[b][idx][:, idx]  # the CLS game reads only the row
-            value = game if callable(game) else game_function(game, cls_row=rows[b, idx])
-            if estimator == "exact":
-                values = exact_shapley(value, m, max_players=max_players)
-            elif estimator == "permutation":
-                values = permutation_shapley(value, m, n_samples, seed=seed + b)
-            else:
-                values = kernel_shapley(value, m, n_samples, seed=seed + b)
-            phi[b, idx] = values.to(device=phi.device, dtype=phi.dtype)
-        return phi

@@ -119,9 +119,7 @@ class LayerIGAttentionReceived(LayerReceivedAttention):
         """
         method = self.received
         assert isinstance(method, IGAttentionReceived)
-        path = (n_steps, internal_batch_size, signed)
+        args = (inputs, target, additional_forward_args, None, player_mask, signed, n_steps, internal_batch_size)
         return self._per_layer(
-            lambda indices: token_scores(
-                method.attribute(inputs, target, additional_forward_args, indices, player_mask, *path)
-            )
+            lambda groups: [token_scores(out) for out in method._received_per_group(*args, groups=groups)]
         )

@@ -159,26 +159,24 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
                         ``(batch,)``; a list, one per layer, if ``layer`` is a list.
         """
 
-        def one_layer(indices: List[int]) -> Any:
-            return self.shapley.attribute(
-                inputs,
-                target=target,
-                additional_forward_args=additional_forward_args,
-                game=game,
-                weighting=weighting,
-                layers=indices,
-                player_mask=player_mask,
-                estimator=estimator,
-                n_samples=n_samples,
-                seed=seed,
-                max_players=max_players,
-                return_convergence_delta=return_convergence_delta,
-                signed=signed,
-                n_steps=n_steps,
-                internal_batch_size=internal_batch_size,
-            )
-
-        results = [one_layer(indices) for indices in self.layer_indices]
+        results = self.shapley._attribute(
+            inputs,
+            target,
+            additional_forward_args,
+            game,
+            weighting,
+            None,
+            player_mask,
+            estimator=estimator,
+            n_samples=n_samples,
+            seed=seed,
+            max_players=max_players,
+            return_convergence_delta=return_convergence_delta,
+            signed=signed,
+            n_steps=n_steps,
+            internal_batch_size=internal_batch_size,
+            groups=self.layer_indices,
+        )
         if return_convergence_delta:
             scores = [token_scores(out[0]) for out in results]
             deltas = [out[1] for out in results]
@@ -211,21 +209,8 @@ class LayerAttnGradShapley(AttentionLayerAttribution):
             Tensor or list[Tensor]: Shape ``(batch,)``; a list, one per layer, if ``layer`` is a list.
         """
         given = self._attributions_per_layer(attributions)
-        deltas = [
-            self.shapley.compute_convergence_delta(
-                scores,
-                inputs,
-                target,
-                additional_forward_args,
-                game,
-                weighting,
-                indices,
-                player_mask,
-                signed=signed,
-                n_steps=n_steps,
-            )
-            for scores, indices in zip(given, self.layer_indices)
-        ]
+        args = (inputs, target, additional_forward_args, game, weighting, None, player_mask)
+        deltas = self.shapley._deltas(given, *args, signed=signed, n_steps=n_steps, groups=self.layer_indices)
         return deltas if self._is_list else deltas[0]
 
 
@@ -291,16 +276,9 @@ class LayerReceivedAttention(AttentionLayerAttribution):
             :meth:`LayerAttnGradShapley.attribute` (zero for non-players); a list, one per layer, if
             ``layer`` is a list.
         """
+        args = (inputs, target, additional_forward_args, None, player_mask)
         return self._per_layer(
-            lambda indices: token_scores(
-                self.received.attribute(
-                    inputs,
-                    target=target,
-                    additional_forward_args=additional_forward_args,
-                    layers=indices,
-                    player_mask=player_mask,
-                )
-            )
+            lambda groups: [token_scores(out) for out in self.received._received_per_group(*args, groups=groups)]
         )
 
 

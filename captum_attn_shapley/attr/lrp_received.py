@@ -105,8 +105,7 @@ class LayerLRPAttentionReceived(LayerReceivedAttention):
         """
         method = self.received
         assert isinstance(method, LRPAttentionReceived)
+        args = (inputs, target, additional_forward_args, None, player_mask, signed)
         return self._per_layer(
-            lambda indices: token_scores(
-                method.attribute(inputs, target, additional_forward_args, indices, player_mask, signed)
-            )
+            lambda groups: [token_scores(out) for out in method._received_per_group(*args, groups=groups)]
         )

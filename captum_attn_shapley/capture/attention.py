@@ -20,6 +20,7 @@ several threads on one model do not see each other; a hook capture, which switch
 implementation, holds the model's lock (:func:`model_lock`).
 """
 
+import dataclasses
 import weakref
 from typing import Any, Callable, List, Optional, Sequence, Tuple, Union
 
@@ -211,6 +212,15 @@ class AttentionCapture:
         if (request.reduction == "pair_sums") != (players is not None):
             raise ValueError("players= is needed by, and only by, the 'pair_sums' reduction.")
         layer_ids = self.resolve_layers(layers)
+        if request.groups is not None:
+            groups = tuple(tuple(self.resolve_layers(list(group))) for group in request.groups)
+            outside = sorted({layer for group in groups for layer in group} - set(layer_ids))
+            if outside:
+                raise ValueError(
+                    f"request.groups holds layers {outside} that `layers` ({layer_ids}) does not select: select "
+                    "every grouped layer (layers=None selects all)."
+                )
+            request = dataclasses.replace(request, groups=groups)
         inputs_tuple = inputs if isinstance(inputs, tuple) else (inputs,)
         if len(inputs_tuple) == 0 or any(
             isinstance(t, Tensor) and (t.dim() == 0 or t.shape[0] == 0 or t.numel() == 0) for t in inputs_tuple

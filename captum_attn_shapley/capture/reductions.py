@@ -14,13 +14,18 @@ mathematics page, section "Influence matrices"):
   ``(batch, 2, T)``, accumulated without ``M`` (:mod:`.pair_sums`; needs the player mask);
 - ``"raw"``: every selected layer's full ``A`` (and ``G``), for inspection and tests.
 
+With :attr:`InfluenceRequest.groups` (the layer attributions given a list of layers), the selected layers are
+split into groups, each reduced on its own (its own mean over its layers), and the result gets a leading group
+axis: one forward (and backward) pass serves every group.
+
 ``W = A`` (weighting ``"attention"``) or ``W = A * relu(G)`` (``"grad_attention"``; for ``"ig_attention"`` ``G`` is
 the path's mean gradient, :mod:`.integrated_attention`); with ``signed=True`` the ReLU is skipped,
 ``W = A * G``. No reduction holds more than one layer's rows at a time, except ``"raw"``.
 """
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, cast
 
 import torch
 from torch import Tensor
@@ -53,6 +58,11 @@ class InfluenceRequest:
         signed (bool): Keep the sign of the gradient factor (``A * G`` instead of ``A * relu(G)``); only with a
                     gradient weighting. Default: False.
         n_steps (int): Points of the ``"ig_attention"`` path. Default: 20.
+        groups (tuple[tuple[int, ...], ...], optional): Layer indices (attention calls) grouped: each
+                    group is reduced on its own and the result has a leading group axis. Not with
+                    ``"raw"`` and ``"layer_cls_rows"`` (already per layer), nor with ``"ig_attention"``
+                    (whose path scales the selected layers together). Default: None (one group of every
+                    selected layer).
     """
 
     reduction: str = "raw"
@@ -60,6 +70,7 @@ class InfluenceRequest:
     game: Optional[str] = None
     signed: bool = False
     n_steps: int = DEFAULT_STEPS
+    groups: Optional[Tuple[Tuple[int, ...], ...]] = None
 
     def __post_init__(self) -> None:
         check_choice(self.reduction, REDUCTIONS, "reduction")
@@ -74,6 +85,14 @@ class InfluenceRequest:
             check_pair_game(self.game)
         check_signed(self.signed, self.weighting)
         check_n_steps(self.n_steps)
+        if self.groups is not None:
+            if self.reduction in ("raw", "layer_cls_rows") or self.weighting == "ig_attention":
+                raise ValueError(
+                    "Layer groups need a reduction that averages over layers ('matrix', 'cls_row', 'received' "
+                    "or 'pair_sums') and a weighting whose layers do not interact (not 'ig_attention')."
+                )
+            if not self.groups or not all(self.groups):
+                raise ValueError(f"`groups` must be non-empty groups of layer indices, got {self.groups!r}.")
 
     @property
     def needs_gradients(self) -> bool:
@@ -109,6 +128,16 @@ class InfluenceReducer:
         self.layer_rows: Dict[int, Tensor] = {}
         self.raw_attentions: Dict[int, Tensor] = {}
         self.raw_gradients: Dict[int, Tensor] = {}
+        #: With ``request.groups``: one reducer per group, and the groups each layer belongs to.
+        self.groups: List[InfluenceReducer] = []
+        self._groups_of: Dict[int, List[InfluenceReducer]] = {}
+        if request.groups is not None:
+            single = dataclasses.replace(request, groups=None)
+            for layers in request.groups:
+                group = InfluenceReducer(single, len(layers), positions)
+                self.groups.append(group)
+                for layer in set(layers):
+                    self._groups_of.setdefault(layer, []).append(group)
 
     def resolve(self, batch: int, num_tokens: int, device: torch.device) -> Tuple[Tensor, Tensor]:
         r"""
@@ -124,11 +153,17 @@ class InfluenceReducer:
         """
         if self.real is None or self.cls is None:
             real, cls, players = self._positions(batch, num_tokens, device)
-            self.real, self.cls = real.to(device), cls.to(device)
-            if self.request.reduction == "pair_sums":
-                assert players is not None and self.request.game is not None
-                self.pairs = PairSums(self.request.game, players.to(device))
+            self._set_positions(real.to(device), cls.to(device), players)
+        assert self.real is not None and self.cls is not None
         return self.real, self.cls
+
+    def _set_positions(self, real: Tensor, cls: Tensor, players: Optional[Tensor]) -> None:
+        self.real, self.cls = real, cls
+        for group in self.groups:
+            group._set_positions(real, cls, players)
+        if self.request.reduction == "pair_sums" and not self.groups:
+            assert players is not None and self.request.game is not None
+            self.pairs = PairSums(self.request.game, players.to(real.device))
 
     def add(
         self,
@@ -161,6 +196,10 @@ class InfluenceReducer:
             weighted = attention
         else:
             weighted = (gradient if request.signed else gradient.clamp_(min=0)).mul_(attention)
+        if self.groups:
+            for group in self._groups_of.get(layer, []):
+                group.add(layer, rows, weighted, None, examples)
+            return
         head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
         num_tokens = head_mean.shape[-1]
         if request.reduction == "layer_cls_rows":
@@ -196,8 +235,11 @@ class InfluenceReducer:
         r"""
         Returns:
             Tensor or None: The mean over layers of the accumulated reduction (``"matrix"``,
-            ``"cls_row"``, ``"received"``, ``"pair_sums"``); None for the per-layer reductions.
+            ``"cls_row"``, ``"received"``, ``"pair_sums"``), with a leading group axis for ``request.groups``;
+            None for the per-layer reductions.
         """
+        if self.groups:
+            return torch.stack([cast(Tensor, group.result()) for group in self.groups])
         if self.pairs is not None:
             sums = torch.stack([self.pairs.pair_weight_sums(), self.pairs.diagonal], dim=1)
             return (sums / max(self.num_layers, 1)).to(torch.float32)
