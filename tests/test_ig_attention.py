@@ -194,7 +194,7 @@ def test_signed_grad_attention_equals_the_eager_gradients(setting, monkeypatch):
     players = ref.players()
     real = mask.bool().double()
     received = (real[:, :, None] * matrix).sum(dim=1) / real.sum(dim=1, keepdim=True)
-    scores = grad_sam._received_scores(ids, None, (mask,), None, None, signed=True)
+    scores = grad_sam._received_scores(ids, None, (mask,), None, None, signed=True)[0]
     _close(scores, torch.where(players, received, torch.zeros_like(received)))
 
 

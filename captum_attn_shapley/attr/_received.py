@@ -52,7 +52,7 @@ class ReceivedAttentionAttribution(AttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the same layout as
             :meth:`AttnGradShapley.attribute` (zero for non-players).
         """
-        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask)
+        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask)[0]
 
     def _received_scores(
         self,
@@ -64,25 +64,11 @@ class ReceivedAttentionAttribution(AttentionAttribution):
         signed: bool = False,
         n_steps: int = DEFAULT_STEPS,
         internal_batch_size: Optional[int] = None,
-    ) -> AttributionOutput:
-        """:meth:`attribute`'s computation, with the gradient weightings' options (checked here)."""
-        path = (signed, n_steps, internal_batch_size)
-        return self._received_per_group(inputs, target, additional_forward_args, layers, player_mask, *path)[0]
-
-    def _received_per_group(
-        self,
-        inputs: Union[Tensor, Tuple[Tensor, ...]],
-        target: TargetLike,
-        additional_forward_args: Any,
-        layers: Optional[Sequence[int]],
-        player_mask: Optional[Tensor],
-        signed: bool = False,
-        n_steps: int = DEFAULT_STEPS,
-        internal_batch_size: Optional[int] = None,
         groups: Optional[Sequence[Sequence[int]]] = None,
     ) -> List[AttributionOutput]:
-        """The scores in a list of one; with ``groups`` (lists of layer indices, the layer attributions), one
-        per group, all groups from one capture pass."""
+        """:meth:`attribute`'s computation, with the gradient weightings' options (checked here): the scores in a
+        list of one; with ``groups`` (lists of layer indices, the layer attributions), one per group, all groups
+        from one capture pass."""
         check_signed(signed, self.weighting)
         check_n_steps(n_steps)
         check_internal_batch_size(internal_batch_size)

@@ -71,9 +71,8 @@ class IGAttentionReceived(ReceivedAttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the layout of ``AttnGradShapley.attribute`` (zero
             for non-players).
         """
-        return self._received_scores(
-            inputs, target, additional_forward_args, layers, player_mask, signed, n_steps, internal_batch_size
-        )
+        path = (signed, n_steps, internal_batch_size)
+        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask, *path)[0]
 
 
 class LayerIGAttentionReceived(LayerReceivedAttention):
@@ -121,5 +120,5 @@ class LayerIGAttentionReceived(LayerReceivedAttention):
         assert isinstance(method, IGAttentionReceived)
         args = (inputs, target, additional_forward_args, None, player_mask, signed, n_steps, internal_batch_size)
         return self._per_layer(
-            lambda groups: [token_scores(out) for out in method._received_per_group(*args, groups=groups)]
+            lambda groups: [token_scores(out) for out in method._received_scores(*args, groups=groups)]
         )

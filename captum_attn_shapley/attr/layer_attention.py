@@ -278,7 +278,7 @@ class LayerReceivedAttention(AttentionLayerAttribution):
         """
         args = (inputs, target, additional_forward_args, None, player_mask)
         return self._per_layer(
-            lambda groups: [token_scores(out) for out in self.received._received_per_group(*args, groups=groups)]
+            lambda groups: [token_scores(out) for out in self.received._received_scores(*args, groups=groups)]
         )
 
 

@@ -62,7 +62,7 @@ class LRPAttentionReceived(ReceivedAttentionAttribution):
             *Tensor* or *tuple[Tensor, ...]*: Scores in the layout of ``AttnGradShapley.attribute`` (zero
             for non-players).
         """
-        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask, signed)
+        return self._received_scores(inputs, target, additional_forward_args, layers, player_mask, signed)[0]
 
 
 class LayerLRPAttentionReceived(LayerReceivedAttention):
@@ -107,5 +107,5 @@ class LayerLRPAttentionReceived(LayerReceivedAttention):
         assert isinstance(method, LRPAttentionReceived)
         args = (inputs, target, additional_forward_args, None, player_mask, signed)
         return self._per_layer(
-            lambda groups: [token_scores(out) for out in method._received_per_group(*args, groups=groups)]
+            lambda groups: [token_scores(out) for out in method._received_scores(*args, groups=groups)]
         )
