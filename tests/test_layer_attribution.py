@@ -295,6 +295,9 @@ def test_a_shared_module_stands_for_all_of_its_calls(engine):
             _close(scores, method.attribute(ids, layers=calls, **options))
         results.append(scores)
     assert not torch.allclose(results[0], results[1], rtol=1e-3, atol=0)
+    listed = LayerAttnGradShapley(model, groups, game="max_mutual", engine=engine, **TEXT)  # one pass, both groups
+    for scores, single in zip(listed.attribute(ids, **options), results):
+        _round_off(scores, single)
     one_shared = zoo_model("albert", seed=24)  # one attention module, called 3 times
     everything = AttnGradShapley(one_shared, **TEXT).attribute(ids, **options)
     layer_group = one_shared.albert.encoder.albert_layer_groups[0]
