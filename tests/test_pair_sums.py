@@ -27,17 +27,20 @@ def sums_by_loops(matrix, players, game):
     return out
 
 
-@pytest.mark.parametrize("game", ["mutual", "max_mutual"])
+@pytest.mark.parametrize("game,dense", [("mutual", False), ("max_mutual", False), ("max_mutual", True)])
 @pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 8, 11])
 @pytest.mark.parametrize("rows_per_add", [1, 3, None])
-def test_pair_sums_equal_the_definition_for_any_blocks(game, n, rows_per_add, monkeypatch):
+def test_pair_sums_equal_the_definition_for_any_blocks(game, dense, n, rows_per_add, monkeypatch):
     """Odd and even lengths (pairs at distance T/2 are held twice), any row blocks, examples added
-    separately, and inner blocks smaller than a row."""
+    separately, and inner blocks smaller than a row; Max-Mutual packed (half the matrix) and dense (the
+    whole matrix, for small batches)."""
     monkeypatch.setattr(pair_sums_module, "PAIR_BLOCK", 7)
+    monkeypatch.setattr(pair_sums_module, "DENSE_MAX_MUTUAL", 1 << 30 if dense else 0)
     gen = torch.Generator().manual_seed(n)
     matrix = torch.rand(3, n, n, generator=gen)
     players = torch.rand(3, n, generator=gen) > 0.3
     sums = PairSums(game, players)
+    assert (sums.dense is not None) == dense
     step = rows_per_add or n
     for examples in (slice(0, 1), slice(1, 3)):
         for start in reversed(range(0, n, step)):  # any order of the blocks
@@ -48,19 +51,23 @@ def test_pair_sums_equal_the_definition_for_any_blocks(game, n, rows_per_add, mo
     assert torch.allclose(sums.diagonal, torch.diagonal(matrix, dim1=-2, dim2=-1).double())
 
 
-def test_max_mutual_holds_half_the_matrix():
+def test_max_mutual_holds_half_the_matrix_unless_it_is_small():
     players = torch.ones(2, 2048, dtype=torch.bool)
     sums = PairSums("max_mutual", players)
-    assert sums.packed is not None and sums.packed.numel() == 2 * 2048 * 1024
+    assert sums.packed is not None and sums.packed.numel() == 2 * 2048 * 1024 and sums.dense is None
     assert PairSums("mutual", players).packed is None
+    small = PairSums("max_mutual", torch.ones(16, 512, dtype=torch.bool))  # 16 x 512 x 512: 16 MiB
+    assert small.dense is not None and small.packed is None
 
 
+@pytest.mark.parametrize("dense_limit", [0, 1 << 22])
 @pytest.mark.parametrize("engine", ["fused", "hooks"])
 @pytest.mark.parametrize("arch,padding_side", [("bert", "right"), ("gpt2", "left")])
-def test_attributions_equal_the_matrix_route(engine, arch, padding_side):
+def test_attributions_equal_the_matrix_route(engine, arch, padding_side, dense_limit, monkeypatch):
     """The exact pairwise games (read from the capture's sums) equal the closed form on the whole
     influence matrix, for right-padded encoders and left-padded decoder classifiers (the last token is
     the classification position, not a player), both weightings."""
+    monkeypatch.setattr(pair_sums_module, "DENSE_MAX_MUTUAL", dense_limit)  # Max-Mutual packed / dense
     model = zoo_model(arch)
     ids, mask = text_batch(seed=3, batch=4, length=11)
     if padding_side == "left":

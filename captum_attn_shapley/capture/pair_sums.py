@@ -14,6 +14,10 @@ Shapley values"). Both are accumulated here a block of query rows at a time, as 
   consistently, and counted once).
 
 The sums of the vectors are kept in float64; ``D`` in float32, like the influence matrix itself.
+
+When the batch's whole matrix is small (``batch x T x T`` at most :data:`DENSE_MAX_MUTUAL` elements, 16 MiB),
+Max-Mutual accumulates ``M`` itself instead: one addition per block instead of the packed array's strided
+updates, and ``s_i`` read from ``max(M, M^T)`` at the end (same values to float round-off).
 """
 
 from typing import Dict, Optional
@@ -26,6 +30,9 @@ from captum_attn_shapley.shapley.games import check_pair_game
 
 #: Elements of one block of the temporaries (``rows x T`` of the head-averaged weights).
 PAIR_BLOCK = 1 << 19
+
+#: Max-Mutual holds the whole matrix (``batch x T x T`` float32) when it has at most this many elements.
+DENSE_MAX_MUTUAL = 1 << 22
 
 
 class PairSums:
@@ -49,7 +56,11 @@ class PairSums:
         self._buffers: Dict[str, Optional[Tensor]] = {"doubled": None, "partners": None}
         self._triangles: Dict[int, Tensor] = {}
         self.packed: Optional[Tensor] = None
-        if game == "max_mutual" and self.half > 0:
+        #: Max-Mutual's whole matrix ``M``, float32, when it is small (:data:`DENSE_MAX_MUTUAL`).
+        self.dense: Optional[Tensor] = None
+        if game == "max_mutual" and batch * num_tokens * num_tokens <= DENSE_MAX_MUTUAL:
+            self.dense = torch.zeros(batch, num_tokens, num_tokens, dtype=torch.float32, device=device)
+        elif game == "max_mutual" and self.half > 0:
             # a margin of T // 2 elements on each side takes the (zero) writes just outside the array
             size = batch * num_tokens * self.half
             storage = torch.zeros(size + 2 * self.half, dtype=torch.float32, device=device)
@@ -65,6 +76,10 @@ class PairSums:
             examples (slice): Its examples (a contiguous range).
         """
         start, stop, _ = rows.indices(weights.shape[-1])
+        if self.dense is not None:
+            self.dense[examples, start:stop] += weights
+            self.diagonal[examples, start:stop] += torch.diagonal(weights, offset=start, dim1=-2, dim2=-1).double()
+            return
         # at most T // 2 - 1 rows: the packed array's strided views then never overlap themselves
         step = max(1, min(PAIR_BLOCK // max(weights.shape[0] * weights.shape[-1], 1), self.half - 1))
         for first in range(start, stop, step):
@@ -149,10 +164,25 @@ class PairSums:
             Tensor: ``s_i = sum_{j != i, j player} w_ij``, float64, ``(batch, T)`` (for every token ``i``;
             meaningful for players).
         """
+        if self.dense is not None:
+            return self._dense_sums(self.dense)
         symmetric = self.rows + self.columns - 2 * self.diagonal
         if self.game == "mutual":
             return symmetric
         return 0.5 * (symmetric + self._absolute_sums())
+
+    def _dense_sums(self, matrix: Tensor) -> Tensor:
+        """``sum_{j != i, j player} max(m_ij, m_ji)`` from the whole matrix, float64, a block of rows at a time."""
+        batch, n, _ = matrix.shape
+        players = self.players.double().unsqueeze(-1)
+        sums = torch.zeros(batch, n, dtype=torch.float64, device=matrix.device)
+        step = max(1, PAIR_BLOCK // max(batch * n, 1))
+        for first in range(0, n, step):
+            rows = slice(first, min(first + step, n))
+            weights = torch.maximum(matrix[:, rows], matrix[:, :, rows].transpose(1, 2)).double()
+            diagonal = torch.diagonal(weights, offset=first, dim1=-2, dim2=-1)  # j = i is no partner
+            sums[:, rows] = torch.matmul(weights, players).squeeze(-1) - diagonal * players[:, rows, 0]
+        return sums
 
     def _absolute_sums(self) -> Tensor:
         """``sum_{j player} |D_ij|`` for every ``i``, float64, a block of packed rows at a time."""
