@@ -58,6 +58,30 @@ def test_max_mutual_holds_half_the_matrix_unless_it_is_small():
     assert PairSums("mutual", players).packed is None
     small = PairSums("max_mutual", torch.ones(16, 512, dtype=torch.bool))  # 16 x 512 x 512: 16 MiB
     assert small.dense is not None and small.packed is None
+    shared = PairSums("max_mutual", torch.ones(16, 512, dtype=torch.bool), sharing=6)  # six layer groups at once
+    assert shared.dense is None and shared.packed is not None
+
+
+def test_layer_groups_share_the_dense_budget(monkeypatch):
+    """A capture of several layer groups holds one accumulator per group at once: Max-Mutual's dense route is
+    taken only when all of them fit the budget together."""
+    from captum_attn_shapley.capture.reductions import InfluenceReducer
+
+    batch, n = 2, 8
+    monkeypatch.setattr(pair_sums_module, "DENSE_MAX_MUTUAL", 2 * batch * n * n)
+
+    def positions(b, t, device):
+        return (
+            torch.ones(b, t, dtype=torch.bool),
+            torch.zeros(b, dtype=torch.long),
+            torch.ones(b, t, dtype=torch.bool),
+        )
+
+    for groups, dense in ((((0,), (1,)), True), (((0,), (1,), (0, 1)), False)):
+        request = InfluenceRequest("pair_sums", "attention", "max_mutual", groups=groups)
+        reducer = InfluenceReducer(request, 2, positions)
+        reducer.resolve(batch, n, torch.device("cpu"))
+        assert all((group.pairs.dense is not None) == dense for group in reducer.groups)
 
 
 @pytest.mark.parametrize("dense_limit", [0, 1 << 22])

@@ -15,7 +15,8 @@ Shapley values"). Both are accumulated here a block of query rows at a time, as 
 
 The sums of the vectors are kept in float64; ``D`` in float32, like the influence matrix itself.
 
-When the batch's whole matrix is small (``batch x T x T`` at most :data:`DENSE_MAX_MUTUAL` elements, 16 MiB),
+When the batch's whole matrix is small (``batch x T x T`` at most :data:`DENSE_MAX_MUTUAL` elements, 16 MiB,
+shared by the layer groups of one capture),
 Max-Mutual accumulates ``M`` itself instead: one addition per block instead of the packed array's strided
 updates, and ``s_i`` read from ``max(M, M^T)`` at the end (same values to float round-off).
 """
@@ -42,9 +43,11 @@ class PairSums:
     Args:
         game (str): ``"mutual"`` or ``"max_mutual"``.
         players (Tensor): Bool ``(batch, T)``.
+        sharing (int): How many accumulators of this shape the capture holds at once (its layer groups): they
+                    share :data:`DENSE_MAX_MUTUAL`. Default: 1.
     """
 
-    def __init__(self, game: str, players: Tensor) -> None:
+    def __init__(self, game: str, players: Tensor, sharing: int = 1) -> None:
         self.game = check_pair_game(game)
         self.players = players.to(torch.float32)
         batch, num_tokens = players.shape
@@ -58,7 +61,7 @@ class PairSums:
         self.packed: Optional[Tensor] = None
         #: Max-Mutual's whole matrix ``M``, float32, when it is small (:data:`DENSE_MAX_MUTUAL`).
         self.dense: Optional[Tensor] = None
-        if game == "max_mutual" and batch * num_tokens * num_tokens <= DENSE_MAX_MUTUAL:
+        if game == "max_mutual" and sharing * batch * num_tokens * num_tokens <= DENSE_MAX_MUTUAL:
             self.dense = torch.zeros(batch, num_tokens, num_tokens, dtype=torch.float32, device=device)
         elif game == "max_mutual" and self.half > 0:
             # a margin of T // 2 elements on each side takes the (zero) writes just outside the array

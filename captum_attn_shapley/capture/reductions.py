@@ -157,13 +157,13 @@ class InfluenceReducer:
         assert self.real is not None and self.cls is not None
         return self.real, self.cls
 
-    def _set_positions(self, real: Tensor, cls: Tensor, players: Optional[Tensor]) -> None:
+    def _set_positions(self, real: Tensor, cls: Tensor, players: Optional[Tensor], sharing: int = 1) -> None:
         self.real, self.cls = real, cls
         for group in self.groups:
-            group._set_positions(real, cls, players)
+            group._set_positions(real, cls, players, sharing=len(self.groups))
         if self.request.reduction == "pair_sums" and not self.groups:
             assert players is not None and self.request.game is not None
-            self.pairs = PairSums(self.request.game, players.to(real.device))
+            self.pairs = PairSums(self.request.game, players.to(real.device), sharing)
 
     def add(
         self,
