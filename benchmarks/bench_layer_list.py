@@ -27,7 +27,7 @@ from typing import Callable, Dict, List
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_speed_memory import build_inputs, load_model, make_callables  # noqa: E402
+from bench_speed_memory import build_inputs, load_model, make_callables, timed  # noqa: E402
 
 from captum_attn_shapley.attr import LayerAttnGradShapley, LayerGradSAM  # noqa: E402
 
@@ -37,12 +37,6 @@ VARIANTS = [
     ("cls", "grad_attention"),
     ("max_mutual", "grad_attention"),
 ]
-
-
-def _timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def main(argv: List[str] = None) -> int:
@@ -92,7 +86,7 @@ def main(argv: List[str] = None) -> int:
         order = [(name, kind) for name, fns in cases.items() for kind in fns]
         rng.shuffle(order)
         for name, kind in order:
-            times[name][kind].append(_timed(cases[name][kind]))
+            times[name][kind].append(timed(cases[name][kind]))
     lines = [
         "# The layer API: a list of layers in one pass",
         "",
