@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 from torch.nn import Module
 
+from captum_attn_shapley.capture import native
 from captum_attn_shapley.capture.integrated_attention import integrated_attend
 from captum_attn_shapley.capture.lrp_attention import lrp_attend
 from captum_attn_shapley.capture.reductions import InfluenceReducer
@@ -110,10 +111,8 @@ class AttentionCall:
         if self.mask is not None:
             mask = self.mask.expand(self.query.shape[0], -1, num_queries, num_keys)[examples]
             mask = _rows(mask, rows, positions)
-            if mask.dtype == torch.bool:
-                scores.masked_fill_(mask.logical_not(), torch.finfo(torch.float32).min)
-            else:
-                scores.add_(mask)
+            lowest = torch.finfo(torch.float32).min  # a boolean mask: true = attend
+            scores.masked_fill_(mask.logical_not(), lowest) if mask.dtype == torch.bool else scores.add_(mask)
         elif self.causal:
             query_index = _row_index(num_queries, rows, positions, scores.device)
             allowed = query_index >= torch.arange(num_keys, device=scores.device)
@@ -227,10 +226,11 @@ class FusedRecorder:
         layer = self.num_calls
         self.num_calls += 1
         self.batch_size, self.num_tokens = call.query.shape[0], call.key.shape[2]
+        if (compiled := native.attend(call, self.reducer, layer, self.row_budget)) is not None:  # where it applies
+            return compiled.to(call.query.dtype)
         query, key, value = call.operands()
         batch, heads, num_queries, _ = query.shape
         self.reducer.resolve(batch, key.shape[2], query.device)
-        # written in the kernel's output layout (batch, queries, heads, dim): no copy at the end
         output = torch.empty(batch, num_queries, heads, value.shape[-1], dtype=torch.float32, device=query.device)
         by_head = output.transpose(1, 2)
         scores: Optional[Tensor] = None

@@ -1,0 +1,151 @@
+// Attention with the influence reduction fused in, for the fused capture on CPUs (float32).
+//
+// Compiled on first use by captum_attn_shapley.capture.native (torch.utils.cpp_extension); the Python block
+// loops of captum_attn_shapley.capture.fused are the reference and the fallback. One task is a tile of query
+// rows of one example; it runs every head on that tile while the tile's scores stay in the core's cache, and
+// adds the head-averaged attention of the tile, so the (heads x T x T) probabilities never reach memory.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+// BLAS's single-precision matrix product, from the math library torch is linked with (MKL on x86 wheels).
+extern "C" void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                       const int*, const float*, const int*, const float*, float*, const int*);
+
+namespace {
+
+using Vec = at::vec::Vectorized<float>;
+
+// Column-major C (m x n) = alpha op(A) op(B) + beta C, as BLAS defines it.
+inline void gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                 const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  int M = static_cast<int>(m), N = static_cast<int>(n), K = static_cast<int>(k);
+  int LA = static_cast<int>(lda), LB = static_cast<int>(ldb), LC = static_cast<int>(ldc);
+  sgemm_(&ta, &tb, &M, &N, &K, &alpha, a, &LA, b, &LB, &beta, c, &LC);
+}
+
+// The strides of a (batch, heads, tokens, dim) tensor whose last stride is 1.
+struct Strides4 {
+  int64_t b, h, t;
+  explicit Strides4(const torch::Tensor& x) : b(x.stride(0)), h(x.stride(1)), t(x.stride(2)) {}
+  int64_t at(int64_t bi, int64_t hi, int64_t ti) const { return bi * b + hi * h + ti * t; }
+};
+
+// Scores of one row, masked as the Python reference masks them: an additive mask row, or (causal) keys after
+// the query set to the lowest float; then exp(x - max) in place. Returns 1 / the sum of the exponentials (the
+// softmax's normalisation, applied by the caller where the row is read).
+inline float exp_row(float* x, int64_t n, const float* mask, int64_t causal_limit) {
+  const float lowest = std::numeric_limits<float>::lowest();
+  const int64_t step = Vec::size();
+  int64_t j = 0;
+  if (mask) {
+    for (j = 0; j + step <= n; j += step) (Vec::loadu(x + j) + Vec::loadu(mask + j)).store(x + j);
+    for (; j < n; ++j) x[j] += mask[j];
+  }
+  if (causal_limit >= 0) std::fill(x + std::min(causal_limit + 1, n), x + n, lowest);
+  Vec vmax(lowest);
+  for (j = 0; j + step <= n; j += step) vmax = at::vec::maximum(vmax, Vec::loadu(x + j));
+  float mx = vmax.reduce_max();
+  for (; j < n; ++j) mx = std::max(mx, x[j]);
+  Vec vsum(0.f), vm(mx);
+  for (j = 0; j + step <= n; j += step) {
+    Vec e = (Vec::loadu(x + j) - vm).exp_u20();
+    e.store(x + j);
+    vsum = vsum + e;
+  }
+  float sum = vsum.reduce_add();
+  for (; j < n; ++j) {
+    x[j] = std::exp(x[j] - mx);
+    sum += x[j];
+  }
+  return 1.f / sum;
+}
+
+// acc += alpha * x over n floats.
+inline void axpy(float* acc, const float* x, int64_t n, float alpha) {
+  const int64_t step = Vec::size();
+  Vec va(alpha);
+  int64_t j = 0;
+  for (; j + step <= n; j += step) (Vec::loadu(acc + j) + Vec::loadu(x + j) * va).store(acc + j);
+  for (; j < n; ++j) acc[j] += alpha * x[j];
+}
+
+// dst = alpha * src over n floats.
+inline void scale_into(float* dst, const float* src, int64_t n, float alpha) {
+  const int64_t step = Vec::size();
+  Vec va(alpha);
+  int64_t j = 0;
+  for (; j + step <= n; j += step) (Vec::loadu(src + j) * va).store(dst + j);
+  for (; j < n; ++j) dst[j] = alpha * src[j];
+}
+
+void check_operand(const torch::Tensor& x, const char* name) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 4 && x.stride(3) == 1,
+              name, " must be a float32 CPU tensor (batch, heads, tokens, dim) with a contiguous last axis");
+}
+
+}  // namespace
+
+// Query rows [row_start, row_stop) of every example: the attention output, written into `out`
+// (batch, queries, heads, dim), and the head mean of the probabilities, written into `mean`
+// (batch, row_stop - row_start, keys). `mask`: an additive float mask viewed as (batch, heads, queries, keys)
+// (expanded, last stride 1), or an empty tensor; `causal`: query i sees keys 0..i (without a mask).
+void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                 const torch::Tensor& mask, bool causal, double scale, int64_t row_start, int64_t row_stop,
+                 torch::Tensor out, torch::Tensor mean, int64_t tile) {
+  check_operand(query, "query");
+  check_operand(key, "key");
+  check_operand(value, "value");
+  const int64_t B = query.size(0), H = query.size(1), D = query.size(3), Tk = key.size(2);
+  const int64_t Dv = value.size(3), rows = row_stop - row_start;
+  TORCH_CHECK(out.is_contiguous() && out.size(0) == B && out.size(2) == H && out.size(3) == Dv, "out");
+  TORCH_CHECK(mean.is_contiguous() && mean.size(0) == B && mean.size(1) == rows && mean.size(2) == Tk, "mean");
+  const bool has_mask = mask.numel() > 0;
+  if (has_mask) TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && mask.scalar_type() == torch::kFloat32, "mask");
+  const Strides4 sq(query), sk(key), sv(value);
+  const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
+  const float* Q = query.data_ptr<float>();
+  const float* K = key.data_ptr<float>();
+  const float* V = value.data_ptr<float>();
+  const float* Mk = has_mask ? mask.data_ptr<float>() : nullptr;
+  float* O = out.data_ptr<float>();
+  float* Mean = mean.data_ptr<float>();
+  const int64_t Tq = out.size(1);
+  const int64_t tiles = (rows + tile - 1) / tile;
+  const float inv_heads = 1.f / static_cast<float>(H);
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> scores(tile * Tk), sums(tile * Tk), inverse(tile);
+    float* acc = sums.data();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / tiles, r0 = row_start + (task % tiles) * tile;
+      const int64_t r = std::min(tile, row_stop - r0);
+      std::fill(acc, acc + r * Tk, 0.f);
+      for (int64_t h = 0; h < H; ++h) {
+        gemm('T', 'N', Tk, r, D, static_cast<float>(scale), K + sk.at(b, h, 0), sk.t, Q + sq.at(b, h, r0), sq.t,
+             0.f, scores.data(), Tk);
+        for (int64_t i = 0; i < r; ++i) {
+          const float* mrow = has_mask ? Mk + sm.at(b, h, r0 + i) : nullptr;
+          inverse[i] = exp_row(scores.data() + i * Tk, Tk, mrow, causal ? r0 + i : -1);
+        }
+        float* out_rows = O + ((b * Tq + r0) * H + h) * Dv;
+        gemm('N', 'N', Dv, r, Tk, 1.f, V + sv.at(b, h, 0), sv.t, scores.data(), Tk, 0.f, out_rows, H * Dv);
+        for (int64_t i = 0; i < r; ++i) {
+          float* o = out_rows + i * H * Dv;
+          for (int64_t d = 0; d < Dv; ++d) o[d] *= inverse[i];
+          axpy(acc + i * Tk, scores.data() + i * Tk, Tk, inverse[i]);
+        }
+      }
+      float* mean_rows = Mean + (b * rows + (r0 - row_start)) * Tk;
+      scale_into(mean_rows, acc, r * Tk, inv_heads);
+    }
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("attend_rows", &attend_rows, "Attention output and head-mean probabilities of a range of query rows");
+}
