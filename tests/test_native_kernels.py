@@ -1,12 +1,15 @@
 """The capture's compiled CPU kernel against the Python block loop it replaces (and that stays its fallback)."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from tiny_models import SPECIAL_IDS, text_batch, zoo_model
 
 import captum_attn_shapley.capture.native as native
-from captum_attn_shapley import AttentionReceived, AttnGradShapley
+from captum_attn_shapley import AttentionReceived, AttnGradShapley, GradSAM
 from captum_attn_shapley.capture.fused import AttentionCall
+from captum_attn_shapley.capture.fused_backward import attention_backward
 from captum_attn_shapley.capture.reductions import InfluenceReducer, InfluenceRequest
 
 
@@ -27,29 +30,11 @@ def _call(batch=2, heads=3, kv_heads=3, tokens=37, dim=8, mask=None, causal=Fals
     return AttentionCall(query, key, value, mask, causal, dim**-0.5)
 
 
-def _kernel(call: AttentionCall, rows_per_block: int):
-    """Runs :func:`native.attend` with blocks of ``rows_per_block`` rows, collecting the head means it adds."""
-    batch, tokens = call.query.shape[0], call.key.shape[2]
-    request = InfluenceRequest(reduction="matrix")
-    positions = lambda b, t, d: (torch.ones(b, t, dtype=torch.bool), torch.zeros(b), None)  # noqa: E731
-    reducer = InfluenceReducer(request, 1, positions)
-    output = native.attend(call, reducer, 0, rows_per_block * batch * tokens)
-    assert output is not None, native.status()
-    return output, reducer.result()
+def _positions(batch, tokens, device):
+    return torch.ones(batch, tokens, dtype=torch.bool), torch.zeros(batch, dtype=torch.long), None
 
 
-def test_the_kernel_is_built_and_used_on_this_machine():
-    assert native.kernels() is not None, native.status()
-    assert native.status() == "in use"
-
-
-@pytest.mark.parametrize("rows_per_block", [1, 5, 64, 1000])
-@pytest.mark.parametrize(
-    "case", ["plain", "key_padding", "bool_full_mask", "causal", "grouped_query", "long_rows", "lowest_float_rows"]
-)
-def test_kernel_equals_the_python_loop(case, rows_per_block):
-    """Every mask form the fused capture records, grouped-query heads, query-row tiles with a remainder (the
-    kernel's tile is 64 rows: 150 tokens give 64 + 64 + 22), and blocks of rows of any size."""
+def _case(case: str) -> AttentionCall:
     tokens = 150 if case == "long_rows" else 37
     mask = None
     if case == "key_padding":  # additive (batch, 1, 1, keys), as BERT-like models pass it
@@ -61,27 +46,86 @@ def test_kernel_equals_the_python_loop(case, rows_per_block):
     elif case == "lowest_float_rows":  # a fully masked query row: uniform, as the reference gives it
         mask = torch.zeros(2, 1, tokens, tokens)
         mask[0, :, 3, :] = torch.finfo(torch.float32).min
-    call = _call(
-        tokens=tokens,
-        mask=mask,
-        causal=case == "causal",
-        heads=4 if case == "grouped_query" else 3,
-        kv_heads=2 if case == "grouped_query" else 3,
+    grouped = case == "grouped_query"
+    return _call(
+        tokens=tokens, mask=mask, causal=case == "causal", heads=4 if grouped else 3, kv_heads=2 if grouped else 3
     )
+
+
+CASES = ["plain", "key_padding", "bool_full_mask", "causal", "grouped_query", "long_rows", "lowest_float_rows"]
+
+
+def _kernel(call: AttentionCall, rows_per_block: int):
+    """Runs :func:`native.attend` with blocks of ``rows_per_block`` rows, collecting the head means it adds."""
+    batch, tokens = call.query.shape[0], call.key.shape[2]
+    reducer = InfluenceReducer(InfluenceRequest(reduction="matrix"), 1, _positions)
+    output = native.attend(call, reducer, 0, rows_per_block * batch * tokens)
+    assert output is not None, native.status()
+    return output, reducer.result()
+
+
+def test_the_kernel_is_built_and_used_on_this_machine():
+    assert native.kernels() is not None, native.status()
+    assert native.status() == "in use"
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 5, 64, 1000])
+@pytest.mark.parametrize("case", CASES)
+def test_kernel_equals_the_python_loop(case, rows_per_block):
+    """Every mask form the fused capture records, grouped-query heads, query-row tiles with a remainder (the
+    kernel's tile is 64 rows: 150 tokens give 64 + 64 + 22), and blocks of rows of any size."""
+    call = _case(case)
     expected_output, expected_mean = _reference(call)
     output, mean = _kernel(call, rows_per_block)
     assert torch.allclose(output, expected_output, atol=1e-5), case
     assert torch.allclose(mean, expected_mean, atol=1e-6), case
 
 
+@pytest.mark.parametrize("want", [(True, True, True), (False, True, False), (True, False, True)])
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("rows_per_block", [5, 1000])
+@pytest.mark.parametrize("case", CASES)
+def test_backward_kernel_equals_the_python_loop(case, rows_per_block, signed, want, monkeypatch):
+    """The reducing backward pass: the input gradients (summed per key/value head) and the weighted attention
+    ``A * relu(dO V^T)`` (signed: ``A * dO V^T``), against the Python loop (itself tested against autograd
+    on Hugging Face's eager attention, tests/test_fused_capture.py)."""
+    call = _case(case)
+    output, _ = _reference(call)
+    grad_output = torch.randn(output.shape, generator=torch.Generator().manual_seed(7))
+    batch, tokens = call.query.shape[0], call.key.shape[2]
+    results = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv(native.ENV_SWITCH, switch)
+        request = InfluenceRequest(reduction="matrix", weighting="grad_attention", signed=signed)
+        reducer = InfluenceReducer(request, 1, _positions)
+        recorder = SimpleNamespace(reducer=reducer, grad_row_budget=rows_per_block * batch * tokens)
+        grads = attention_backward(call, output, grad_output, recorder, 0, want)
+        results.append((grads, reducer.result()))
+    (grads, weighted), (expected_grads, expected_weighted) = results
+    assert torch.allclose(weighted, expected_weighted, atol=1e-6), case
+    for grad, expected, wanted in zip(grads, expected_grads, want):
+        assert (grad is None) == (not wanted)
+        if wanted:
+            assert grad.shape == expected.shape
+            assert torch.allclose(grad, expected, atol=1e-5), case
+
+
 @pytest.mark.parametrize("game", ["mutual", "max_mutual"])
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_attributions_with_and_without_the_kernel_agree(game, arch, monkeypatch):
-    """End to end on tiny models (padding inside the batch; Llama: causal, grouped-query attention)."""
+    """End to end on tiny models (padding inside the batch; Llama: causal, grouped-query attention), both
+    kernels (the attention-only pass and the reducing backward pass)."""
     model = zoo_model(arch) if arch == "llama" else zoo_model("bert")
     ids, mask = text_batch(seed=3, batch=3, length=11)
-    variants = [AttnGradShapley(model, game=game, weighting="attention", special_token_ids=SPECIAL_IDS)]
-    variants.append(AttentionReceived(model, special_token_ids=SPECIAL_IDS))
+    variants = [
+        AttnGradShapley(model, game=game, weighting=weighting, special_token_ids=SPECIAL_IDS)
+        for weighting in ("attention", "grad_attention")
+    ]
+    variants += [
+        AttnGradShapley(model, game=game, weighting="grad_attention", signed=True, special_token_ids=SPECIAL_IDS),
+        AttentionReceived(model, special_token_ids=SPECIAL_IDS),
+        GradSAM(model, special_token_ids=SPECIAL_IDS),
+    ]
     for explainer in variants:
         with_kernel = explainer.attribute(ids, additional_forward_args=(mask,))
         monkeypatch.setenv(native.ENV_SWITCH, "0")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
 import torch
 from torch import Tensor
 
+from captum_attn_shapley.capture import native
 from captum_attn_shapley.capture.workspace import workspace
 
 if TYPE_CHECKING:
@@ -88,6 +89,12 @@ def attention_backward(
     """
     from captum_attn_shapley.capture.fused import blocks
 
+    if not lrp and reduce:  # the compiled kernel, where it applies
+        compiled = native.reducing_backward(
+            call, output, grad_output, recorder.reducer, layer, want, recorder.grad_row_budget
+        )
+        if compiled is not None:
+            return _input_gradients(call, *compiled)
     query, key, value = call.operands()
     d_out = grad_output.transpose(1, 2).float()
     half = 0.5 if lrp else 1.0  # the uniform rule of A V and Q K^T (AttnLRP)
@@ -122,6 +129,14 @@ def attention_backward(
             d_query[examples, :, rows] = torch.matmul(d_scores, key[examples]).mul_(call.scaling * half)
         if d_key is not None:
             _accumulate(d_key[examples], d_scores.transpose(-1, -2), query[examples, :, rows], call.scaling * half)
+    return _input_gradients(call, d_query, d_key, d_value)
+
+
+def _input_gradients(
+    call: "AttentionCall", d_query: Optional[Tensor], d_key: Optional[Tensor], d_value: Optional[Tensor]
+) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+    """The gradients in the dtypes of the call's inputs, the key's and value's summed over the query heads that
+    share a key/value head."""
     return (
         d_query.to(call.query.dtype) if d_query is not None else None,
         _per_kv_head(d_key, call.key) if d_key is not None else None,

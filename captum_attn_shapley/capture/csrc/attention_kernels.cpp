@@ -146,6 +146,108 @@ void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const tor
   });
 }
 
+// The backward pass of query rows [row_start, row_stop): with P = A * dA (dA = dO V^T) and
+// dS = P - A * delta (delta = rowsum(dO * O)), adds dQ = scale dS K to `d_query` (batch, heads, queries, dim),
+// scale dS^T Q to `d_key` and A^T dO to `d_value` (batch, heads, keys, dim) where wanted (`want_*`), and
+// writes the head mean of relu(P) (of P when `signed_weights`) into `weighted` (batch, rows, keys).
+// `d_out` is (batch, heads, queries, dim_v) and `delta` (batch, heads, queries); masks as in attend_rows.
+void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
+                            const torch::Tensor& mask, bool causal, double scale, const torch::Tensor& d_out,
+                            const torch::Tensor& delta, int64_t row_start, int64_t row_stop, bool signed_weights,
+                            bool want_query, bool want_key, bool want_value, torch::Tensor d_query,
+                            torch::Tensor d_key, torch::Tensor d_value, torch::Tensor weighted, int64_t tile) {
+  check_operand(query, "query");
+  check_operand(key, "key");
+  check_operand(value, "value");
+  check_operand(d_out, "d_out");
+  const int64_t B = query.size(0), H = query.size(1), D = query.size(3), Tk = key.size(2);
+  const int64_t Dv = value.size(3), rows = row_stop - row_start;
+  TORCH_CHECK(weighted.is_contiguous() && weighted.size(1) == rows && weighted.size(2) == Tk, "weighted");
+  TORCH_CHECK(delta.is_contiguous() && delta.scalar_type() == torch::kFloat32, "delta");
+  TORCH_CHECK(!want_query || d_query.is_contiguous(), "d_query");
+  TORCH_CHECK(!want_key || d_key.is_contiguous(), "d_key");
+  TORCH_CHECK(!want_value || d_value.is_contiguous(), "d_value");
+  const bool has_mask = mask.numel() > 0;
+  if (has_mask) TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && mask.scalar_type() == torch::kFloat32, "mask");
+  const Strides4 sq(query), sk(key), sv(value), sg(d_out);
+  const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
+  const float* Q = query.data_ptr<float>();
+  const float* K = key.data_ptr<float>();
+  const float* V = value.data_ptr<float>();
+  const float* G = d_out.data_ptr<float>();
+  const float* Delta = delta.data_ptr<float>();
+  const float* Mk = has_mask ? mask.data_ptr<float>() : nullptr;
+  const int64_t Tq = query.size(2);
+  float* dQ = want_query ? d_query.data_ptr<float>() : nullptr;
+  float* W = weighted.data_ptr<float>();
+  const int64_t tiles = (rows + tile - 1) / tile;
+  const float inv_heads = 1.f / static_cast<float>(H);
+  const float fscale = static_cast<float>(scale);
+  // d_key and d_value gather every row tile of a head: each thread adds into its own copy, summed at the end
+  const int64_t threads = at::get_num_threads();
+  const int64_t kv_size = B * H * Tk * D, v_size = B * H * Tk * Dv;
+  std::vector<float> key_parts(want_key ? threads * kv_size : 0), value_parts(want_value ? threads * v_size : 0);
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<float> probs(tile * Tk), grads(tile * Tk), sums(tile * Tk);
+    const int64_t thread = at::get_thread_num();
+    float* dK = want_key ? key_parts.data() + thread * kv_size : nullptr;
+    float* dV = want_value ? value_parts.data() + thread * v_size : nullptr;
+    float* acc = sums.data();
+    float* A = probs.data();
+    float* P = grads.data();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t b = task / tiles, r0 = row_start + (task % tiles) * tile;
+      const int64_t r = std::min(tile, row_stop - r0);
+      std::fill(acc, acc + r * Tk, 0.f);
+      for (int64_t h = 0; h < H; ++h) {
+        const float* Kh = K + sk.at(b, h, 0);
+        const float* Qt = Q + sq.at(b, h, r0);
+        const float* Gt = G + sg.at(b, h, r0);
+        gemm('T', 'N', Tk, r, D, fscale, Kh, sk.t, Qt, sq.t, 0.f, A, Tk);
+        for (int64_t i = 0; i < r; ++i) {
+          float* row = A + i * Tk;
+          const float* mrow = has_mask ? Mk + sm.at(b, h, r0 + i) : nullptr;
+          const float inv = exp_row(row, Tk, mrow, causal ? r0 + i : -1);
+          scale_into(row, row, Tk, inv);
+        }
+        // dA = dO V^T, then P = A * dA
+        gemm('T', 'N', Tk, r, Dv, 1.f, V + sv.at(b, h, 0), sv.t, Gt, sg.t, 0.f, P, Tk);
+        const int64_t n = r * Tk, step = Vec::size();
+        int64_t j = 0;
+        for (; j + step <= n; j += step) (Vec::loadu(P + j) * Vec::loadu(A + j)).store(P + j);
+        for (; j < n; ++j) P[j] *= A[j];
+        if (signed_weights) {
+          axpy(acc, P, n, 1.f);
+        } else {
+          const Vec zero(0.f);
+          for (j = 0; j + step <= n; j += step)
+            (Vec::loadu(acc + j) + at::vec::maximum(Vec::loadu(P + j), zero)).store(acc + j);
+          for (; j < n; ++j) acc[j] += std::max(P[j], 0.f);
+        }
+        if (dV)  // dV (Tk x Dv) += A^T (Tk x r) dO (r x Dv)
+          gemm('N', 'T', Dv, Tk, r, 1.f, Gt, sg.t, A, Tk, 1.f, dV + ((b * H + h) * Tk) * Dv, Dv);
+        if (!dQ && !dK) continue;
+        for (int64_t i = 0; i < r; ++i) axpy(P + i * Tk, A + i * Tk, Tk, -Delta[(b * H + h) * Tq + r0 + i]);
+        if (dQ)  // dQ (r x D) = scale dS (r x Tk) K (Tk x D)
+          gemm('N', 'N', D, r, Tk, fscale, Kh, sk.t, P, Tk, 0.f, dQ + ((b * H + h) * Tq + r0) * D, D);
+        if (dK)  // dK (Tk x D) += scale dS^T (Tk x r) Q (r x D)
+          gemm('N', 'T', D, Tk, r, fscale, Qt, sq.t, P, Tk, 1.f, dK + ((b * H + h) * Tk) * D, D);
+      }
+      scale_into(W + (b * rows + (r0 - row_start)) * Tk, acc, r * Tk, inv_heads);
+    }
+  });
+  auto gather = [&](std::vector<float>& parts, torch::Tensor total, int64_t size) {
+    float* out = total.data_ptr<float>();
+    at::parallel_for(0, size, 1 << 14, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < threads; ++t) axpy(out + begin, parts.data() + t * size + begin, end - begin, 1.f);
+    });
+  };
+  if (want_key) gather(key_parts, d_key, kv_size);
+  if (want_value) gather(value_parts, d_value, v_size);
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("attend_rows", &attend_rows, "Attention output and head-mean probabilities of a range of query rows");
+  m.def("reducing_backward_rows", &reducing_backward_rows,
+        "Input gradients of a range of query rows and the head mean of their weighted attention");
 }
