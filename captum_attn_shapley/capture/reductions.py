@@ -200,10 +200,13 @@ class InfluenceReducer:
             for group in self._groups_of.get(layer, []):
                 group.add(layer, rows, weighted, None, examples)
             return
-        head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
+        if weighted.shape[1] == 1 and weighted.dtype == torch.float32:  # already one head (the compiled kernels)
+            head_mean = weighted[:, 0]  # a view: read below, never kept
+        else:
+            head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
         num_tokens = head_mean.shape[-1]
         if request.reduction == "layer_cls_rows":
-            self.layer_rows[layer] = head_mean[:, 0, :]
+            self.layer_rows[layer] = head_mean[:, 0, :].clone()
             return
         assert self.real is not None, "resolve() comes first"
         if self.pairs is not None:
