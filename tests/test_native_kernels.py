@@ -46,13 +46,25 @@ def _case(case: str) -> AttentionCall:
     elif case == "lowest_float_rows":  # a fully masked query row: uniform, as the reference gives it
         mask = torch.zeros(2, 1, tokens, tokens)
         mask[0, :, 3, :] = torch.finfo(torch.float32).min
+    elif case == "bool_masked_row":  # the same with a boolean mask (ModernBERT's sliding window is one)
+        mask = torch.ones(2, 1, tokens, tokens, dtype=torch.bool)
+        mask[1, :, 5, :] = False
     grouped = case == "grouped_query"
     return _call(
         tokens=tokens, mask=mask, causal=case == "causal", heads=4 if grouped else 3, kv_heads=2 if grouped else 3
     )
 
 
-CASES = ["plain", "key_padding", "bool_full_mask", "causal", "grouped_query", "long_rows", "lowest_float_rows"]
+CASES = [
+    "plain",
+    "key_padding",
+    "bool_full_mask",
+    "causal",
+    "grouped_query",
+    "long_rows",
+    "lowest_float_rows",
+    "bool_masked_row",
+]
 
 
 def _kernel(call: AttentionCall, rows_per_block: int):
@@ -92,6 +104,8 @@ def test_backward_kernel_equals_the_python_loop(case, rows_per_block, signed, wa
     call = _case(case)
     output, _ = _reference(call)
     grad_output = torch.randn(output.shape, generator=torch.Generator().manual_seed(7))
+    if case == "long_rows":  # as in a classifier's last layer: one row with a gradient (tiles of zeros skipped)
+        grad_output[:, 1:] = 0
     batch, tokens = call.query.shape[0], call.key.shape[2]
     results = []
     for switch in ("1", "0"):

@@ -119,7 +119,7 @@ def reducing_backward(
     delta = (d_out * output.transpose(1, 2).float()).sum(dim=-1).contiguous()
     batch, _, num_queries, _ = query.shape
     num_keys = key.shape[2]
-    grads = [torch.zeros_like(t) if wanted else torch.empty(0) for t, wanted in zip((query, key, value), want)]
+    grads = [torch.zeros(t.shape) if wanted else torch.empty(0) for t, wanted in zip((query, key, value), want)]
     reducer.resolve(batch, num_keys, query.device)
     signed = reducer.request.signed
     rows = max(1, min(num_queries, budget // max(batch * num_keys, 1)))
@@ -149,15 +149,15 @@ def reducing_backward(
 
 
 def _operands(call: "AttentionCall") -> Tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Query, key and value as the kernels read them (float32, one key/value head per query head, contiguous)
-    and the mask as an additive float32 ``(batch, heads, queries, keys)`` view (empty without a mask)."""
-    query, key, value = (t.contiguous() for t in call.operands())  # the products read rows in place
+    """Query, key and value as the kernels read them (float32, one key/value head per query head)
+    and the mask, boolean (true = attend) or additive float32, as a ``(batch, heads, queries, keys)`` view
+    (empty without a mask)."""
+    # the products read each token's row in place (the model's layout): no copy unless a row is strided
+    query, key, value = (t if t.stride(-1) == 1 else t.contiguous() for t in call.operands())
     mask = torch.empty(0)
     if call.mask is not None:
-        mask = call.mask
-        if mask.dtype == torch.bool:  # as the Python loop masks: the lowest float where not attended
-            mask = torch.zeros(mask.shape).masked_fill_(mask.logical_not(), torch.finfo(torch.float32).min)
-        mask = mask.float().expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
+        mask = call.mask if call.mask.dtype == torch.bool else call.mask.float()
+        mask = mask.expand(query.shape[0], query.shape[1], query.shape[2], key.shape[2])
         mask = mask if mask.stride(-1) == 1 else mask.contiguous()
     return query, key, value, mask
 

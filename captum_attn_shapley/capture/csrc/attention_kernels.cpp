@@ -36,10 +36,10 @@ struct Strides4 {
   int64_t at(int64_t bi, int64_t hi, int64_t ti) const { return bi * b + hi * h + ti * t; }
 };
 
-// Scores of one row, masked as the Python reference masks them: an additive mask row, or (causal) keys after
-// the query set to the lowest float; then exp(x - max) in place. Returns 1 / the sum of the exponentials (the
+// Scores of one row, masked as the Python reference masks them: an additive mask row, a boolean one (true =
+// attend; the others set to the lowest float), or (causal) keys after the query set to the lowest float; then exp(x - max) in place. Returns 1 / the sum of the exponentials (the
 // softmax's normalisation, applied by the caller where the row is read).
-inline float exp_row(float* x, int64_t n, const float* mask, int64_t causal_limit) {
+inline float exp_row(float* x, int64_t n, const float* mask, const bool* allowed, int64_t causal_limit) {
   const float lowest = std::numeric_limits<float>::lowest();
   const int64_t step = Vec::size();
   int64_t j = 0;
@@ -47,6 +47,8 @@ inline float exp_row(float* x, int64_t n, const float* mask, int64_t causal_limi
     for (j = 0; j + step <= n; j += step) (Vec::loadu(x + j) + Vec::loadu(mask + j)).store(x + j);
     for (; j < n; ++j) x[j] += mask[j];
   }
+  if (allowed)
+    for (j = 0; j < n; ++j) x[j] = allowed[j] ? x[j] : lowest;
   if (causal_limit >= 0) std::fill(x + std::min(causal_limit + 1, n), x + n, lowest);
   Vec vmax(lowest);
   for (j = 0; j + step <= n; j += step) vmax = at::vec::maximum(vmax, Vec::loadu(x + j));
@@ -93,8 +95,9 @@ void check_operand(const torch::Tensor& x, const char* name) {
 
 // Query rows [row_start, row_stop) of every example: the attention output, written into `out`
 // (batch, queries, heads, dim), and the head mean of the probabilities, written into `mean`
-// (batch, row_stop - row_start, keys). `mask`: an additive float mask viewed as (batch, heads, queries, keys)
-// (expanded, last stride 1), or an empty tensor; `causal`: query i sees keys 0..i (without a mask).
+// (batch, row_stop - row_start, keys). `mask`: an additive float mask or a boolean one (true = attend) viewed
+// as (batch, heads, queries, keys) (expanded, last stride 1), or an empty tensor; `causal`: query i sees keys
+// 0..i (without a mask).
 void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const torch::Tensor& value,
                  const torch::Tensor& mask, bool causal, double scale, int64_t row_start, int64_t row_stop,
                  torch::Tensor out, torch::Tensor mean, int64_t tile) {
@@ -105,14 +108,17 @@ void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const tor
   const int64_t Dv = value.size(3), rows = row_stop - row_start;
   TORCH_CHECK(out.is_contiguous() && out.size(0) == B && out.size(2) == H && out.size(3) == Dv, "out");
   TORCH_CHECK(mean.is_contiguous() && mean.size(0) == B && mean.size(1) == rows && mean.size(2) == Tk, "mean");
-  const bool has_mask = mask.numel() > 0;
-  if (has_mask) TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && mask.scalar_type() == torch::kFloat32, "mask");
+  const bool has_mask = mask.numel() > 0, boolean = has_mask && mask.scalar_type() == torch::kBool;
+  if (has_mask)
+    TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && (boolean || mask.scalar_type() == torch::kFloat32),
+                "mask must be float32 or bool, (batch, heads, queries, keys) with a contiguous last axis");
   const Strides4 sq(query), sk(key), sv(value);
   const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
   const float* Q = query.data_ptr<float>();
   const float* K = key.data_ptr<float>();
   const float* V = value.data_ptr<float>();
-  const float* Mk = has_mask ? mask.data_ptr<float>() : nullptr;
+  const float* Mk = has_mask && !boolean ? mask.data_ptr<float>() : nullptr;
+  const bool* Mb = boolean ? mask.data_ptr<bool>() : nullptr;
   float* O = out.data_ptr<float>();
   float* Mean = mean.data_ptr<float>();
   const int64_t Tq = out.size(1);
@@ -129,8 +135,9 @@ void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const tor
         gemm('T', 'N', Tk, r, D, static_cast<float>(scale), K + sk.at(b, h, 0), sk.t, Q + sq.at(b, h, r0), sq.t,
              0.f, scores.data(), Tk);
         for (int64_t i = 0; i < r; ++i) {
-          const float* mrow = has_mask ? Mk + sm.at(b, h, r0 + i) : nullptr;
-          inverse[i] = exp_row(scores.data() + i * Tk, Tk, mrow, causal ? r0 + i : -1);
+          const int64_t at = sm.at(b, h, r0 + i);
+          inverse[i] = exp_row(scores.data() + i * Tk, Tk, Mk ? Mk + at : nullptr, Mb ? Mb + at : nullptr,
+                               causal ? r0 + i : -1);
         }
         float* out_rows = O + ((b * Tq + r0) * H + h) * Dv;
         gemm('N', 'N', Dv, r, Tk, 1.f, V + sv.at(b, h, 0), sv.t, scores.data(), Tk, 0.f, out_rows, H * Dv);
@@ -167,8 +174,10 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
   TORCH_CHECK(!want_query || d_query.is_contiguous(), "d_query");
   TORCH_CHECK(!want_key || d_key.is_contiguous(), "d_key");
   TORCH_CHECK(!want_value || d_value.is_contiguous(), "d_value");
-  const bool has_mask = mask.numel() > 0;
-  if (has_mask) TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && mask.scalar_type() == torch::kFloat32, "mask");
+  const bool has_mask = mask.numel() > 0, boolean = has_mask && mask.scalar_type() == torch::kBool;
+  if (has_mask)
+    TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && (boolean || mask.scalar_type() == torch::kFloat32),
+                "mask must be float32 or bool, (batch, heads, queries, keys) with a contiguous last axis");
   const Strides4 sq(query), sk(key), sv(value), sg(d_out);
   const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
   const float* Q = query.data_ptr<float>();
@@ -176,7 +185,8 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
   const float* V = value.data_ptr<float>();
   const float* G = d_out.data_ptr<float>();
   const float* Delta = delta.data_ptr<float>();
-  const float* Mk = has_mask ? mask.data_ptr<float>() : nullptr;
+  const float* Mk = has_mask && !boolean ? mask.data_ptr<float>() : nullptr;
+  const bool* Mb = boolean ? mask.data_ptr<bool>() : nullptr;
   const int64_t Tq = query.size(2);
   float* dQ = want_query ? d_query.data_ptr<float>() : nullptr;
   float* W = weighted.data_ptr<float>();
@@ -199,15 +209,23 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
       const int64_t b = task / tiles, r0 = row_start + (task % tiles) * tile;
       const int64_t r = std::min(tile, row_stop - r0);
       std::fill(acc, acc + r * Tk, 0.f);
-      for (int64_t h = 0; h < H; ++h) {
+      // Rows whose output gradient is zero in every head (in a classifier's last layer, every row but the
+      // pooled one) add exactly nothing: P = 0, delta = 0, so dS = 0 and A^T dO = 0. A tile of them is skipped.
+      bool zero_tile = true;
+      for (int64_t h = 0; h < H && zero_tile; ++h)
+        for (int64_t i = 0; i < r && zero_tile; ++i) {
+          const float* g = G + sg.at(b, h, r0 + i);
+          zero_tile = std::all_of(g, g + Dv, [](float x) { return x == 0.f; });
+        }
+      for (int64_t h = 0; h < H && !zero_tile; ++h) {
         const float* Kh = K + sk.at(b, h, 0);
         const float* Qt = Q + sq.at(b, h, r0);
         const float* Gt = G + sg.at(b, h, r0);
         gemm('T', 'N', Tk, r, D, fscale, Kh, sk.t, Qt, sq.t, 0.f, A, Tk);
         for (int64_t i = 0; i < r; ++i) {
           float* row = A + i * Tk;
-          const float* mrow = has_mask ? Mk + sm.at(b, h, r0 + i) : nullptr;
-          const float inv = exp_row(row, Tk, mrow, causal ? r0 + i : -1);
+          const int64_t at = sm.at(b, h, r0 + i);
+          const float inv = exp_row(row, Tk, Mk ? Mk + at : nullptr, Mb ? Mb + at : nullptr, causal ? r0 + i : -1);
           scale_into(row, row, Tk, inv);
         }
         // dA = dO V^T, then P = A * dA
