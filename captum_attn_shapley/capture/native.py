@@ -24,7 +24,7 @@ import pathlib
 import platform
 import threading
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -74,13 +74,10 @@ def attend(call: "AttentionCall", reducer: "InfluenceReducer", layer: int, budge
     num_keys = key.shape[2]
     output = torch.empty(batch, num_queries, heads, value.shape[-1], dtype=torch.float32)
     reducer.resolve(batch, num_keys, query.device)
-    rows = max(1, min(num_queries, budget // max(batch * num_keys, 1)))
-    buffer: Optional[Tensor] = None
-    for start in range(0, num_queries, rows):
-        stop = min(start + rows, num_queries)
-        buffer, mean = workspace(buffer, (batch, stop - start, num_keys), query)
+    for rows, mean in _row_blocks(batch, num_queries, num_keys, budget):
+        start, stop = rows.start, rows.stop
         module.attend_rows(query, key, value, mask, call.causal, call.scaling, start, stop, output, mean, TILE)
-        reducer.add(layer, slice(start, stop), mean.unsqueeze(1), None)
+        reducer.add_mean(layer, rows, mean)
     return output
 
 
@@ -122,11 +119,8 @@ def reducing_backward(
     grads = [torch.zeros(t.shape) if wanted else torch.empty(0) for t, wanted in zip((query, key, value), want)]
     reducer.resolve(batch, num_keys, query.device)
     signed = reducer.request.signed
-    rows = max(1, min(num_queries, budget // max(batch * num_keys, 1)))
-    buffer: Optional[Tensor] = None
-    for start in range(0, num_queries, rows):
-        stop = min(start + rows, num_queries)
-        buffer, weighted = workspace(buffer, (batch, stop - start, num_keys), query)
+    for rows, weighted in _row_blocks(batch, num_queries, num_keys, budget):
+        start, stop = rows.start, rows.stop
         module.reducing_backward_rows(
             query,
             key,
@@ -144,8 +138,19 @@ def reducing_backward(
             weighted,
             BACKWARD_TILE,
         )
-        reducer.add(layer, slice(start, stop), weighted.unsqueeze(1), None)
+        reducer.add_mean(layer, rows, weighted)
     return tuple(g if wanted else None for g, wanted in zip(grads, want))
+
+
+def _row_blocks(batch: int, num_queries: int, num_keys: int, budget: int) -> Iterator[Tuple[slice, Tensor]]:
+    """Blocks of query rows of every example, each with a view of one reused float32 buffer of
+    ``(batch, rows, keys)`` for the block's head means: at most ``budget`` elements (at least one row)."""
+    step = max(1, min(num_queries, budget // max(batch * num_keys, 1)))
+    buffer: Optional[Tensor] = None
+    for start in range(0, num_queries, step):
+        stop = min(start + step, num_queries)
+        buffer, block = workspace(buffer, (batch, stop - start, num_keys), torch.empty(0))
+        yield slice(start, stop), block
 
 
 def _operands(call: "AttentionCall") -> Tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -171,9 +176,11 @@ def kernels() -> Optional[ModuleType]:
     """
     if os.environ.get(ENV_SWITCH, "1") == "0":
         return None
-    with _LOCK:
-        if "module" not in _STATE:
-            _STATE["module"], _STATE["reason"] = _build()
+    if "module" not in _STATE:  # every attention call asks: the lock only until the first build is done
+        with _LOCK:
+            if "module" not in _STATE:
+                module, _STATE["reason"] = _build()
+                _STATE["module"] = module  # last: its key is what the unlocked check reads
     return _STATE["module"]  # type: ignore[no-any-return]
 
 

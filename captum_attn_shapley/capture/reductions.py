@@ -196,14 +196,28 @@ class InfluenceReducer:
             weighted = attention
         else:
             weighted = (gradient if request.signed else gradient.clamp_(min=0)).mul_(attention)
+        head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
+        self.add_mean(layer, rows, head_mean, examples)
+
+    def add_mean(
+        self, layer: int, rows: Optional[slice], head_mean: Tensor, examples: slice = slice(None)
+    ) -> None:
+        r"""
+        Adds a block of query rows of one layer already averaged over the heads (as :meth:`add` does, or as the
+        compiled kernels of :mod:`.native` write them).
+
+        Args:
+            layer (int): The layer (its index among the capture's layers).
+            rows (slice or None): As in :meth:`add`.
+            head_mean (Tensor): The head mean of the (weighted) attention on those rows, float32
+                        ``(examples, rows, T)``; read, not kept (it may be a reused buffer).
+            examples (slice): The examples of the block (default: all).
+        """
+        request = self.request
         if self.groups:
             for group in self._groups_of.get(layer, []):
-                group.add(layer, rows, weighted, None, examples)
+                group.add_mean(layer, rows, head_mean, examples)
             return
-        if weighted.shape[1] == 1 and weighted.dtype == torch.float32:  # already one head (the compiled kernels)
-            head_mean = weighted[:, 0]  # a view: read below, never kept
-        else:
-            head_mean = weighted.sum(dim=1, dtype=torch.float32).div_(weighted.shape[1])  # (examples, rows, T)
         num_tokens = head_mean.shape[-1]
         if request.reduction == "layer_cls_rows":
             self.layer_rows[layer] = head_mean[:, 0, :].clone()

@@ -37,8 +37,9 @@ struct Strides4 {
 };
 
 // Scores of one row, masked as the Python reference masks them: an additive mask row, a boolean one (true =
-// attend; the others set to the lowest float), or (causal) keys after the query set to the lowest float; then exp(x - max) in place. Returns 1 / the sum of the exponentials (the
-// softmax's normalisation, applied by the caller where the row is read).
+// attend; the others set to the lowest float), or (causal) keys after the query set to the lowest float; then
+// exp(x - max) in place. Returns 1 / the sum of the exponentials (the softmax's normalisation, applied by the
+// caller where the row is read).
 inline float exp_row(float* x, int64_t n, const float* mask, const bool* allowed, int64_t causal_limit) {
   const float lowest = std::numeric_limits<float>::lowest();
   const int64_t step = Vec::size();
@@ -86,6 +87,31 @@ inline void scale_into(float* dst, const float* src, int64_t n, float alpha) {
   for (; j < n; ++j) dst[j] = alpha * src[j];
 }
 
+// A call's mask, as the kernels read it: additive float32 or boolean (true = attend), viewed as
+// (batch, heads, queries, keys) with a contiguous last axis; or none (an empty tensor).
+struct Mask {
+  const float* additive = nullptr;
+  const bool* allowed = nullptr;
+  int64_t b = 0, h = 0, t = 0;
+  bool causal;
+  explicit Mask(const torch::Tensor& mask, bool causal_) : causal(causal_) {
+    if (mask.numel() == 0) return;
+    const bool boolean = mask.scalar_type() == torch::kBool;
+    TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && (boolean || mask.scalar_type() == torch::kFloat32),
+                "mask must be float32 or bool, (batch, heads, queries, keys) with a contiguous last axis");
+    if (boolean)
+      allowed = mask.data_ptr<bool>();
+    else
+      additive = mask.data_ptr<float>();
+    b = mask.stride(0), h = mask.stride(1), t = mask.stride(2);
+  }
+  // exp_row of query row i of head h of example bi (its masking), returning 1 / the sum.
+  float exp_row_of(float* x, int64_t n, int64_t bi, int64_t hi, int64_t i) const {
+    const int64_t at = bi * b + hi * h + i * t;
+    return exp_row(x, n, additive ? additive + at : nullptr, allowed ? allowed + at : nullptr, causal ? i : -1);
+  }
+};
+
 void check_operand(const torch::Tensor& x, const char* name) {
   TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == torch::kFloat32 && x.dim() == 4 && x.stride(3) == 1,
               name, " must be a float32 CPU tensor (batch, heads, tokens, dim) with a contiguous last axis");
@@ -104,21 +130,15 @@ void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const tor
   check_operand(query, "query");
   check_operand(key, "key");
   check_operand(value, "value");
+  const Mask masking(mask, causal);
   const int64_t B = query.size(0), H = query.size(1), D = query.size(3), Tk = key.size(2);
   const int64_t Dv = value.size(3), rows = row_stop - row_start;
   TORCH_CHECK(out.is_contiguous() && out.size(0) == B && out.size(2) == H && out.size(3) == Dv, "out");
   TORCH_CHECK(mean.is_contiguous() && mean.size(0) == B && mean.size(1) == rows && mean.size(2) == Tk, "mean");
-  const bool has_mask = mask.numel() > 0, boolean = has_mask && mask.scalar_type() == torch::kBool;
-  if (has_mask)
-    TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && (boolean || mask.scalar_type() == torch::kFloat32),
-                "mask must be float32 or bool, (batch, heads, queries, keys) with a contiguous last axis");
   const Strides4 sq(query), sk(key), sv(value);
-  const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
   const float* Q = query.data_ptr<float>();
   const float* K = key.data_ptr<float>();
   const float* V = value.data_ptr<float>();
-  const float* Mk = has_mask && !boolean ? mask.data_ptr<float>() : nullptr;
-  const bool* Mb = boolean ? mask.data_ptr<bool>() : nullptr;
   float* O = out.data_ptr<float>();
   float* Mean = mean.data_ptr<float>();
   const int64_t Tq = out.size(1);
@@ -135,9 +155,7 @@ void attend_rows(const torch::Tensor& query, const torch::Tensor& key, const tor
         gemm('T', 'N', Tk, r, D, static_cast<float>(scale), K + sk.at(b, h, 0), sk.t, Q + sq.at(b, h, r0), sq.t,
              0.f, scores.data(), Tk);
         for (int64_t i = 0; i < r; ++i) {
-          const int64_t at = sm.at(b, h, r0 + i);
-          inverse[i] = exp_row(scores.data() + i * Tk, Tk, Mk ? Mk + at : nullptr, Mb ? Mb + at : nullptr,
-                               causal ? r0 + i : -1);
+          inverse[i] = masking.exp_row_of(scores.data() + i * Tk, Tk, b, h, r0 + i);
         }
         float* out_rows = O + ((b * Tq + r0) * H + h) * Dv;
         gemm('N', 'N', Dv, r, Tk, 1.f, V + sv.at(b, h, 0), sv.t, scores.data(), Tk, 0.f, out_rows, H * Dv);
@@ -166,6 +184,7 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
   check_operand(query, "query");
   check_operand(key, "key");
   check_operand(value, "value");
+  const Mask masking(mask, causal);
   check_operand(d_out, "d_out");
   const int64_t B = query.size(0), H = query.size(1), D = query.size(3), Tk = key.size(2);
   const int64_t Dv = value.size(3), rows = row_stop - row_start;
@@ -174,19 +193,12 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
   TORCH_CHECK(!want_query || d_query.is_contiguous(), "d_query");
   TORCH_CHECK(!want_key || d_key.is_contiguous(), "d_key");
   TORCH_CHECK(!want_value || d_value.is_contiguous(), "d_value");
-  const bool has_mask = mask.numel() > 0, boolean = has_mask && mask.scalar_type() == torch::kBool;
-  if (has_mask)
-    TORCH_CHECK(mask.dim() == 4 && mask.stride(3) == 1 && (boolean || mask.scalar_type() == torch::kFloat32),
-                "mask must be float32 or bool, (batch, heads, queries, keys) with a contiguous last axis");
   const Strides4 sq(query), sk(key), sv(value), sg(d_out);
-  const Strides4 sm = has_mask ? Strides4(mask) : Strides4(query);
   const float* Q = query.data_ptr<float>();
   const float* K = key.data_ptr<float>();
   const float* V = value.data_ptr<float>();
   const float* G = d_out.data_ptr<float>();
   const float* Delta = delta.data_ptr<float>();
-  const float* Mk = has_mask && !boolean ? mask.data_ptr<float>() : nullptr;
-  const bool* Mb = boolean ? mask.data_ptr<bool>() : nullptr;
   const int64_t Tq = query.size(2);
   float* dQ = want_query ? d_query.data_ptr<float>() : nullptr;
   float* W = weighted.data_ptr<float>();
@@ -224,8 +236,7 @@ void reducing_backward_rows(const torch::Tensor& query, const torch::Tensor& key
         gemm('T', 'N', Tk, r, D, fscale, Kh, sk.t, Qt, sq.t, 0.f, A, Tk);
         for (int64_t i = 0; i < r; ++i) {
           float* row = A + i * Tk;
-          const int64_t at = sm.at(b, h, r0 + i);
-          const float inv = exp_row(row, Tk, Mk ? Mk + at : nullptr, Mb ? Mb + at : nullptr, causal ? r0 + i : -1);
+          const float inv = masking.exp_row_of(row, Tk, b, h, r0 + i);
           scale_into(row, row, Tk, inv);
         }
         // dA = dO V^T, then P = A * dA
