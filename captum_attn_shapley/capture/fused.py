@@ -109,10 +109,11 @@ class AttentionCall:
         scores = torch.matmul(block, key[examples].transpose(-1, -2), out=out)
         num_queries, num_keys = self.query.shape[2], key.shape[2]
         if self.mask is not None:
-            mask = self.mask.expand(self.query.shape[0], -1, num_queries, num_keys)[examples]
-            mask = _rows(mask, rows, positions)
-            lowest = torch.finfo(torch.float32).min  # a boolean mask: true = attend
-            scores.masked_fill_(mask.logical_not(), lowest) if mask.dtype == torch.bool else scores.add_(mask)
+            mask = _rows(self.mask.expand(len(self.query), -1, num_queries, num_keys)[examples], rows, positions)
+            if mask.dtype == torch.bool:  # true = attend
+                scores.masked_fill_(mask.logical_not(), torch.finfo(torch.float32).min)
+            else:
+                scores.add_(mask)
         elif self.causal:
             query_index = _row_index(num_queries, rows, positions, scores.device)
             allowed = query_index >= torch.arange(num_keys, device=scores.device)
@@ -197,8 +198,8 @@ class FusedRecorder:
         r"""
         Runs a selected call whose every row the reduction reads, so that its probabilities are computed once:
 
-        - without gradients, here, a block of rows at a time, from the very probabilities the reduction
-          reads (the output equals the kernel's to float round-off);
+        - without gradients, here (the compiled kernel of :mod:`.native`, else a Python block loop), from the
+          very probabilities the reduction reads (the output equals the kernel's to float round-off);
         - with gradients, through the kernel, with a backward pass that reduces the layer as it rebuilds
           the probabilities for the input gradients (:class:`~.fused_backward.ReducingAttention`).
 
@@ -296,9 +297,8 @@ class FusedRecorder:
         num_keys = key.shape[2]
         _, cls = self.reducer.resolve(batch, num_keys, query.device)
         grad = output_grad.float() if output_grad is not None else None
-        every = slice(None)
         if self.reducer.request.rows == "cls":
-            attention = call.probabilities(query, key, every, None, cls)
+            attention = call.probabilities(query, key, slice(None), None, cls)
             gradient = torch.matmul(_rows(grad, None, cls), value.transpose(-1, -2)) if grad is not None else None
             self.reducer.add(layer, None, attention, gradient)
             return
